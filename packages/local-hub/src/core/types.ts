@@ -195,3 +195,35 @@ export interface HubCore {
   /** Audit log for refused operations: never delivered, always recorded. */
   logRefusal(event: { deviceId?: string; protocol: DeviceProtocol; connectionId?: string; what: string; why: string }): void;
 }
+
+/** The service side of the core: what the typed handle API and the REST API both call. */
+export interface HubService {
+  /** Creates a device with fresh SAS keys unless `authentication` is given; DeviceAlreadyExists if present. */
+  createDevice(deviceId: string, options?: { authentication?: DeviceAuthentication; status?: 'enabled' | 'disabled' }): DeviceRecord;
+  /** IoT Hub's PUT /devices/{id}: create, or update when `ifMatch` matches (or is '*'). */
+  putDevice(deviceId: string, body: { authentication?: DeviceAuthentication; status?: 'enabled' | 'disabled' }, ifMatch?: string): DeviceRecord;
+  /** Also ends the device's live sessions and drops its queue and twin. */
+  removeDevice(deviceId: string, ifMatch?: string): void;
+  listDevices(): DeviceRecord[];
+  sendC2D(deviceId: string, input: C2DSendInput): C2DMessage;
+  /** Rejects with HubError DeviceNotOnline (404103) or GatewayTimeout (504101) as IoT Hub does. */
+  invokeMethod(deviceId: string, request: { methodName: string; payload?: unknown; responseTimeoutInSeconds?: number; connectTimeoutInSeconds?: number }): Promise<MethodResult>;
+  readTwin(deviceId: string): TwinDocument & { deviceId: string; etag: string; version: number };
+  updateDesired(deviceId: string, patch: Record<string, unknown>, ifMatch?: string): TwinDocument & { deviceId: string; etag: string; version: number };
+  /** Received telemetry, oldest first; `afterSequence` skips what a reader has already seen. */
+  telemetry(filter?: { deviceId?: string; afterSequence?: number }): TelemetryRecord[];
+  onTelemetry(listener: (record: TelemetryRecord) => void): () => void;
+  stats(): HubStats;
+}
+
+/** Structured log sink; callers never pass secrets, and the default sink redacts anyway. */
+export interface HubLogger {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** What each protocol front-end module exports, so hub.ts can assemble listeners uniformly. */
+export interface FrontEnd {
+  /** Closes every connection this front-end holds (not the listening sockets hub.ts owns). */
+  close(): Promise<void>;
+}
