@@ -1,0 +1,470 @@
+// One DeviceClient over an azure-iot-device Client, whatever the transport. The wrapper adds what
+// the SDK lacks: deadlines and abort where it can hang, typed events, normalized C2D messages,
+// FEATURE_UNSUPPORTED instead of NotImplementedError, and our own HTTPS poll scheduling.
+import { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
+import { SwitchyardError } from '@switchyard/errors';
+import type { Protocol } from '@switchyard/profile';
+import type { Decision } from '@switchyard/selector';
+import { featureUnsupported, translateError } from './errors.ts';
+import { fromAzureMessage, toAzureMessage, type OutgoingMessage } from './message.ts';
+import { PollRunner, pollPolicy, systemClock, type Clock, type PollOutcome, type PollPolicyInput } from './poll-scheduler.ts';
+import type { C2DMessage, ConnectionState, DeviceClient, MethodHandler, OperationOptions, TwinDocument } from './types.ts';
+
+type Callback = (err?: Error | null, result?: unknown) => void;
+
+/** The parts of azure-iot-device's Client this wrapper uses. */
+export interface AzureClientLike {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  removeListener(event: string, listener: (...args: never[]) => void): unknown;
+  open(): Promise<unknown>;
+  close(): Promise<unknown>;
+  sendEvent(message: unknown): Promise<unknown>;
+  sendEventBatch(messages: unknown[]): Promise<unknown>;
+  complete(message: unknown): Promise<unknown>;
+  abandon(message: unknown): Promise<unknown>;
+  reject(message: unknown): Promise<unknown>;
+  getTwin(): Promise<unknown>;
+  onDeviceMethod(name: string, callback: (request: unknown, response: unknown) => void): void;
+  uploadToBlob(blobName: string, stream: unknown, length: number): Promise<unknown>;
+  setRetryPolicy(policy: unknown): void;
+}
+
+interface TwinLike {
+  properties: { desired: Record<string, unknown>; reported: Record<string, unknown> & { update(patch: unknown, done: Callback): void } };
+  get(): Promise<unknown>;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+/** HTTPS only: issues one C2D GET and reports how it ended. */
+export type PollOnce = () => Promise<PollOutcome>;
+
+export interface AdaptOptions {
+  protocol: Protocol;
+  decision?: Decision;
+  /** The transport instance the Azure client was built with; its 'disconnect' events drive 'disconnected'. */
+  transport?: unknown;
+  deviceId?: string;
+  /** Deadline for operations the SDK can leave pending, in ms (default 30 000). */
+  operationTimeoutMs?: number;
+  /** The SDK retry policy used after connecting (so its shouldRetry decides `willRetry`). */
+  retryPolicy?: RetryPolicyLike;
+  /** HTTPS: the manual poll hook; without it C2D over HTTPS is unavailable. */
+  pollOnce?: PollOnce;
+  poll?: Omit<PollPolicyInput, 'development'> & { development?: boolean };
+  pollStateDir?: string;
+  clock?: Clock;
+  random?: () => number;
+}
+
+export interface RetryPolicyLike {
+  shouldRetry(err: Error): boolean;
+  nextRetryTimeout(retryCount: number, throttled: boolean): number;
+}
+
+// The SDK's DefaultErrorFilter: the names its own operations retry.
+const RETRYABLE = new Set(['NotConnectedError', 'InternalServerError', 'ServiceUnavailableError', 'ThrottlingError', 'TimeoutError']);
+
+/**
+ * A retry policy that gives up: the SDK's default retries some failures for 240 s, so a connect
+ * to a closed port hangs for 4 minutes. Delays double from `baseMs` up to `maxMs`.
+ */
+export function boundedRetryPolicy(maxAttempts: number, baseMs = 100, maxMs = 5_000): RetryPolicyLike {
+  return {
+    shouldRetry: (err) => maxAttempts > 0 && RETRYABLE.has(err?.name ?? ''),
+    nextRetryTimeout: (retryCount, throttled) => {
+      if (retryCount > maxAttempts) return -1;
+      const base = throttled ? Math.max(baseMs, 5_000) : baseMs;
+      return Math.min(base * 2 ** Math.max(0, retryCount - 1), throttled ? Math.max(maxMs, 60_000) : maxMs);
+    },
+  };
+}
+
+function abortedError(signal: AbortSignal, what: string): SwitchyardError {
+  const reason: unknown = signal.reason;
+  return new SwitchyardError('ABORTED', `${what} was aborted${reason instanceof Error && reason.name !== 'AbortError' ? `: ${reason.message}` : ''}`, { cause: reason });
+}
+
+/** Runs `run` with a deadline and an abort signal; failures come back translated. */
+export function guard<T>(protocol: Protocol, what: string, run: () => Promise<T>, options: OperationOptions & { defaultTimeoutMs: number }): Promise<T> {
+  const { signal } = options;
+  if (signal?.aborted) return Promise.reject(abortedError(signal, what));
+  const timeoutMs = options.timeoutMs ?? options.defaultTimeoutMs;
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const finish = (fn: () => void): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const timer = setTimeout(() => {
+      finish(() => reject(new SwitchyardError('TIMEOUT', `${protocol} ${what} did not complete within ${timeoutMs} ms`, { details: { protocol, operation: what, timeoutMs } })));
+    }, timeoutMs);
+    const onAbort = (): void => finish(() => reject(abortedError(signal!, what)));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let started: Promise<T>;
+    try {
+      started = run();
+    } catch (err) {
+      finish(() => reject(translateError(err, { protocol, operation: what })));
+      return;
+    }
+    started.then(
+      (value) => finish(() => resolve(value)),
+      (err: unknown) => finish(() => reject(translateError(err, { protocol, operation: what }))),
+    );
+  });
+}
+
+function plain(value: unknown): Record<string, unknown> {
+  // Twin property objects carry SDK methods (update); JSON drops them.
+  return JSON.parse(JSON.stringify(value ?? {})) as Record<string, unknown>;
+}
+
+function reasonOf(err: unknown): string {
+  if (err === undefined || err === null) return 'closed by the hub';
+  const e = translateError(err);
+  return e.message;
+}
+
+class MessageQueue<M> {
+  readonly items: M[] = [];
+  readonly waiters: Array<(r: IteratorResult<M>) => void> = [];
+  ended = false;
+
+  push(item: M): void {
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) waiter({ value: item, done: false });
+    else this.items.push(item);
+  }
+
+  end(): void {
+    this.ended = true;
+    for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
+  }
+}
+
+/**
+ * The DeviceClient implementation. Construct through connect(), or adaptAzureClient() for a
+ * Client built elsewhere (the gateway's multiplexed AMQP clients).
+ */
+export class SwitchyardDeviceClient extends EventEmitter {
+  readonly protocol: Protocol;
+  readonly decision: Decision | undefined;
+  readonly deviceId: string;
+  #state: ConnectionState = 'connected';
+  readonly #azure: AzureClientLike;
+  readonly #o: AdaptOptions;
+  readonly #timeoutMs: number;
+  #c2dEnabled = false;
+  #twin: Promise<TwinLike> | undefined;
+  #desiredEnabled = false;
+  #poller: PollRunner | undefined;
+  readonly #queues = new Set<MessageQueue<C2DMessage>>();
+  readonly #cleanup: Array<() => void> = [];
+
+  constructor(azure: AzureClientLike, options: AdaptOptions) {
+    super();
+    this.#azure = azure;
+    this.#o = options;
+    this.protocol = options.protocol;
+    this.decision = options.decision;
+    this.deviceId = options.deviceId ?? '';
+    this.#timeoutMs = options.operationTimeoutMs ?? 30_000;
+    // An 'error' event without a listener crashes the process; the SDK emits them for failed
+    // feature re-enables after reconnects (§8 item 15).
+    this.#listen(azure, 'error', (err: unknown) => this.#emitError(err, 'background'));
+    this.#listen(azure, 'connect', () => {
+      if (this.#state === 'disconnected') this.#state = 'connected';
+      this.emit('connected');
+    });
+    this.#listen(azure, 'disconnect', (result: unknown) => {
+      if (this.#state === 'closing' || this.#state === 'closed') return;
+      const err = (result as { transportObj?: unknown } | undefined)?.transportObj;
+      this.#state = 'disconnected';
+      const event = { reason: reasonOf(err), willRetry: false, ...(err === undefined ? {} : { error: translateError(err, { protocol: this.protocol, operation: 'connection' }) }) };
+      this.emit('disconnected', event);
+    });
+    const transport = options.transport as { on?: (e: string, l: (...a: never[]) => void) => unknown; removeListener?: (e: string, l: (...a: never[]) => void) => unknown } | undefined;
+    if (transport?.on !== undefined) {
+      this.#listen(transport as Pick<AzureClientLike, 'on' | 'removeListener'>, 'disconnect', (err: unknown) => {
+        if (this.#state === 'closing' || this.#state === 'closed') return;
+        const willRetry = err instanceof Error && (options.retryPolicy?.shouldRetry(err) ?? RETRYABLE.has(err.name));
+        // The client reports only give-ups; a retried drop is visible only here.
+        if (!willRetry) return;
+        this.#state = 'disconnected';
+        this.emit('disconnected', { reason: reasonOf(err), willRetry: true, error: translateError(err, { protocol: this.protocol, operation: 'connection' }) });
+      });
+      // HTTP poll failures appear only as transport 'error' events, which the SDK merely logs.
+      if (this.protocol === 'https') this.#listen(transport as Pick<AzureClientLike, 'on' | 'removeListener'>, 'error', (err: unknown) => this.#emitError(err, 'poll'));
+    }
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  #listen(target: Pick<AzureClientLike, 'on' | 'removeListener'>, event: string, listener: (...args: never[]) => void): void {
+    target.on(event, listener);
+    this.#cleanup.push(() => target.removeListener(event, listener));
+  }
+
+  #emitError(err: unknown, operation: string): void {
+    const error = translateError(err, { protocol: this.protocol, operation });
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+
+  #opts(options: OperationOptions | undefined): OperationOptions & { defaultTimeoutMs: number } {
+    return { ...options, defaultTimeoutMs: this.#timeoutMs };
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#state === 'closing' || this.#state === 'closed') {
+      throw new SwitchyardError('NOT_CONNECTED', `${what}: the client is closed; call connect() again`, { details: { protocol: this.protocol, operation: what } });
+    }
+  }
+
+  override on(event: string | symbol, listener: (...args: never[]) => void): this {
+    super.on(event, listener as (...args: unknown[]) => void);
+    this.#featureFor(event);
+    return this;
+  }
+
+  override once(event: string | symbol, listener: (...args: never[]) => void): this {
+    super.once(event, listener as (...args: unknown[]) => void);
+    this.#featureFor(event);
+    return this;
+  }
+
+  #featureFor(event: string | symbol): void {
+    if (event === 'message') this.#enableC2D();
+    if (event === 'desired') this.#enableDesired();
+  }
+
+  // ---- telemetry ------------------------------------------------------------------------
+
+  async sendEvent(message: OutgoingMessage, options?: OperationOptions): Promise<void> {
+    this.#assertOpen('sendEvent');
+    const azureMessage = toAzureMessage(message, this.protocol);
+    await guard(this.protocol, 'sendEvent', () => this.#azure.sendEvent(azureMessage), this.#opts(options));
+  }
+
+  async sendEventBatch(messages: readonly OutgoingMessage[], options?: OperationOptions): Promise<void> {
+    this.#assertOpen('sendEventBatch');
+    if (messages.length === 0) return;
+    const azureMessages = messages.map((m) => toAzureMessage(m, this.protocol));
+    const opts = this.#opts(options);
+    if (this.protocol === 'https') {
+      await guard(this.protocol, 'sendEventBatch', () => this.#azure.sendEventBatch(azureMessages), opts);
+    } else if (this.protocol === 'amqp' || this.protocol === 'amqp-ws') {
+      // No AMQP batch in the SDK: all transfers go out on the one link without waiting for
+      // each disposition, which is what a batch would buy.
+      await guard(this.protocol, 'sendEventBatch', () => Promise.all(azureMessages.map((m) => this.#azure.sendEvent(m))), opts);
+    } else {
+      await guard(this.protocol, 'sendEventBatch', async () => {
+        for (const m of azureMessages) {
+          if (options?.signal?.aborted) throw abortedError(options.signal, 'sendEventBatch');
+          await this.#azure.sendEvent(m);
+        }
+      }, opts);
+    }
+  }
+
+  // ---- cloud to device ------------------------------------------------------------------
+
+  #enableC2D(): void {
+    if (this.#c2dEnabled || this.#state === 'closed' || this.#state === 'closing') return;
+    this.#c2dEnabled = true;
+    this.#listen(this.#azure, 'message', (msg: unknown) => this.#deliver(msg));
+    if (this.protocol === 'https') this.#startPolling();
+  }
+
+  #deliver(msg: unknown): void {
+    const data = fromAzureMessage(msg as Parameters<typeof fromAzureMessage>[0], this.protocol);
+    const settle = (how: 'complete' | 'abandon' | 'reject') => async (options?: OperationOptions): Promise<void> => {
+      if (how !== 'complete' && (this.protocol === 'mqtt' || this.protocol === 'mqtt-ws')) throw featureUnsupported(this.protocol, 'c2d-reject-abandon');
+      this.#assertOpen(how);
+      await guard(this.protocol, how, () => this.#azure[how](msg), this.#opts(options));
+    };
+    const message: C2DMessage = { ...data, complete: settle('complete'), abandon: settle('abandon'), reject: settle('reject') };
+    for (const q of this.#queues) q.push(message);
+    super.emit('message', message);
+  }
+
+  #startPolling(): void {
+    const pollOnce = this.#o.pollOnce;
+    if (pollOnce === undefined) {
+      this.#emitError(new SwitchyardError('FEATURE_UNSUPPORTED', 'C2D over HTTPS needs the poll hook that connect() installs; this client was adapted without one', { details: { protocol: 'https', feature: 'c2d' } }), 'poll');
+      return;
+    }
+    const development = this.#o.poll?.development ?? this.decision?.profile.environment === 'development';
+    const policy = pollPolicy({
+      ...this.#o.poll,
+      development,
+      ...((this.#o.poll?.pollIntervalSeconds ?? this.decision?.pollIntervalSeconds ?? this.decision?.profile.pollIntervalSeconds) === undefined
+        ? {}
+        : { pollIntervalSeconds: this.#o.poll?.pollIntervalSeconds ?? this.decision?.pollIntervalSeconds ?? this.decision?.profile.pollIntervalSeconds }),
+    });
+    if (development) this.emit('warning', `development mode: polling C2D every ${policy.intervalMs / 1000} s; IoT Hub asks production devices to poll at most every 1500 s`);
+    const runner = new PollRunner({
+      deviceId: this.deviceId,
+      policy,
+      clock: this.#o.clock ?? systemClock,
+      ...(this.#o.pollStateDir === undefined ? {} : { stateDir: this.#o.pollStateDir }),
+      ...(this.#o.random === undefined ? {} : { random: this.#o.random }),
+      pollOnce,
+      onPoll: (event) => this.emit('poll', event),
+      onError: (err) => this.#emitError(err, 'poll'),
+    });
+    this.#poller = runner;
+    runner.start().catch((err: unknown) => this.#emitError(err, 'poll'));
+  }
+
+  messages(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<C2DMessage> {
+    const queue = new MessageQueue<C2DMessage>();
+    this.#queues.add(queue);
+    const stop = (): void => {
+      this.#queues.delete(queue);
+      queue.end();
+    };
+    if (this.#state === 'closed' || this.#state === 'closing') queue.end();
+    options.signal?.addEventListener('abort', stop, { once: true });
+    this.#enableC2D();
+    const iterator: AsyncIterableIterator<C2DMessage> = {
+      next: () => {
+        const item = queue.items.shift();
+        if (item !== undefined) return Promise.resolve({ value: item, done: false });
+        if (queue.ended || options.signal?.aborted) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => queue.waiters.push(resolve));
+      },
+      return: () => {
+        stop();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  // ---- twin -----------------------------------------------------------------------------
+
+  #requireTwin(what: string): void {
+    if (this.protocol === 'https') throw featureUnsupported(this.protocol, 'twin');
+    this.#assertOpen(what);
+  }
+
+  #ensureTwin(options?: OperationOptions): Promise<TwinLike> {
+    if (this.#twin === undefined) {
+      const pending = guard(this.protocol, 'getTwin', () => this.#azure.getTwin() as Promise<TwinLike>, this.#opts(options)).then((twin) => {
+        // The Twin is an emitter of its own; an unhandled 'error' there crashes too.
+        twin.on('error', (err: unknown) => this.#emitError(err, 'twin'));
+        return twin;
+      });
+      this.#twin = pending;
+      pending.catch(() => {
+        if (this.#twin === pending) this.#twin = undefined;
+      });
+      return pending;
+    }
+    return this.#twin;
+  }
+
+  async getTwin(options?: OperationOptions): Promise<TwinDocument> {
+    this.#requireTwin('getTwin');
+    const first = this.#twin === undefined;
+    const twin = await this.#ensureTwin(options);
+    if (!first) await guard(this.protocol, 'getTwin', () => twin.get(), this.#opts(options));
+    return { desired: plain(twin.properties.desired), reported: plain(twin.properties.reported) };
+  }
+
+  async updateReported(patch: Record<string, unknown>, options?: OperationOptions): Promise<void> {
+    this.#requireTwin('updateReported');
+    const twin = await this.#ensureTwin(options);
+    await guard(
+      this.protocol,
+      'updateReported',
+      () => new Promise<void>((resolve, reject) => twin.properties.reported.update(patch, (err) => (err ? reject(err) : resolve()))),
+      this.#opts(options),
+    );
+  }
+
+  #enableDesired(): void {
+    if (this.#desiredEnabled) return;
+    if (this.protocol === 'https') {
+      queueMicrotask(() => this.#emitError(featureUnsupported(this.protocol, 'twin'), 'desired'));
+      return;
+    }
+    this.#desiredEnabled = true;
+    this.#ensureTwin().then(
+      (twin) => twin.on('properties.desired', (delta: unknown) => super.emit('desired', plain(delta))),
+      (err: unknown) => {
+        this.#desiredEnabled = false;
+        this.#emitError(err, 'desired');
+      },
+    );
+  }
+
+  // ---- methods --------------------------------------------------------------------------
+
+  onMethod(methodName: string, handler: MethodHandler): void {
+    // Http's onDeviceMethod throws NotImplementedError synchronously; answer in our taxonomy.
+    if (this.protocol === 'https') throw featureUnsupported(this.protocol, 'methods');
+    this.#assertOpen('onMethod');
+    if (typeof methodName !== 'string' || methodName === '') {
+      throw new SwitchyardError('CONFIG_INVALID', 'onMethod needs a method name', { details: { field: 'methodName' } });
+    }
+    this.#azure.onDeviceMethod(methodName, (request, response) => {
+      const req = request as { methodName: string; requestId: string; payload: unknown };
+      const res = response as { send(status: number, payload?: unknown): Promise<void> };
+      const payload = Buffer.isBuffer(req.payload) ? req.payload.toString('utf8') : req.payload;
+      Promise.resolve()
+        .then(() => handler({ methodName: req.methodName, requestId: req.requestId, payload }))
+        .then(
+          (result) => res.send(result.status, result.payload ?? null),
+          (err: unknown) => res.send(500, { error: translateError(err).message }),
+        )
+        .catch((err: unknown) => this.#emitError(err, `method ${methodName}`));
+    });
+  }
+
+  // ---- file upload ----------------------------------------------------------------------
+
+  async uploadToBlob(blobName: string, data: Buffer | NodeJS.ReadableStream, length?: number, options?: OperationOptions): Promise<void> {
+    this.#assertOpen('uploadToBlob');
+    const size = Buffer.isBuffer(data) ? data.length : length;
+    if (size === undefined) throw new SwitchyardError('CONFIG_INVALID', 'uploadToBlob needs the stream length for a stream', { details: { field: 'length' } });
+    const stream = Buffer.isBuffer(data) ? Readable.from([data]) : data;
+    await guard(this.protocol, 'uploadToBlob', () => this.#azure.uploadToBlob(blobName, stream, size), this.#opts(options));
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------
+
+  async close(options?: OperationOptions): Promise<void> {
+    if (this.#state === 'closed' || this.#state === 'closing') return;
+    this.#state = 'closing';
+    for (const q of this.#queues) q.end();
+    this.#queues.clear();
+    await this.#poller?.stop();
+    try {
+      await guard(this.protocol, 'close', () => this.#azure.close(), this.#opts(options));
+    } finally {
+      for (const undo of this.#cleanup.splice(0)) undo();
+      // Keep swallowing late SDK errors after close: nobody listens any more.
+      this.#azure.on('error', () => undefined);
+      this.#state = 'closed';
+    }
+  }
+}
+
+/**
+ * Wraps an azure-iot-device Client that was built elsewhere (e.g. the gateway's clients on one
+ * shared AMQP connection) in the DeviceClient interface. The client should already be open.
+ */
+export function adaptAzureClient(azureClient: unknown, options: AdaptOptions): DeviceClient {
+  if (typeof azureClient !== 'object' || azureClient === null || typeof (azureClient as AzureClientLike).sendEvent !== 'function') {
+    throw new SwitchyardError('CONFIG_INVALID', 'adaptAzureClient needs an azure-iot-device Client', { details: { field: 'azureClient' } });
+  }
+  return new SwitchyardDeviceClient(azureClient as AzureClientLike, options) as unknown as DeviceClient;
+}

@@ -1,0 +1,222 @@
+// connect(): options → profile → selector decision → transport factory → Azure client with all
+// SDK options in one setOptions call → open (with fallback on network failures) → DeviceClient.
+import { createRequire } from 'node:module';
+import azureDevice from 'azure-iot-device';
+import type { Client } from 'azure-iot-device';
+import { SwitchyardError } from '@switchyard/errors';
+import { loadProfile, parseProfile, resolveProfileFromEnv, type CapabilityProfile, type Protocol } from '@switchyard/profile';
+import { PROTOCOL_PORTS, select, type Decision } from '@switchyard/selector';
+import { SwitchyardDeviceClient, boundedRetryPolicy, guard, type AzureClientLike, type PollOnce } from './client.ts';
+import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
+import { classifyFailure, translateError, httpStatusOf } from './errors.ts';
+import { parseConnectOptions, type ConnectOptionsInput, type ParsedConnectOptions, type ParsedConnectionString } from './options.ts';
+import type { PollOutcome } from './poll-scheduler.ts';
+import { loadTransport, type ModuleImporter, type TransportConstructor } from './transport-factory.ts';
+import type { ClientFor, FallbackEvent, FeaturesOf } from './types.ts';
+
+export type ConnectOptions<P = unknown> = Omit<ConnectOptionsInput, 'profile'> & { profile?: P };
+
+export interface ConnectResult<C> {
+  client: C;
+  decision: Decision;
+  /** Protocols tried before the one that connected, and why each failed. */
+  fallbacks: FallbackEvent[];
+}
+
+interface Built {
+  azure: AzureClientLike;
+  transport: unknown;
+  pollOnce?: PollOnce;
+  agents: RedirectAgent[];
+}
+
+/** Internal seams for tests: which importer loads transport packages. */
+export interface ConnectInternals {
+  importer?: ModuleImporter;
+  env?: NodeJS.ProcessEnv;
+}
+
+async function resolveProfile(options: ParsedConnectOptions, env: NodeJS.ProcessEnv): Promise<{ profile: CapabilityProfile; forceProtocol?: Protocol }> {
+  const fromEnv = await resolveProfileFromEnv(env);
+  const forceProtocol = options.forceProtocol ?? fromEnv.forceProtocol;
+  let profile: CapabilityProfile | undefined;
+  if (typeof options.profile === 'string') profile = await loadProfile(options.profile);
+  else if (options.profile !== undefined) profile = parseProfile(options.profile);
+  else profile = fromEnv.profile;
+  if (profile === undefined) {
+    throw new SwitchyardError('CONFIG_INVALID', 'no capability profile: pass the profile option (an object or a JSON file path) or set SWITCHYARD_PROFILE', { details: { field: 'profile' } });
+  }
+  return forceProtocol === undefined ? { profile } : { profile, forceProtocol };
+}
+
+/** Wraps the http-base request builder so our scheduler learns how each C2D GET ended (Http#receive has no callback). */
+function observedHttpBase(): { base: unknown; pollOnce: (transport: { receive(): void }, timeoutMs: number) => Promise<PollOutcome> } {
+  const requireHere = createRequire(import.meta.url);
+  const requireFromHttp = createRequire(requireHere.resolve('azure-iot-device-http'));
+  const { Http: HttpBase } = requireFromHttp('azure-iot-http-base') as { Http: new () => { buildRequest: (...args: unknown[]) => unknown } };
+  const base = new HttpBase();
+  let pending: ((outcome: PollOutcome, err?: unknown) => void) | undefined;
+  const original = base.buildRequest.bind(base);
+  base.buildRequest = (...args: unknown[]) => {
+    const [method, path] = args;
+    const isPoll = method === 'GET' && typeof path === 'string' && /\/messages\/devicebound(\?|$)/.test(path);
+    const doneIndex = typeof args[5] === 'function' ? 5 : typeof args[4] === 'function' ? 4 : -1;
+    if (isPoll && doneIndex >= 0) {
+      const done = args[doneIndex] as (err: unknown, body: unknown, res: { statusCode?: number } | undefined) => void;
+      args[doneIndex] = (err: unknown, body: unknown, res: { statusCode?: number } | undefined) => {
+        done(err, body, res);
+        const resolve = pending;
+        pending = undefined;
+        const status = res?.statusCode ?? httpStatusOf(err);
+        resolve?.(err ? (status === 429 ? 'throttled' : 'failed') : status === 200 ? 'message' : 'empty', err);
+      };
+    }
+    return original(...args);
+  };
+  const pollOnce = (transport: { receive(): void }, timeoutMs: number): Promise<PollOutcome> =>
+    new Promise<PollOutcome>((resolve) => {
+      const timer = setTimeout(() => {
+        pending = undefined;
+        resolve('failed');
+      }, timeoutMs);
+      pending = (outcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      transport.receive();
+    });
+  return { base, pollOnce };
+}
+
+async function build(protocol: Protocol, Transport: TransportConstructor, options: ParsedConnectOptions & { connection: ParsedConnectionString }): Promise<Built> {
+  const { connection, endpoint } = options;
+  if (!usesGatewayHostName(protocol) && /:\d+$/.test(connection.hostName)) {
+    throw new SwitchyardError('CONFIG_INVALID', `connectionString has a port in HostName, which ${protocol} cannot dial (it always uses port 443); keep the hub name in HostName and put the port in endpoint.ports.https`, {
+      details: { field: 'connectionString', protocol },
+    });
+  }
+  const route = routeFor(protocol, connection.hostName, connection.gatewayHostName, endpoint);
+  const uploadTarget = uploadAgentTarget(connection.hostName, connection.gatewayHostName, endpoint);
+  const httpsAgent = uploadTarget === undefined ? undefined : new RedirectAgent(uploadTarget);
+  const wsAgent = (protocol === 'mqtt-ws' || protocol === 'amqp-ws') && route.agentTarget !== undefined ? new RedirectAgent(route.agentTarget) : undefined;
+  const agents = [httpsAgent, wsAgent].filter((a): a is RedirectAgent => a !== undefined);
+  const gateway = route.gatewayHostName === null ? undefined : route.gatewayHostName ?? connection.gatewayHostName;
+
+  let transport: unknown;
+  let pollOnce: PollOnce | undefined;
+  let ctor: TransportConstructor = function CapturingTransport(this: unknown, authProvider: unknown) {
+    transport = new Transport(authProvider);
+    return transport;
+  } as unknown as TransportConstructor;
+  if (protocol === 'https') {
+    const observed = observedHttpBase();
+    ctor = function CapturingHttp(this: unknown, authProvider: unknown) {
+      transport = new Transport(authProvider, observed.base);
+      return transport;
+    } as unknown as TransportConstructor;
+    pollOnce = () => observed.pollOnce(transport as { receive(): void }, options.operationTimeoutMs);
+  }
+
+  let azure: Client;
+  if (connection.auth === 'x509') {
+    // Client.fromConnectionString drops GatewayHostName for x509=true, so build the provider.
+    const provider = new azureDevice.X509AuthenticationProvider({ host: connection.hostName, deviceId: connection.deviceId, ...(gateway === undefined ? {} : { gatewayHostName: gateway }) } as never);
+    azure = azureDevice.Client.fromAuthenticationProvider(provider, ctor as never);
+  } else {
+    const cs = route.gatewayHostName === undefined ? options.connectionString : withGatewayHostName(options.connectionString, route.gatewayHostName);
+    azure = azureDevice.Client.fromConnectionString(cs, ctor as never);
+  }
+  // Nothing may emit 'error' unobserved between here and the wrapper's own listener.
+  azure.on('error', () => undefined);
+
+  // One call with everything: setOptions replaces the transport's options, never merges.
+  const sdkOptions: Record<string, unknown> = {
+    // Http's setOptions never calls back without a receive policy; ours polls by hand.
+    http: { receivePolicy: { manualPolling: true, drain: false }, ...(httpsAgent === undefined ? {} : { agent: httpsAgent }) },
+  };
+  if (options.ca !== undefined) sdkOptions.ca = options.ca;
+  if (options.cert !== undefined) sdkOptions.cert = options.cert;
+  if (options.key !== undefined) sdkOptions.key = options.key;
+  if (options.passphrase !== undefined) sdkOptions.passphrase = options.passphrase;
+  if (options.keepAliveSeconds !== undefined) sdkOptions.keepalive = options.keepAliveSeconds;
+  if (options.productInfo !== undefined) sdkOptions.productInfo = options.productInfo;
+  if (options.tokenRenewal !== undefined) sdkOptions.tokenRenewal = options.tokenRenewal;
+  if (wsAgent !== undefined) sdkOptions[protocol === 'mqtt-ws' ? 'mqtt' : 'amqp'] = { webSocketAgent: wsAgent };
+  await guard(protocol, 'setOptions', () => azure.setOptions(sdkOptions as never), { defaultTimeoutMs: options.connectTimeoutMs });
+  return { azure: azure as unknown as Built['azure'], transport, ...(pollOnce === undefined ? {} : { pollOnce }), agents };
+}
+
+/**
+ * Connects a device through the protocol its profile selects. With a literal profile object the
+ * client's type offers only the features the profile declares.
+ */
+export async function connect<const P = undefined>(options: ConnectOptions<P>, internals: ConnectInternals = {}): Promise<ConnectResult<ClientFor<FeaturesOf<P>>>> {
+  const parsed = parseConnectOptions(options);
+  const { signal } = parsed;
+  if (signal?.aborted) throw new SwitchyardError('ABORTED', 'connect was aborted before it started', { cause: signal.reason });
+  const { profile, forceProtocol } = await resolveProfile(parsed, internals.env ?? process.env);
+  const decision = select(profile, forceProtocol === undefined ? {} : { forceProtocol });
+  const candidates: Protocol[] = [decision.protocol, ...(parsed.fallback ? decision.fallbacks : [])];
+  const fallbacks: FallbackEvent[] = [];
+
+  for (let i = 0; i < candidates.length; i++) {
+    const protocol = candidates[i]!;
+    const Transport = await loadTransport(protocol, internals.importer);
+    const built = await build(protocol, Transport, parsed);
+    // Few retries while connecting, so a blocked port fails fast enough to fall back.
+    built.azure.setRetryPolicy(boundedRetryPolicy(2));
+    try {
+      await guard(protocol, 'connect', () => built.azure.open(), { defaultTimeoutMs: parsed.connectTimeoutMs, ...(signal === undefined ? {} : { signal }) });
+    } catch (err) {
+      const error = translateError(err, { protocol, operation: 'connect' });
+      await built.azure.close().catch(() => undefined);
+      for (const agent of built.agents) agent.destroy();
+      const cause = (error.cause ?? err) as unknown;
+      const network = error.code === 'CONNECT_FAILED' && (error.details.failure === 'network' || classifyFailure(cause) === 'network') || error.code === 'TIMEOUT';
+      const next = candidates[i + 1];
+      if (parsed.fallback && network && next !== undefined && !signal?.aborted) {
+        const event: FallbackEvent = { from: protocol, to: next, reason: error.message };
+        fallbacks.push(event);
+        parsed.onFallback?.(event);
+        continue;
+      }
+      throw error;
+    }
+    const retryPolicy = boundedRetryPolicy(parsed.reconnectAttempts);
+    built.azure.setRetryPolicy(retryPolicy);
+    const used: Decision =
+      protocol === decision.protocol
+        ? decision
+        : {
+            ...decision,
+            protocol,
+            port: PROTOCOL_PORTS[protocol],
+            fallbacks: decision.fallbacks.filter((p) => p !== protocol && !fallbacks.some((f) => f.from === p)),
+            warnings: [...decision.warnings, ...fallbacks.map((f) => `fell back from ${f.from} to ${f.to}: ${f.reason}`)],
+          };
+    const client = new SwitchyardDeviceClient(built.azure, {
+      protocol,
+      decision: used,
+      transport: built.transport,
+      deviceId: parsed.connection.deviceId,
+      operationTimeoutMs: parsed.operationTimeoutMs,
+      retryPolicy,
+      ...(built.pollOnce === undefined ? {} : { pollOnce: built.pollOnce }),
+      ...(parsed.poll === undefined ? {} : { poll: parsed.poll }),
+      ...(parsed.pollStateDir === undefined ? {} : { pollStateDir: parsed.pollStateDir }),
+      ...(parsed.clock === undefined ? {} : { clock: parsed.clock }),
+    });
+    const agents = built.agents;
+    const close = client.close.bind(client);
+    client.close = async (opts) => {
+      try {
+        await close(opts);
+      } finally {
+        for (const agent of agents) agent.destroy();
+      }
+    };
+    return { client: client as unknown as ClientFor<FeaturesOf<P>>, decision: used, fallbacks };
+  }
+  // Unreachable: the loop either returns or throws.
+  throw new SwitchyardError('INTERNAL', 'connect ended without a result');
+}

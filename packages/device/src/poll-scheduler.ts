@@ -1,0 +1,302 @@
+// HTTPS C2D polling. IoT Hub asks a device to poll at most once every 25 minutes; the SDK's own
+// poller defaults to once a second. The timing below is a pure function of (state, policy, now)
+// so it can be tested over virtual days, and the state is persisted so restarts and crash loops
+// cannot poll early.
+import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SwitchyardError } from '@switchyard/errors';
+import { PRODUCTION_POLL_FLOOR_SECONDS } from '@switchyard/profile';
+
+export const PRODUCTION_POLL_FLOOR_MS = PRODUCTION_POLL_FLOOR_SECONDS * 1000;
+
+export interface PollPolicy {
+  /** Minimum time between the starts of two polls, in ms. */
+  intervalMs: number;
+  /** Extra random delay as a fraction of intervalMs (0..1); only ever added. */
+  jitterRatio: number;
+  /** After a poll that returned a message, at most this many immediate follow-up GETs. */
+  drainMax: number;
+  /** First throttle back-off, in ms; doubles per consecutive 429. */
+  backoffBaseMs: number;
+  /** Cap on the throttle back-off, in ms. */
+  backoffMaxMs: number;
+  /** True when the profile's environment is development (the floor does not apply). */
+  development: boolean;
+}
+
+export interface PollState {
+  /** Epoch ms at which the last poll *started*; undefined when none is known. */
+  lastPollStartedAt?: number;
+  /** Jitter drawn for the interval following the last poll, in ms (>= 0). */
+  jitterMs: number;
+  /** Consecutive throttled (429) polls. */
+  throttles: number;
+}
+
+export const INITIAL_POLL_STATE: PollState = { jitterMs: 0, throttles: 0 };
+
+export interface PollPolicyInput {
+  development: boolean;
+  /** From the decision or profile; production never goes below the floor whatever is asked. */
+  pollIntervalSeconds?: number;
+  jitterRatio?: number;
+  drainMax?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+}
+
+/** Builds the policy; production clamps the interval to the 25-minute floor. */
+export function pollPolicy(input: PollPolicyInput): PollPolicy {
+  const requested = (input.pollIntervalSeconds ?? PRODUCTION_POLL_FLOOR_SECONDS) * 1000;
+  return {
+    intervalMs: input.development ? requested : Math.max(requested, PRODUCTION_POLL_FLOOR_MS),
+    jitterRatio: Math.min(Math.max(input.jitterRatio ?? 0.1, 0), 1),
+    drainMax: Math.max(0, Math.floor(input.drainMax ?? 10)),
+    backoffBaseMs: input.backoffBaseMs ?? 60_000,
+    backoffMaxMs: input.backoffMaxMs ?? 4 * 60 * 60 * 1000,
+    development: input.development,
+  };
+}
+
+/** Extra delay after `throttles` consecutive 429s: base·2^(n−1), capped. */
+export function throttleBackoffMs(throttles: number, policy: PollPolicy): number {
+  if (throttles <= 0) return 0;
+  return Math.min(policy.backoffBaseMs * 2 ** Math.min(throttles - 1, 30), policy.backoffMaxMs);
+}
+
+/**
+ * When the next poll may start: never earlier than interval + jitter + throttle back-off after
+ * the start of the last poll. With no previous poll at all, right away.
+ */
+export function nextPollAt(state: PollState, policy: PollPolicy, now: number): number {
+  if (state.lastPollStartedAt === undefined) return now;
+  const gap = policy.intervalMs + Math.max(0, state.jitterMs) + throttleBackoffMs(state.throttles, policy);
+  // A clock that jumped backwards must not bring the next poll closer than a full gap from now.
+  if (state.lastPollStartedAt > now) return now + gap;
+  return state.lastPollStartedAt + gap;
+}
+
+/** The state once a poll starts at `now`; `random` in [0, 1) draws the next jitter. */
+export function pollStarted(state: PollState, policy: PollPolicy, now: number, random: number): PollState {
+  return { ...state, lastPollStartedAt: now, jitterMs: Math.floor(Math.min(Math.max(random, 0), 1) * policy.jitterRatio * policy.intervalMs) };
+}
+
+export type PollOutcome = 'message' | 'empty' | 'throttled' | 'failed';
+
+/** The state once a poll ended with `outcome`. */
+export function pollFinished(state: PollState, outcome: PollOutcome): PollState {
+  return { ...state, throttles: outcome === 'throttled' ? state.throttles + 1 : outcome === 'failed' ? state.throttles : 0 };
+}
+
+/** Whether a follow-up GET may be issued right away: only after a message, at most drainMax. */
+export function mayDrain(outcome: PollOutcome, drainedSoFar: number, policy: PollPolicy): boolean {
+  return outcome === 'message' && drainedSoFar < policy.drainMax;
+}
+
+// ---- persistence -------------------------------------------------------------------------
+
+interface PollStateFile {
+  version: 1;
+  deviceId: string;
+  lastPollStartedAt?: number;
+  jitterMs: number;
+  throttles: number;
+}
+
+export function pollStatePath(dir: string, deviceId: string): string {
+  return join(dir, `${encodeURIComponent(deviceId)}.poll.json`);
+}
+
+/**
+ * Reads the poll record. `known` is false when the record is corrupt: the device cannot know
+ * when it last polled, and the caller must then count "now" as the last poll.
+ */
+export async function readPollState(dir: string, deviceId: string): Promise<PollState & { known: boolean }> {
+  let text: string;
+  try {
+    text = await readFile(pollStatePath(dir, deviceId), 'utf8');
+  } catch (cause) {
+    // Every poll is recorded before it starts, so no record means this device never polled here.
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return { ...INITIAL_POLL_STATE, known: true };
+    throw new SwitchyardError('STATE_FAILED', `cannot read the poll record in ${dir}: ${(cause as Error).message}`, { cause, details: { field: 'pollStateDir', dir } });
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<PollStateFile>;
+    const state: PollState & { known: boolean } = {
+      known: true,
+      jitterMs: typeof parsed.jitterMs === 'number' && parsed.jitterMs >= 0 ? parsed.jitterMs : 0,
+      throttles: typeof parsed.throttles === 'number' && parsed.throttles >= 0 ? parsed.throttles : 0,
+    };
+    if (typeof parsed.lastPollStartedAt === 'number' && Number.isFinite(parsed.lastPollStartedAt)) state.lastPollStartedAt = parsed.lastPollStartedAt;
+    return state;
+  } catch {
+    return { ...INITIAL_POLL_STATE, known: false };
+  }
+}
+
+/** Writes the poll record atomically (temp file, fsync, rename), so a crash leaves old or new, never half. */
+export async function writePollState(dir: string, deviceId: string, state: PollState): Promise<void> {
+  const path = pollStatePath(dir, deviceId);
+  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const record: PollStateFile = { version: 1, deviceId, jitterMs: state.jitterMs, throttles: state.throttles };
+  if (state.lastPollStartedAt !== undefined) record.lastPollStartedAt = state.lastPollStartedAt;
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(temp, JSON.stringify(record));
+    const handle = await open(temp, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (cause) {
+    throw new SwitchyardError('STATE_FAILED', `cannot write the poll record in ${dir}: ${(cause as Error).message}; the device will not poll until it can record the poll`, {
+      cause,
+      details: { field: 'pollStateDir', dir },
+    });
+  }
+}
+
+// ---- the runner --------------------------------------------------------------------------
+
+/** Time source; injected so tests and simulations control it. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    // A poll timer must never keep a process alive on its own.
+    t.unref();
+    return t;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+export interface PollEvent {
+  startedAt: Date;
+  /** Messages received by this poll, including the bounded drain. */
+  received: number;
+  /** Follow-up GETs issued after the first one. */
+  drained: number;
+  outcome: PollOutcome;
+  nextPollAt: Date;
+}
+
+export interface PollRunnerOptions {
+  deviceId: string;
+  policy: PollPolicy;
+  clock: Clock;
+  /** Directory of the persisted record; without it the record lives in memory only. */
+  stateDir?: string;
+  random?: () => number;
+  /** Issues one GET; resolves with its outcome. */
+  pollOnce: () => Promise<PollOutcome>;
+  onPoll: (event: PollEvent) => void;
+  onError: (err: unknown) => void;
+}
+
+/**
+ * Drives polls by chaining one timer at a time (never setInterval), so a slow poll can never
+ * overlap the next, and the next start is always computed from the recorded last start.
+ */
+export class PollRunner {
+  #state: PollState = { ...INITIAL_POLL_STATE };
+  #timer: unknown;
+  #stopped = false;
+  #running: Promise<void> | undefined;
+  readonly #o: PollRunnerOptions;
+
+  constructor(options: PollRunnerOptions) {
+    this.#o = options;
+  }
+
+  get state(): PollState {
+    return this.#state;
+  }
+
+  /** Loads the record and schedules the first poll; resolves with its time. */
+  async start(): Promise<number> {
+    let known = false;
+    if (this.#o.stateDir !== undefined) {
+      const { known: k, ...state } = await readPollState(this.#o.stateDir, this.#o.deviceId);
+      this.#state = state;
+      known = k;
+    }
+    // Without a trustworthy record a restart may follow a poll by seconds, so count "now" as the
+    // last poll and wait a full interval.
+    if (!known) this.#state = { ...this.#state, lastPollStartedAt: this.#o.clock.now() };
+    return this.#schedule();
+  }
+
+  #schedule(): number {
+    const now = this.#o.clock.now();
+    const at = nextPollAt(this.#state, this.#o.policy, now);
+    if (this.#stopped) return at;
+    this.#timer = this.#o.clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#running = this.#cycle().finally(() => {
+        this.#running = undefined;
+      });
+    }, Math.max(0, at - now));
+    return at;
+  }
+
+  async #cycle(): Promise<void> {
+    if (this.#stopped) return;
+    const startedAt = this.#o.clock.now();
+    // Timers may fire early (clock adjustments, coarse injected clocks): re-check the floor.
+    if (startedAt < nextPollAt(this.#state, this.#o.policy, startedAt)) {
+      this.#schedule();
+      return;
+    }
+    const started = pollStarted(this.#state, this.#o.policy, startedAt, (this.#o.random ?? Math.random)());
+    try {
+      // Record before polling: if the process dies mid-poll, the next one still waits.
+      if (this.#o.stateDir !== undefined) await writePollState(this.#o.stateDir, this.#o.deviceId, started);
+    } catch (err) {
+      this.#o.onError(err);
+      this.#state = { ...this.#state, lastPollStartedAt: startedAt };
+      this.#schedule();
+      return;
+    }
+    this.#state = started;
+    let received = 0;
+    let drained = 0;
+    let outcome: PollOutcome;
+    let last: PollOutcome;
+    try {
+      last = await this.#o.pollOnce();
+      outcome = last;
+      if (last === 'message') received++;
+      while (!this.#stopped && mayDrain(last, drained, this.#o.policy)) {
+        drained++;
+        last = await this.#o.pollOnce();
+        if (last === 'message') received++;
+        if (last === 'throttled') outcome = 'throttled';
+      }
+    } catch (err) {
+      this.#o.onError(err);
+      outcome = 'failed';
+    }
+    this.#state = pollFinished(this.#state, outcome);
+    if (this.#o.stateDir !== undefined && !this.#stopped) {
+      await writePollState(this.#o.stateDir, this.#o.deviceId, this.#state).catch((err: unknown) => this.#o.onError(err));
+    }
+    const next = this.#schedule();
+    this.#o.onPoll({ startedAt: new Date(startedAt), received, drained, outcome, nextPollAt: new Date(next) });
+  }
+
+  /** Stops scheduling and waits for a poll in flight. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#running?.catch(() => undefined);
+  }
+}

@@ -1,0 +1,352 @@
+// One AMQP connection (TLS or WebSocket) shared by many device identities.
+//
+// Layout on the wire, as the C# SDK does it: a control session that carries the one CBS link
+// pair of the connection (every identity's put-token goes through it), plus one session per
+// identity holding that identity's links. A session per identity keeps link handles, flow
+// control and teardown of one identity apart from the others: ending an identity is ending its
+// session, and a stale handle of one identity can never collide with another's.
+import { EventEmitter } from 'node:events';
+import type { Agent } from 'node:https';
+import { isIP } from 'node:net';
+import rhea from 'rhea';
+import type { AmqpError, Connection, ConnectionOptions, EventContext, Session } from 'rhea';
+import WebSocket from 'ws';
+import { ClaimsBasedSecurityAgent } from 'azure-iot-amqp-base/dist/amqp_cbs.js';
+import { errors as azureErrors } from 'azure-iot-common';
+import { trackLinks, type LinkTracker, type PeerDetach } from './link-tracker.ts';
+
+export type AmqpTransportKind = 'tls' | 'wss';
+
+export interface AmqpEndpoint {
+  transport: AmqpTransportKind;
+  /** Where to dial (may differ from the hub name, e.g. a local hub on loopback). */
+  host: string;
+  port: number;
+  /** The IoT Hub host name: the AMQP open `hostname`, and the TLS server name when it is not an IP. */
+  hubHostName: string;
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** WebSocket only: an agent for proxies or redirects. */
+  webSocketAgent?: Agent;
+}
+
+export interface SharedConnectionOptions {
+  /** Sent as `com.microsoft:client-version` on every link unless the first identity brings the SDK's own. */
+  userAgent: string;
+  /** Bound on TCP + TLS + AMQP open + CBS attach. */
+  openTimeoutMs: number;
+  /** Bound on waiting for the peer to answer a session end or link detach. */
+  closeTimeoutMs: number;
+}
+
+export type ConnectionState = 'idle' | 'opening' | 'open' | 'closing' | 'closed';
+
+export interface SharedConnectionEvents {
+  open: [];
+  /** The connection went away without being asked to; every identity on it is disconnected. */
+  lost: [error: Error];
+}
+
+export interface IdentitySession {
+  readonly tracker: LinkTracker;
+  /** Ends the session (after closing its links); resolves when the peer answered or on timeout. */
+  end(): Promise<void>;
+  readonly ended: boolean;
+}
+
+const WEBSOCKET_PATH = '/$iothub/websocket';
+
+export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
+  private connection: Connection | undefined;
+  private cbs: ClaimsBasedSecurityAgent | undefined;
+  private opening: Promise<void> | undefined;
+  private stateValue: ConnectionState = 'idle';
+  /** Bumped on every open and loss, so late events of an old connection are ignored. */
+  private epoch = 0;
+  private readonly sessionWatchers = new Map<Session, (error: Error) => void>();
+
+  constructor(
+    readonly id: string,
+    readonly endpoint: AmqpEndpoint,
+    private readonly options: SharedConnectionOptions,
+  ) {
+    super();
+    // Each identity listens for `lost`; a pool of 995 identities is expected, not a leak.
+    this.setMaxListeners(0);
+  }
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  /**
+   * Opens the connection, or joins the attempt under way. Rejects with an Azure SDK error.
+   * `userAgent` is the SDK's client-version string of the identity asking; the first one wins.
+   */
+  open(userAgent?: string): Promise<void> {
+    if (this.stateValue === 'open') return Promise.resolve();
+    if (this.stateValue === 'closing' || this.stateValue === 'closed') {
+      return Promise.reject(new azureErrors.NotConnectedError(`connection ${this.id} is closed`));
+    }
+    this.opening ??= this.doOpen(userAgent ?? this.options.userAgent).finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  private doOpen(userAgent: string): Promise<void> {
+    const epoch = ++this.epoch;
+    this.stateValue = 'opening';
+    const container = rhea.create_container({ id: `switchyard-gateway-${this.id}` });
+    // What azure-iot-amqp-base sets on its container: the client version on every link, no rhea
+    // reconnect (the Azure client owns retries), and manual settlement of C2D deliveries.
+    const linkDefaults = { properties: { 'com.microsoft:client-version': userAgent }, reconnect: false };
+    container.options.sender_options = { ...linkDefaults };
+    container.options.receiver_options = { ...linkDefaults, autoaccept: false };
+    // The Azure link classes report a peer detach with an error here; the per-session trackers
+    // already handle it per identity, so it must not escalate to the connection.
+    container.on('azure-iot-amqp-base:error-indicated', () => undefined);
+    // rhea raises unhandled link errors on the container; without a listener that would throw.
+    container.on('error', () => undefined);
+
+    const connection = container.connect(this.connectionOptions(container));
+    this.connection = connection;
+
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => fail(new azureErrors.TimeoutError(`AMQP connection ${this.id} did not open within ${this.options.openTimeoutMs} ms`)), this.options.openTimeoutMs);
+      const fail = (error: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (this.epoch === epoch) {
+          this.connection = undefined;
+          this.cbs = undefined;
+          this.stateValue = 'idle';
+        }
+        destroy(connection);
+        reject(error);
+      };
+      const succeed = (): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.stateValue = 'open';
+        this.emit('open');
+        resolve();
+      };
+
+      const onGone = (context: EventContext, what: string): void => {
+        const error = connectionError(context, what);
+        if (!settled) return fail(error);
+        this.handleLoss(epoch, error);
+      };
+      connection.on('disconnected', (context: EventContext) => onGone(context, 'disconnected'));
+      connection.on('connection_close', (context: EventContext) => onGone(context, 'closed by the hub'));
+      connection.on('connection_error', () => undefined);
+      connection.on('error', (context: EventContext) => onGone(context, 'failed'));
+
+      connection.on('connection_open', () => {
+        const control = connection.create_session();
+        control.on('session_close', (context: EventContext) => onGone(context, 'control session ended by the hub'));
+        control.on('session_error', () => undefined);
+        control.on('session_open', () => {
+          // The CBS pair is connection-wide state: if the hub detaches it, no identity can renew.
+          const tracker = trackLinks(control, (detach: PeerDetach) => {
+            const error = new azureErrors.NotConnectedError(`the hub detached the CBS link${describe(detach.error)}`);
+            if (!settled) fail(error);
+            else this.dropConnection(epoch, error);
+          });
+          const cbs = new ClaimsBasedSecurityAgent(tracker.session);
+          cbs.attach((err?: Error) => {
+            if (err) return fail(err);
+            this.cbs = cbs;
+            succeed();
+          });
+        });
+        control.begin();
+      });
+    });
+  }
+
+  private connectionOptions(container: ReturnType<typeof rhea.create_container>): ConnectionOptions {
+    const { endpoint } = this;
+    // An IP gets no SNI (Node warns on IP server names) and is checked against the IP SANs.
+    const servername = isIP(endpoint.host) === 0 ? endpoint.host : '';
+    const base = { hostname: endpoint.hubHostName, reconnect: false, idle_time_out: 0 } as ConnectionOptions;
+    if (endpoint.transport === 'tls') {
+      return { ...base, transport: 'tls', host: endpoint.host, port: endpoint.port, servername, ca: endpoint.ca } as ConnectionOptions;
+    }
+    const url = `wss://${endpoint.host}:${endpoint.port}${WEBSOCKET_PATH}`;
+    const wsOptions: Record<string, unknown> = { ca: endpoint.ca, servername };
+    if (endpoint.webSocketAgent) wsOptions.agent = endpoint.webSocketAgent;
+    const factory = container.websocket_connect(WebSocket as never);
+    return { ...base, connection_details: factory(url, 'AMQPWSB10', wsOptions) } as unknown as ConnectionOptions;
+  }
+
+  /** Sends one identity's token through the connection's CBS link. Rejects with an Azure SDK error. */
+  putToken(audience: string, token: string, callback: (err?: Error) => void): void {
+    if (this.stateValue !== 'open' || !this.cbs) {
+      callback(new azureErrors.NotConnectedError(`connection ${this.id} is not open`));
+      return;
+    }
+    this.cbs.putToken(audience, token, callback);
+  }
+
+  get cbsReady(): boolean {
+    return this.stateValue === 'open' && this.cbs !== undefined;
+  }
+
+  /**
+   * Begins a session for one identity. `onPeerDetach` hears about every link of that session the
+   * hub detaches; `onSessionLost` hears about the hub ending the session.
+   */
+  beginSession(onPeerDetach: (detach: PeerDetach) => void, onSessionLost: (error: Error) => void): Promise<IdentitySession> {
+    const connection = this.connection;
+    if (this.stateValue !== 'open' || !connection) {
+      return Promise.reject(new azureErrors.NotConnectedError(`connection ${this.id} is not open`));
+    }
+    const session = connection.create_session();
+    const tracker = trackLinks(session, onPeerDetach);
+    let ended = false;
+    let endWaiter: (() => void) | undefined;
+    let peerEnded = false;
+    const timeoutMs = this.options.closeTimeoutMs;
+
+    const identitySession: IdentitySession = {
+      tracker,
+      get ended() {
+        return ended;
+      },
+      end: async () => {
+        if (ended) return;
+        ended = true;
+        this.sessionWatchers.delete(session);
+        if (peerEnded || this.connection !== connection || this.stateValue !== 'open') return;
+        await tracker.closeAll(timeoutMs);
+        if (peerEnded || this.connection !== connection || this.stateValue !== 'open') return;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(finish, timeoutMs);
+          function finish(): void {
+            clearTimeout(timer);
+            endWaiter = undefined;
+            resolve();
+          }
+          endWaiter = finish;
+          session.close();
+        });
+      },
+    };
+
+    return new Promise<IdentitySession>((resolve, reject) => {
+      let opened = false;
+      const timer = setTimeout(() => {
+        if (opened) return;
+        this.sessionWatchers.delete(session);
+        reject(new azureErrors.TimeoutError(`the hub did not begin a session within ${timeoutMs} ms`));
+      }, this.options.openTimeoutMs);
+      this.sessionWatchers.set(session, (error) => {
+        clearTimeout(timer);
+        if (!opened) reject(error);
+      });
+      session.on('session_error', () => undefined);
+      session.on('session_open', () => {
+        opened = true;
+        clearTimeout(timer);
+        resolve(identitySession);
+      });
+      session.on('session_close', (context: EventContext) => {
+        peerEnded = true;
+        if (endWaiter) return endWaiter();
+        this.sessionWatchers.delete(session);
+        if (!ended) {
+          ended = true;
+          const error = new azureErrors.NotConnectedError(`the hub ended the session${describe(context.session?.error as AmqpError | undefined)}`);
+          if (!opened) {
+            clearTimeout(timer);
+            reject(error);
+          } else onSessionLost(error);
+        }
+      });
+      session.begin();
+    });
+  }
+
+  /** Closes the connection for everyone. */
+  async close(): Promise<void> {
+    if (this.stateValue === 'closed') return;
+    if (this.opening) await this.opening.catch(() => undefined);
+    const connection = this.connection;
+    this.stateValue = 'closed';
+    this.epoch++;
+    this.connection = undefined;
+    this.cbs?.forceDetach();
+    this.cbs = undefined;
+    this.failSessions(new azureErrors.NotConnectedError(`connection ${this.id} was closed`));
+    if (!connection) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(finish, this.options.closeTimeoutMs);
+      function finish(): void {
+        clearTimeout(timer);
+        destroy(connection!);
+        resolve();
+      }
+      connection.on('connection_close', finish);
+      connection.on('disconnected', finish);
+      if (connection.is_open()) connection.close();
+      else finish();
+    });
+  }
+
+  /** Tears the connection down as if the network had dropped it (used when the CBS link dies). */
+  private dropConnection(epoch: number, error: Error): void {
+    const connection = this.connection;
+    this.handleLoss(epoch, error);
+    if (connection) destroy(connection);
+  }
+
+  private handleLoss(epoch: number, error: Error): void {
+    if (this.epoch !== epoch || this.stateValue !== 'open') return;
+    this.epoch++;
+    this.stateValue = 'idle';
+    this.connection = undefined;
+    this.cbs?.forceDetach();
+    this.cbs = undefined;
+    this.failSessions(error);
+    this.emit('lost', error);
+  }
+
+  private failSessions(error: Error): void {
+    const watchers = [...this.sessionWatchers.values()];
+    this.sessionWatchers.clear();
+    for (const watcher of watchers) watcher(error);
+  }
+}
+
+function describe(error: AmqpError | undefined): string {
+  if (!error) return '';
+  return `: ${String(error.condition ?? 'error')}${error.description ? ` (${String(error.description)})` : ''}`;
+}
+
+/**
+ * The error a connection-level failure is reported with. It must be an Azure SDK error class so
+ * the Azure client's retry filter treats it as the stock transport would: a dropped connection
+ * is a retryable NotConnectedError.
+ */
+function connectionError(context: EventContext, what: string): Error {
+  const amqpError = (context.connection as unknown as { error?: AmqpError } | undefined)?.error;
+  const socketError = (context as { error?: unknown }).error;
+  const reason = amqpError ? describe(amqpError) : socketError instanceof Error ? `: ${socketError.message}` : '';
+  const error = new azureErrors.NotConnectedError(`AMQP connection ${what}${reason}`);
+  if (socketError instanceof Error) (error as Error & { innerError?: Error }).innerError = socketError;
+  return error;
+}
+
+function destroy(connection: Connection): void {
+  const socket = (connection as unknown as { socket?: { destroy?: () => void; end?: () => void } }).socket;
+  try {
+    if (socket?.destroy) socket.destroy();
+    else socket?.end?.();
+  } catch {
+    // Already gone; nothing left to release.
+  }
+}

@@ -1,0 +1,431 @@
+// The gateway: many device identities, each with its own Azure device client, multiplexed over a
+// pool of shared AMQP (or AMQP over WebSocket) connections.
+import { EventEmitter } from 'node:events';
+import type { Agent } from 'node:https';
+import { Client } from 'azure-iot-device';
+import { Amqp as AmqpTransport } from 'azure-iot-device-amqp';
+import type { Amqp as BaseAmqpClient } from 'azure-iot-amqp-base';
+import { ConnectionString, ExponentialBackOffWithJitter, type RetryPolicy } from 'azure-iot-common';
+import { SwitchyardError } from '@switchyard/errors';
+import { adaptAzureClient, type DeviceClient } from '@switchyard/device';
+import type { AmqpEndpoint } from './amqp-connection.ts';
+import { IdentityChannel } from './identity-channel.ts';
+import { AmqpConnectionPool, DEFAULT_MAX_IDENTITIES_PER_CONNECTION, type ConnectionInfo } from './pool.ts';
+import { translateAzureError } from './errors.ts';
+
+export type GatewayProtocol = 'amqp' | 'amqp-ws';
+
+export interface GatewayIdentityInput {
+  deviceId: string;
+  /** `HostName=…;DeviceId=…;SharedAccessKey=…` (or `SharedAccessSignature=…`); X.509 cannot share a connection. */
+  connectionString: string;
+}
+
+export interface TokenRenewal {
+  tokenValidTimeInSeconds: number;
+  tokenRenewalMarginInSeconds: number;
+}
+
+export interface GatewayOptions {
+  /** Default 'amqp'. Only AMQP can carry several identities over one connection. */
+  protocol?: GatewayProtocol;
+  /** The hub's CA (PEM), for hubs whose certificate is not in Node's store (e.g. the local hub). */
+  ca?: string | Buffer;
+  /**
+   * Where to dial, when it is not the connection strings' GatewayHostName or HostName (a local hub
+   * on loopback, a relay). Default port: 5671 for AMQP, 443 for AMQP over WebSocket.
+   */
+  endpoint?: { host: string; port?: number };
+  /** Connected by `open()`. */
+  identities?: GatewayIdentityInput[];
+  /** Default 995 (the C# SDK's cap; IoT Hub allows 999 tokens per connection). */
+  maxIdentitiesPerConnection?: number;
+  /** SAS validity and renewal margin per identity; renewals are put-tokens on the live connection. */
+  tokenRenewal?: TokenRenewal;
+  /** Identities `open()` connects at a time. Default 50. */
+  connectConcurrency?: number;
+  /** The Azure retry policy each identity's client uses. Default: the SDK's exponential back-off. */
+  retryPolicy?: () => RetryPolicy;
+  /** AMQP over WebSocket only: an agent for proxies. */
+  webSocketAgent?: Agent;
+  /** Bound on opening a connection (TCP, TLS, AMQP open, CBS attach). Default 30 000. */
+  openTimeoutMs?: number;
+  /** Bound on the hub answering a detach or session end. Default 5 000. */
+  closeTimeoutMs?: number;
+}
+
+export type IdentityState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'closed';
+
+export interface IdentityEvents {
+  connected: [];
+  disconnected: [{ error?: SwitchyardError; willRetry: boolean }];
+  error: [SwitchyardError];
+}
+
+export interface GatewayIdentity extends EventEmitter<IdentityEvents> {
+  readonly deviceId: string;
+  readonly state: IdentityState;
+  /** The connection of the pool that carries this identity. */
+  readonly connectionId: string;
+  /**
+   * The identity's client with the same interface as a single device's (`@switchyard/device`).
+   * Use `gateway.remove(deviceId)` rather than its close(), so the pool gives the place back.
+   */
+  readonly device: DeviceClient;
+  /**
+   * The underlying Azure device client (sendEvent, on('message'), onDeviceMethod, getTwin...).
+   * Do not call open() or close() on it: the gateway owns its lifetime.
+   */
+  readonly client: Client;
+}
+
+export interface GatewayEvents {
+  'identity-connected': [{ deviceId: string; connectionId: string }];
+  'identity-disconnected': [{ deviceId: string; error?: SwitchyardError; willRetry: boolean }];
+  'identity-error': [{ deviceId: string; error: SwitchyardError }];
+  'connection-open': [{ connectionId: string }];
+  'connection-lost': [{ connectionId: string; error: SwitchyardError }];
+  'connection-closed': [{ connectionId: string }];
+}
+
+export interface OpenSummary {
+  connected: string[];
+  failed: Array<{ deviceId: string; error: SwitchyardError }>;
+}
+
+export interface Gateway extends EventEmitter<GatewayEvents> {
+  readonly protocol: GatewayProtocol;
+  /** Connects `options.identities`; one failing identity does not fail the others. */
+  open(): Promise<OpenSummary>;
+  /** Connects one more identity; rejects (and keeps nothing) if that identity cannot connect. */
+  add(identity: GatewayIdentityInput): Promise<GatewayIdentity>;
+  /** Disconnects one identity; the connection stays up for the others. */
+  remove(deviceId: string): Promise<void>;
+  get(deviceId: string): GatewayIdentity | undefined;
+  list(): GatewayIdentity[];
+  connections(): ConnectionInfo[];
+  close(): Promise<void>;
+}
+
+interface ParsedIdentity {
+  deviceId: string;
+  connectionString: string;
+  hubHostName: string;
+  dialHost: string;
+  dialPort: number | undefined;
+}
+
+const DEFAULT_PORTS: Record<GatewayProtocol, number> = { amqp: 5671, 'amqp-ws': 443 };
+
+function invalid(field: string, message: string): SwitchyardError {
+  return new SwitchyardError('CONFIG_INVALID', `${field} ${message}`, { details: { field } });
+}
+
+function positiveInteger(value: number | undefined, field: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) throw invalid(field, `must be an integer >= 1, got ${String(value)}`);
+  return value;
+}
+
+/** Splits "host:port"; the port stays undefined when absent. */
+function splitHostPort(value: string): { host: string; port: number | undefined } {
+  const match = /^(.*):(\d+)$/.exec(value);
+  if (!match || match[1] === undefined || match[2] === undefined) return { host: value, port: undefined };
+  return { host: match[1], port: Number(match[2]) };
+}
+
+export function parseIdentity(input: GatewayIdentityInput, index: number): ParsedIdentity {
+  const where = `identities[${index}]`;
+  if (typeof input?.deviceId !== 'string' || input.deviceId === '') throw invalid(`${where}.deviceId`, 'must be a non-empty string');
+  if (typeof input.connectionString !== 'string' || input.connectionString === '') throw invalid(`${where}.connectionString`, 'must be a device connection string');
+  let parsed: ReturnType<typeof ConnectionString.parse>;
+  try {
+    parsed = ConnectionString.parse(input.connectionString, ['HostName', 'DeviceId']);
+  } catch (err) {
+    throw invalid(`${where}.connectionString`, `is not a device connection string (needs HostName and DeviceId): ${(err as Error).name}`);
+  }
+  if (parsed.DeviceId !== input.deviceId) {
+    throw invalid(`${where}.deviceId`, `is "${input.deviceId}" but the connection string names DeviceId "${parsed.DeviceId}"; make them agree`);
+  }
+  if (parsed.ModuleId) throw invalid(`${where}.connectionString`, 'names a module (ModuleId); the gateway connects device identities only');
+  if (!parsed.SharedAccessKey && !parsed.SharedAccessSignature) {
+    throw invalid(`${where}.connectionString`, 'has no SharedAccessKey or SharedAccessSignature: X.509 identities authenticate with their own TLS connection and cannot be multiplexed');
+  }
+  const hub = splitHostPort(parsed.HostName!);
+  const dial = splitHostPort(parsed.GatewayHostName ?? parsed.HostName!);
+  return { deviceId: input.deviceId, connectionString: input.connectionString, hubHostName: hub.host, dialHost: dial.host, dialPort: dial.port };
+}
+
+class Identity extends EventEmitter<IdentityEvents> implements GatewayIdentity {
+  stateValue: IdentityState = 'connecting';
+  deviceClient: DeviceClient | undefined;
+  constructor(
+    readonly deviceId: string,
+    readonly client: Client,
+    readonly channel: IdentityChannel,
+    readonly retryPolicy: RetryPolicy,
+  ) {
+    super();
+  }
+  get device(): DeviceClient {
+    if (!this.deviceClient) throw new SwitchyardError('NOT_CONNECTED', `identity ${this.deviceId} has not connected yet`);
+    return this.deviceClient;
+  }
+  get state(): IdentityState {
+    return this.stateValue;
+  }
+  get connectionId(): string {
+    return this.channel.connectionId;
+  }
+}
+
+class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
+  readonly protocol: GatewayProtocol;
+  private pool: AmqpConnectionPool | undefined;
+  private hubHostName: string | undefined;
+  private readonly identities = new Map<string, Identity>();
+  private readonly pending = new Set<string>();
+  private readonly maxPerConnection: number;
+  private readonly connectConcurrency: number;
+  private readonly openTimeoutMs: number;
+  private readonly closeTimeoutMs: number;
+  private closed = false;
+
+  constructor(private readonly options: GatewayOptions) {
+    super();
+    const protocol = options.protocol ?? 'amqp';
+    if (protocol !== 'amqp' && protocol !== 'amqp-ws') {
+      throw new SwitchyardError('PROTOCOL_REFUSED', `protocol "${String(protocol)}" cannot carry several identities over one connection; use "amqp" or "amqp-ws"`, {
+        details: { field: 'protocol', protocol },
+      });
+    }
+    this.protocol = protocol;
+    this.maxPerConnection = positiveInteger(options.maxIdentitiesPerConnection, 'maxIdentitiesPerConnection', DEFAULT_MAX_IDENTITIES_PER_CONNECTION);
+    if (this.maxPerConnection > 999) throw invalid('maxIdentitiesPerConnection', `must be <= 999 (IoT Hub accepts 999 tokens per connection), got ${this.maxPerConnection}`);
+    this.connectConcurrency = positiveInteger(options.connectConcurrency, 'connectConcurrency', 50);
+    this.openTimeoutMs = positiveInteger(options.openTimeoutMs, 'openTimeoutMs', 30_000);
+    this.closeTimeoutMs = positiveInteger(options.closeTimeoutMs, 'closeTimeoutMs', 5_000);
+    const renewal = options.tokenRenewal;
+    if (renewal !== undefined) {
+      positiveInteger(renewal.tokenValidTimeInSeconds, 'tokenRenewal.tokenValidTimeInSeconds', 1);
+      positiveInteger(renewal.tokenRenewalMarginInSeconds, 'tokenRenewal.tokenRenewalMarginInSeconds', 1);
+      if (renewal.tokenRenewalMarginInSeconds >= renewal.tokenValidTimeInSeconds) {
+        throw invalid('tokenRenewal.tokenRenewalMarginInSeconds', 'must be smaller than tokenValidTimeInSeconds, or tokens would be renewed before they are used');
+      }
+    }
+    if (options.endpoint !== undefined) {
+      if (typeof options.endpoint.host !== 'string' || options.endpoint.host === '') throw invalid('endpoint.host', 'must be a host name or IP address');
+      if (options.endpoint.port !== undefined && (!Number.isInteger(options.endpoint.port) || options.endpoint.port < 1 || options.endpoint.port > 65535)) {
+        throw invalid('endpoint.port', `must be a TCP port 1..65535, got ${String(options.endpoint.port)}`);
+      }
+    }
+    // Validate every initial identity now, so a typo fails createGateway and not a later open().
+    const seen = new Set<string>();
+    (options.identities ?? []).forEach((identity, index) => {
+      parseIdentity(identity, index);
+      if (seen.has(identity.deviceId)) throw invalid(`identities[${index}].deviceId`, `"${identity.deviceId}" is listed twice; list each identity once`);
+      seen.add(identity.deviceId);
+    });
+  }
+
+  async open(): Promise<OpenSummary> {
+    const summary: OpenSummary = { connected: [], failed: [] };
+    const queue = [...(this.options.identities ?? [])];
+    // Bounded parallelism: every identity is a session begin and a put-token on few sockets.
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        try {
+          await this.add(next);
+          summary.connected.push(next.deviceId);
+        } catch (err) {
+          summary.failed.push({ deviceId: next.deviceId, error: translateAzureError(err, { deviceId: next.deviceId, operation: 'connect', protocol: this.protocol }) });
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.connectConcurrency, queue.length) }, worker));
+    return summary;
+  }
+
+  async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
+    if (this.closed) throw new SwitchyardError('NOT_CONNECTED', 'the gateway is closed; create a new one');
+    const parsed = parseIdentity(input, this.identities.size);
+    if (this.identities.has(parsed.deviceId) || this.pending.has(parsed.deviceId)) {
+      throw invalid('deviceId', `"${parsed.deviceId}" is already in the gateway; remove it first`);
+    }
+    const pool = this.poolFor(parsed);
+    this.pending.add(parsed.deviceId);
+    const connection = pool.assign(parsed.deviceId);
+    // The channel exists before the identity that owns it; faults reach the identity through this.
+    const owner: { identity?: Identity } = {};
+    const channel = new IdentityChannel(parsed.deviceId, connection, {
+      onIdentityFault: (error) => {
+        if (owner.identity) this.identityError(owner.identity, error, 'link');
+      },
+    });
+    // The stock transport, given the channel in place of its own base client (its second,
+    // documented constructor argument); the class is typed with private fields, hence the cast.
+    const base = channel as unknown as BaseAmqpClient;
+    const Transport = class extends AmqpTransport {
+      constructor(authenticationProvider: ConstructorParameters<typeof AmqpTransport>[0]) {
+        super(authenticationProvider, base);
+      }
+    };
+    let client: Client;
+    try {
+      client = Client.fromConnectionString(parsed.connectionString, Transport);
+    } catch (err) {
+      this.pending.delete(parsed.deviceId);
+      await pool.release(parsed.deviceId);
+      throw translateAzureError(err, { deviceId: parsed.deviceId, operation: 'connect', protocol: this.protocol });
+    }
+    // The policy object is kept so that `willRetry` is exactly what the client will decide.
+    const retryPolicy = this.options.retryPolicy?.() ?? new ExponentialBackOffWithJitter();
+    const identity = new Identity(parsed.deviceId, client, channel, retryPolicy);
+    owner.identity = identity;
+    const created = identity;
+    // An 'error' without a listener would crash the process (feature re-enable failures land here).
+    client.on('error', (err: unknown) => this.identityError(created, err, 'client'));
+    const transport = (client as unknown as { _transport: AmqpTransport })._transport;
+    transport.on('connected', () => this.identityConnected(created));
+    transport.on('disconnect', (err?: Error) => this.identityDropped(created, err));
+
+    try {
+      client.setRetryPolicy(retryPolicy);
+      // One setOptions call: the SDK replaces, never merges, its options object.
+      if (this.options.tokenRenewal) await client.setOptions({ tokenRenewal: { ...this.options.tokenRenewal } });
+      await client.open();
+    } catch (err) {
+      this.pending.delete(parsed.deviceId);
+      identity.stateValue = 'closed';
+      await client.close().catch(() => undefined);
+      await pool.release(parsed.deviceId);
+      throw translateAzureError(err, { deviceId: parsed.deviceId, operation: 'connect', protocol: this.protocol });
+    }
+    this.pending.delete(parsed.deviceId);
+    if (this.closed) {
+      await client.close().catch(() => undefined);
+      throw new SwitchyardError('NOT_CONNECTED', 'the gateway was closed while the identity connected');
+    }
+    identity.deviceClient = adaptAzureClient(client, { protocol: this.protocol, transport, deviceId: parsed.deviceId, retryPolicy });
+    if (identity.stateValue === 'connecting') identity.stateValue = 'connected';
+    this.identities.set(parsed.deviceId, identity);
+    return identity;
+  }
+
+  async remove(deviceId: string): Promise<void> {
+    const identity = this.identities.get(deviceId);
+    if (!identity) return;
+    this.identities.delete(deviceId);
+    identity.stateValue = 'closed';
+    await closeIdentity(identity);
+    identity.emit('disconnected', { willRetry: false });
+    this.emit('identity-disconnected', { deviceId, willRetry: false });
+    await this.pool?.release(deviceId);
+  }
+
+  get(deviceId: string): GatewayIdentity | undefined {
+    return this.identities.get(deviceId);
+  }
+
+  list(): GatewayIdentity[] {
+    return [...this.identities.values()];
+  }
+
+  connections(): ConnectionInfo[] {
+    return this.pool?.connections() ?? [];
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const all = [...this.identities.values()];
+    this.identities.clear();
+    await Promise.all(
+      all.map(async (identity) => {
+        identity.stateValue = 'closed';
+        await closeIdentity(identity);
+      }),
+    );
+    await this.pool?.close();
+  }
+
+  private poolFor(parsed: ParsedIdentity): AmqpConnectionPool {
+    if (this.hubHostName !== undefined && this.hubHostName.toLowerCase() !== parsed.hubHostName.toLowerCase()) {
+      throw invalid('connectionString', `of "${parsed.deviceId}" names hub "${parsed.hubHostName}", but this gateway connects to "${this.hubHostName}"; one gateway serves one hub`);
+    }
+    if (this.pool) return this.pool;
+    const endpoint: AmqpEndpoint = {
+      transport: this.protocol === 'amqp' ? 'tls' : 'wss',
+      host: this.options.endpoint?.host ?? parsed.dialHost,
+      port: this.options.endpoint?.port ?? (this.protocol === 'amqp' ? parsed.dialPort : undefined) ?? DEFAULT_PORTS[this.protocol],
+      hubHostName: parsed.hubHostName,
+    };
+    if (this.options.ca !== undefined) endpoint.ca = this.options.ca;
+    if (this.options.webSocketAgent !== undefined) endpoint.webSocketAgent = this.options.webSocketAgent;
+    const pool = new AmqpConnectionPool({
+      endpoint,
+      maxIdentitiesPerConnection: this.maxPerConnection,
+      userAgent: 'switchyard-gateway',
+      openTimeoutMs: this.openTimeoutMs,
+      closeTimeoutMs: this.closeTimeoutMs,
+    });
+    pool.on('connection-open', (event) => this.emit('connection-open', event));
+    pool.on('connection-closed', (event) => this.emit('connection-closed', event));
+    pool.on('connection-lost', ({ connectionId, error }) =>
+      this.emit('connection-lost', { connectionId, error: translateAzureError(error, { operation: 'connection', protocol: this.protocol }) }),
+    );
+    this.pool = pool;
+    this.hubHostName = parsed.hubHostName;
+    return pool;
+  }
+
+  private identityConnected(identity: Identity): void {
+    if (identity.stateValue === 'closed') return;
+    identity.stateValue = 'connected';
+    identity.emit('connected');
+    this.emit('identity-connected', { deviceId: identity.deviceId, connectionId: identity.connectionId });
+  }
+
+  /**
+   * The identity's transport lost its session (its connection dropped, or the hub detached one
+   * of its links). The Azure client re-opens by itself only when C2D, methods or desired
+   * properties are in use; the gateway re-opens every identity, so that all of them come back.
+   */
+  private identityDropped(identity: Identity, err: Error | undefined): void {
+    if (identity.stateValue === 'closed' || this.closed) return;
+    const error = err === undefined ? undefined : translateAzureError(err, { deviceId: identity.deviceId, operation: 'connection', protocol: this.protocol });
+    const willRetry = err !== undefined && identity.retryPolicy.shouldRetry(err);
+    identity.stateValue = willRetry ? 'reconnecting' : 'disconnected';
+    const event = error === undefined ? { willRetry } : { error, willRetry };
+    identity.emit('disconnected', event);
+    this.emit('identity-disconnected', { deviceId: identity.deviceId, ...event });
+    if (!willRetry) return;
+    identity.client.open().catch((reopenErr: unknown) => {
+      if (identity.stateValue === 'closed' || this.closed) return;
+      identity.stateValue = 'disconnected';
+      const failure = translateAzureError(reopenErr, { deviceId: identity.deviceId, operation: 'connect', protocol: this.protocol });
+      this.identityError(identity, failure, 'reopen');
+      identity.emit('disconnected', { error: failure, willRetry: false });
+      this.emit('identity-disconnected', { deviceId: identity.deviceId, error: failure, willRetry: false });
+    });
+  }
+
+  private identityError(identity: Identity, err: unknown, operation: string): void {
+    if (identity.stateValue === 'closed') return;
+    const error = translateAzureError(err, { deviceId: identity.deviceId, operation, protocol: this.protocol });
+    // EventEmitter throws on an unheard 'error'; the gateway-level event is the one that must be heard.
+    if (identity.listenerCount('error') > 0) identity.emit('error', error);
+    this.emit('identity-error', { deviceId: identity.deviceId, error });
+  }
+}
+
+async function closeIdentity(identity: Identity): Promise<void> {
+  // The adapter closes the Azure client and detaches its own listeners; before it exists, the raw client.
+  const closing = identity.deviceClient ? identity.deviceClient.close() : identity.client.close();
+  await Promise.resolve(closing).catch(() => undefined);
+}
+
+/** Validates the options (throws SwitchyardError CONFIG_INVALID / PROTOCOL_REFUSED); connects nothing yet. */
+export function createGateway(options: GatewayOptions): Gateway {
+  return new AmqpGateway(options);
+}

@@ -1,0 +1,271 @@
+// What one identity's `azure-iot-device-amqp` transport is given in place of its own
+// `azure-iot-amqp-base` Amqp client (the constructor's second argument). It implements the part
+// of that client the device transport calls, over a session of a shared connection, so the
+// transport's features (C2D, methods, twin, settlement, token renewal) run unchanged.
+//
+// Why not share one stock base client between transports: its disconnect() tears the connection
+// down for everyone, setDisconnectHandler keeps only the last handler, initializeCBS replaces the
+// CBS agent per call, and any link error of any identity escalates to a connection teardown.
+// Working around those means patching four private fields; this facade owns the behaviour instead.
+import { AmqpMessage, ReceiverLink, SenderLink, translateError as translateAmqpError } from 'azure-iot-amqp-base';
+import type { ReceiverOptions, SenderOptions } from 'rhea';
+import { errors as azureErrors, results, type Message } from 'azure-iot-common';
+import type { SharedAmqpConnection, IdentitySession } from './amqp-connection.ts';
+import type { PeerDetach } from './link-tracker.ts';
+
+type Callback<T = unknown> = (err?: Error | null, result?: T) => void;
+
+export type ChannelState = 'idle' | 'connecting' | 'connected' | 'failing' | 'disconnecting';
+
+export interface ChannelHooks {
+  /** The hub refused or dropped something of this identity alone (a link detach, its session). */
+  onIdentityFault?(error: Error): void;
+}
+
+export class IdentityChannel {
+  private stateValue: ChannelState = 'idle';
+  private session: IdentitySession | undefined;
+  private disconnectHandler: Callback | undefined;
+  private readonly senders = new Map<string, SenderLink>();
+  private readonly receivers = new Map<string, ReceiverLink>();
+  /** Bumped on every connect and loss, so that callbacks of an older session are dropped. */
+  private epoch = 0;
+  private readonly onLost = (error: Error): void => this.connectionLost(error);
+
+  constructor(
+    readonly deviceId: string,
+    private readonly connection: SharedAmqpConnection,
+    private readonly hooks: ChannelHooks = {},
+  ) {}
+
+  get state(): ChannelState {
+    return this.stateValue;
+  }
+
+  get connectionId(): string {
+    return this.connection.id;
+  }
+
+  // ---- the azure-iot-amqp-base Amqp surface used by azure-iot-device-amqp ----------------------
+
+  /** The device transport's URI, TLS and agent settings are ignored: the shared connection has its own. */
+  connect(config: { userAgentString?: string } | undefined, done: Callback): void {
+    if (this.stateValue === 'connected') {
+      process.nextTick(() => done(null, new results.Connected()));
+      return;
+    }
+    if (this.stateValue !== 'idle') {
+      process.nextTick(() => done(new azureErrors.NotConnectedError(`identity ${this.deviceId} is ${this.stateValue}`)));
+      return;
+    }
+    const epoch = ++this.epoch;
+    this.stateValue = 'connecting';
+    this.connection
+      .open(config?.userAgentString)
+      .then(() =>
+        this.connection.beginSession(
+          (detach) => this.peerDetached(epoch, detach),
+          (error) => this.sessionLost(epoch, error),
+        ),
+      )
+      .then(
+        (session) => {
+          if (this.epoch !== epoch) {
+            void session.end();
+            return;
+          }
+          this.session = session;
+          this.stateValue = 'connected';
+          this.connection.on('lost', this.onLost);
+          done(null, new results.Connected());
+        },
+        (err: Error) => {
+          if (this.epoch !== epoch) return;
+          this.stateValue = 'idle';
+          done(err);
+        },
+      );
+  }
+
+  /** Ends this identity's session only; the connection stays up for the others. */
+  disconnect(done: Callback): void {
+    const session = this.session;
+    if (this.stateValue === 'idle' || !session) {
+      this.stateValue = 'idle';
+      process.nextTick(() => done(null, new results.Disconnected()));
+      return;
+    }
+    this.epoch++;
+    this.stateValue = 'disconnecting';
+    this.connection.off('lost', this.onLost);
+    void session.end().then(() => {
+      this.forgetLinks();
+      if (this.session === session) this.session = undefined;
+      if (this.stateValue === 'disconnecting') this.stateValue = 'idle';
+      done(null, new results.Disconnected());
+    });
+  }
+
+  setDisconnectHandler(handler: Callback): void {
+    this.disconnectHandler = handler;
+  }
+
+  /** The connection's one CBS agent serves every identity; nothing to set up per identity. */
+  initializeCBS(callback: (err?: Error) => void): void {
+    const ready = this.stateValue === 'connected' && this.connection.cbsReady;
+    process.nextTick(() => callback(ready ? undefined : new azureErrors.NotConnectedError('CBS is not available: the connection is not open')));
+  }
+
+  putToken(audience: string, token: string, callback: (err?: Error) => void): void {
+    if (this.stateValue !== 'connected') {
+      process.nextTick(() => callback(new azureErrors.NotConnectedError(`identity ${this.deviceId} is not connected`)));
+      return;
+    }
+    this.connection.putToken(audience, token, callback);
+  }
+
+  attachSenderLink(endpoint: string, linkOptions: unknown, done: Callback<SenderLink>): void {
+    if (!endpoint) throw new ReferenceError(`endpoint cannot be '${endpoint}'`);
+    this.attachLink(this.senders, endpoint, done, (session) => new SenderLink(endpoint, linkOptions as SenderOptions, session));
+  }
+
+  attachReceiverLink(endpoint: string, linkOptions: unknown, done: Callback<ReceiverLink>): void {
+    if (!endpoint) throw new ReferenceError(`endpoint cannot be '${endpoint}'`);
+    this.attachLink(this.receivers, endpoint, done, (session) => new ReceiverLink(endpoint, linkOptions as ReceiverOptions, session));
+  }
+
+  detachSenderLink(endpoint: string, done: Callback): void {
+    this.detachLink(this.senders, endpoint, done);
+  }
+
+  detachReceiverLink(endpoint: string, done: Callback): void {
+    this.detachLink(this.receivers, endpoint, done);
+  }
+
+  /** The deprecated base `send`, which the device transport still uses for method responses. */
+  send(message: Message, endpoint: string, to: string | undefined, done: Callback): void {
+    const amqpMessage = AmqpMessage.fromMessage(message);
+    if (to !== undefined) amqpMessage.to = to;
+    const existing = this.senders.get(endpoint);
+    if (existing) {
+      existing.send(amqpMessage, done);
+      return;
+    }
+    this.attachSenderLink(endpoint, null, (err, link) => {
+      if (err || !link) done(err ?? new azureErrors.NotConnectedError('sender link missing'));
+      else link.send(amqpMessage, done);
+    });
+  }
+
+  getReceiver(endpoint: string, done: Callback<ReceiverLink>): void {
+    const existing = this.receivers.get(endpoint);
+    if (existing) done(null, existing);
+    else this.attachReceiverLink(endpoint, null, done);
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private attachLink<L extends SenderLink | ReceiverLink>(
+    map: Map<string, L>,
+    endpoint: string,
+    done: Callback<L>,
+    create: (session: IdentitySession['tracker']['session']) => L,
+  ): void {
+    const session = this.session;
+    if (this.stateValue !== 'connected' || !session) {
+      process.nextTick(() => done(new azureErrors.NotConnectedError(`identity ${this.deviceId} is not connected`)));
+      return;
+    }
+    // Same bookkeeping as the base client: a link that errors is forgotten, so the next
+    // operation attaches a fresh one.
+    const link = create(session.tracker.session);
+    map.set(endpoint, link);
+    const forget = (): void => {
+      if (map.get(endpoint) === link) map.delete(endpoint);
+    };
+    const onAttachError = (err: Error): void => done(err);
+    link.on('error', forget);
+    link.on('error', onAttachError);
+    link.attach((err?: Error) => {
+      if (err) {
+        forget();
+        onAttachError(err);
+        return;
+      }
+      link.removeListener('error', onAttachError);
+      done(null, link);
+    });
+  }
+
+  private detachLink(map: Map<string, SenderLink | ReceiverLink>, endpoint: string, done: Callback): void {
+    if (!endpoint) throw new ReferenceError(`endpoint cannot be '${endpoint}'`);
+    const link = map.get(endpoint);
+    if (!link) {
+      process.nextTick(() => done());
+      return;
+    }
+    link.detach((err?: Error) => {
+      if (map.get(endpoint) === link) map.delete(endpoint);
+      done(err);
+    });
+  }
+
+  /** Like the base client on a dropped connection: links are force-detached before anyone is told. */
+  private forgetLinks(error?: Error): void {
+    for (const link of [...this.senders.values(), ...this.receivers.values()]) link.forceDetach(error);
+    this.senders.clear();
+    this.receivers.clear();
+  }
+
+  private connectionLost(error: Error): void {
+    this.connection.off('lost', this.onLost);
+    if (this.stateValue !== 'connected' && this.stateValue !== 'failing') return;
+    this.epoch++;
+    this.session = undefined;
+    this.stateValue = 'idle';
+    this.forgetLinks(error);
+    this.disconnectHandler?.(error);
+  }
+
+  private peerDetached(epoch: number, detach: PeerDetach): void {
+    if (this.epoch !== epoch || this.stateValue !== 'connected') return;
+    // The translation the stock client applies to a link error, so the Azure retry filter sees
+    // the same classes: detach-forced is retryable, unauthorized-access is not.
+    const error = detach.error
+      ? translateAmqpError(`AMQP link ${detach.address ?? ''} detached by the hub`, toError(detach.error))
+      : new azureErrors.NotConnectedError(`AMQP link ${detach.address ?? ''} detached by the hub`);
+    this.fail(epoch, error);
+  }
+
+  private sessionLost(epoch: number, error: Error): void {
+    if (this.epoch !== epoch || this.stateValue !== 'connected') return;
+    this.fail(epoch, error);
+  }
+
+  /**
+   * One identity went wrong while the connection lives on: its remaining links are closed and its
+   * session ended (so the transport has nothing left to detach on a dead session), then the
+   * transport hears about it exactly as it would hear about its own connection dropping.
+   */
+  private fail(epoch: number, error: Error): void {
+    const session = this.session;
+    this.stateValue = 'failing';
+    this.hooks.onIdentityFault?.(error);
+    void (session ? session.end() : Promise.resolve()).then(() => {
+      if (this.epoch !== epoch || this.stateValue !== 'failing') return;
+      this.epoch++;
+      this.connection.off('lost', this.onLost);
+      this.session = undefined;
+      this.stateValue = 'idle';
+      this.forgetLinks(error);
+      this.disconnectHandler?.(error);
+    });
+  }
+}
+
+/** translateError reads `condition` off the error, as rhea's LinkError carries it. */
+function toError(amqpError: { condition?: unknown; description?: unknown }): Error {
+  const error = new Error(typeof amqpError.description === 'string' ? amqpError.description : String(amqpError.condition ?? 'AMQP error'));
+  (error as Error & { condition?: unknown }).condition = amqpError.condition;
+  return error;
+}

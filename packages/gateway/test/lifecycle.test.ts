@@ -1,0 +1,156 @@
+// Token renewal on the live connection, recovery after a network drop, and the connection pool.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalHub, silentLogger, type LocalHub } from '@switchyard/local-hub';
+import type { Message } from 'azure-iot-common';
+import { createGateway, type Gateway } from '../src/index.ts';
+import { inBatches, startRelay, textMessage, waitFor, type Relay } from './helpers.ts';
+
+let hub: LocalHub;
+
+beforeAll(async () => {
+  hub = await startLocalHub({ inMemory: true, logger: silentLogger });
+});
+
+afterAll(async () => {
+  await hub?.close();
+});
+
+function identities(prefix: string, count: number): Array<{ deviceId: string; connectionString: string }> {
+  return Array.from({ length: count }, (_, i) => {
+    const deviceId = `${prefix}-${i}`;
+    hub.createDevice(deviceId);
+    return { deviceId, connectionString: hub.deviceConnectionString(deviceId, { protocol: 'amqp' }) };
+  });
+}
+
+describe('token renewal', () => {
+  let gw: Gateway;
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('renews every identity with put-tokens on the live connection, past the first token\'s expiry', async () => {
+    const list = identities('renew', 5);
+    // 10 s tokens renewed 5 s before expiry: renewals at 5 s and 10 s. The hub revokes an identity
+    // whose token expires, so still being connected at 12 s proves the renewals were accepted.
+    gw = createGateway({
+      ca: hub.ca,
+      endpoint: { host: hub.address, port: hub.ports.amqp },
+      identities: list,
+      tokenRenewal: { tokenValidTimeInSeconds: 10, tokenRenewalMarginInSeconds: 5 },
+    });
+    const lost: string[] = [];
+    const dropped: string[] = [];
+    const connected: string[] = [];
+    gw.on('connection-lost', ({ connectionId }) => lost.push(connectionId));
+    gw.on('identity-disconnected', ({ deviceId }) => dropped.push(deviceId));
+    const summary = await gw.open();
+    expect(summary.failed).toEqual([]);
+    gw.on('identity-connected', ({ deviceId }) => connected.push(deviceId));
+    const connectionBefore = hub.stats().connectedIdentities.find((s) => s.deviceId === 'renew-0')?.connectionId;
+    for (const { deviceId } of list) await gw.get(deviceId)!.client.sendEvent(textMessage('t0'));
+
+    await new Promise((resolve) => setTimeout(resolve, 12_500));
+
+    for (const { deviceId } of list) await gw.get(deviceId)!.client.sendEvent(textMessage('t12'));
+    expect(lost).toEqual([]);
+    expect(dropped).toEqual([]);
+    expect(connected).toEqual([]);
+    const sessions = hub.stats().connectedIdentities.filter((s) => s.deviceId.startsWith('renew-'));
+    expect(sessions).toHaveLength(5);
+    expect(new Set(sessions.map((s) => s.connectionId))).toEqual(new Set([connectionBefore]));
+    for (const { deviceId } of list) {
+      expect(hub.telemetry({ deviceId }).map((r) => r.body.toString())).toEqual(['t0', 't12']);
+    }
+  }, 30_000);
+});
+
+describe('recovery after the connection drops', () => {
+  let gw: Gateway;
+  let relay: Relay;
+  const list: Array<{ deviceId: string; connectionString: string }> = [];
+  afterAll(async () => {
+    await gw?.close();
+    await relay?.close();
+  });
+
+  it('brings every identity back with its C2D listener and method handler', async () => {
+    list.push(...identities('drop', 30));
+    relay = await startRelay(hub.address, hub.ports.amqp);
+    gw = createGateway({ ca: hub.ca, endpoint: { host: '127.0.0.1', port: relay.port }, identities: list });
+    const lost: string[] = [];
+    gw.on('connection-lost', ({ connectionId }) => lost.push(connectionId));
+    expect((await gw.open()).failed).toEqual([]);
+
+    const c2d: string[] = [];
+    const listener = gw.get('drop-3')!;
+    listener.client.on('message', (msg: Message) => {
+      c2d.push(msg.getData().toString());
+      void listener.client.complete(msg);
+    });
+    gw.get('drop-4')!.client.onDeviceMethod('ping', (_request, response) => {
+      void response.send(200, 'pong');
+    });
+    hub.sendC2D('drop-3', { body: Buffer.from('before the drop') });
+    await waitFor(() => c2d.length === 1, 'the first C2D');
+
+    const reconnected = new Set<string>();
+    gw.on('identity-connected', ({ deviceId }) => reconnected.add(deviceId));
+    relay.cut();
+
+    await waitFor(() => lost.length === 1, 'the gateway to notice the drop');
+    await waitFor(() => reconnected.size === list.length, 'every identity to reconnect', 20_000);
+    expect(relay.connectionCount()).toBe(2);
+    await waitFor(
+      () => hub.stats().connectedIdentities.filter((s) => s.deviceId.startsWith('drop-')).length === list.length,
+      'the hub to see every identity again',
+    );
+    expect(gw.connections()).toHaveLength(1);
+
+    // Telemetry, C2D and methods all work again, on the new connection.
+    await inBatches(list, 10, async ({ deviceId }) => {
+      await gw.get(deviceId)!.client.sendEvent(textMessage('after the drop'));
+    });
+    for (const { deviceId } of list) expect(hub.telemetry({ deviceId }).at(-1)?.body.toString()).toBe('after the drop');
+    hub.sendC2D('drop-3', { body: Buffer.from('after the drop') });
+    await waitFor(() => c2d.length === 2, 'the C2D after the drop');
+    expect(c2d).toEqual(['before the drop', 'after the drop']);
+    let answer: unknown;
+    const deadline = Date.now() + 10_000;
+    while (answer === undefined && Date.now() < deadline) {
+      answer = await hub.invokeMethod('drop-4', { methodName: 'ping', responseTimeoutInSeconds: 5 }).catch(() => undefined);
+      if (answer === undefined) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(answer).toEqual({ status: 200, payload: 'pong' });
+  }, 45_000);
+});
+
+describe('connection pool', () => {
+  let gw: Gateway;
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('spreads identities over connections of at most maxIdentitiesPerConnection and closes emptied ones', async () => {
+    const list = identities('pool', 7);
+    gw = createGateway({ ca: hub.ca, endpoint: { host: hub.address, port: hub.ports.amqp }, identities: list, maxIdentitiesPerConnection: 3, connectConcurrency: 7 });
+    expect((await gw.open()).failed).toEqual([]);
+    const loads = gw.connections().map((c) => c.identities.length);
+    expect(loads).toEqual([3, 3, 1]);
+    const onHub = hub.stats().connectedIdentities.filter((s) => s.deviceId.startsWith('pool-'));
+    expect(new Set(onHub.map((s) => s.connectionId)).size).toBe(3);
+
+    const last = gw.connections()[2]!;
+    const closed: string[] = [];
+    gw.on('connection-closed', ({ connectionId }) => closed.push(connectionId));
+    await gw.remove(last.identities[0]!);
+    expect(closed).toEqual([last.connectionId]);
+    expect(gw.connections().map((c) => c.identities.length)).toEqual([3, 3]);
+    // A freed place on a live connection is reused before a new socket is opened.
+    await gw.remove('pool-0');
+    const again = await gw.add(list[0]!);
+    expect(again.connectionId).toBe(gw.connections()[0]!.connectionId);
+    await again.client.sendEvent(textMessage('reused'));
+    expect(hub.telemetry({ deviceId: 'pool-0' }).at(-1)?.body.toString()).toBe('reused');
+  });
+});

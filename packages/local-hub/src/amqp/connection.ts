@@ -1,0 +1,570 @@
+// One AMQP connection as IoT Hub sees it: a set of device identities, each proven by its own CBS
+// put-token (or by the TLS client certificate), and the links each identity attached. A failure
+// of one identity (bad token, expiry, kick) detaches that identity's links only.
+import { createHash } from 'node:crypto';
+import type { Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
+import { redactSecrets } from '@switchyard/errors';
+import { HubError } from '../core/errors.ts';
+import type { DeviceSession, HubCore, HubLogger, LockedC2DMessage } from '../core/types.ts';
+import type { DeviceEndpoint } from './address.ts';
+import { checkTelemetryTo, decideAttach } from './address.ts';
+import { parsePutToken, putTokenReply } from './cbs.ts';
+import type { AmqpMessageLike, OutgoingAmqpMessage } from './mapping.ts';
+import {
+  BATCH_MESSAGE_FORMAT,
+  MAX_BATCH_BYTES,
+  c2dToAmqp,
+  decodeBatch,
+  desiredPatchMessage,
+  messageIdToString,
+  methodRequestMessage,
+  parseMethodResponse,
+  parseTwinRequest,
+  telemetryFromAmqp,
+  twinGetBody,
+  twinReply,
+} from './mapping.ts';
+
+export type AmqpProtocol = 'amqp' | 'amqp-ws';
+
+/** Time is injected so token expiry can be driven by tests. */
+export interface AmqpClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: AmqpClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+type Link = Sender | Receiver;
+
+interface LinkRole {
+  deviceId: string;
+  endpoint: DeviceEndpoint;
+  /** `com.microsoft:channel-correlation-id`, pairing a twin/method sender with its receiver. */
+  channel: string | undefined;
+}
+
+interface Identity {
+  deviceId: string;
+  session: DeviceSession;
+  expiresAt: number | undefined;
+  timer: unknown;
+  links: Set<Link>;
+  c2dSender: Sender | undefined;
+  methodSender: Sender | undefined;
+  /** The SDK echoes uuid-looking ids as AMQP uuids, which read back lower-case. */
+  methodRequestIds: Map<string, string>;
+  twinSenders: Sender[];
+  desiredSender: Sender | undefined;
+}
+
+interface CbsPair {
+  receiver: Receiver | undefined;
+  sender: Sender | undefined;
+}
+
+const UNAUTHORIZED = 'amqp:unauthorized-access';
+// setTimeout fires immediately for delays above 2^31-1 ms; long-lived tokens re-arm instead.
+const MAX_TIMER_MS = 2_147_483_647;
+
+export interface ConnectionDeps {
+  core: HubCore;
+  logger: HubLogger;
+  clock: AmqpClock;
+}
+
+export class AmqpConnectionHandler {
+  private readonly identities = new Map<string, Identity>();
+  private readonly roles = new Map<Link, LinkRole>();
+  private readonly c2dDeliveries = new WeakMap<Delivery, { deviceId: string; lockToken: string }>();
+  private readonly c2dUnsent = new WeakMap<Sender, Set<Delivery>>();
+  private readonly cbsPairs: CbsPair[] = [];
+  private ended = false;
+  private readonly thumbprints: string[] | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly protocol: AmqpProtocol,
+    private readonly deps: ConnectionDeps,
+    /** DER of the TLS client certificate, when the device presented one. */
+    peerCertificate: Buffer | undefined,
+    /** Ends the transport when the AMQP layer cannot (hub closing, peer not answering). */
+    readonly destroyTransport: () => void,
+  ) {
+    this.thumbprints = peerCertificate === undefined
+      ? undefined
+      : [createHash('sha1').update(peerCertificate).digest('hex').toUpperCase(), createHash('sha256').update(peerCertificate).digest('hex').toUpperCase()];
+    deps.core.connectionOpened(protocol, id);
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  authorizedDevices(): string[] {
+    return [...this.identities.keys()];
+  }
+
+  // ---- link lifecycle -------------------------------------------------------------------------
+
+  onSenderOpen(sender: Sender): void {
+    // A server sender answers a device receiver, whose *source* names the address.
+    // The answering attach mirrors the device's termini; rhea exposes the remote ones as aliases.
+    if (sender.source) sender.set_source(sender.source);
+    if (sender.target) sender.set_target(sender.target);
+    const attach = { properties: sender.properties as unknown };
+    const address = (sender.source as { address?: unknown } | undefined)?.address;
+    const decision = decideAttach(address, false, (id) => this.ensureAuthorized(id));
+    if (!decision.ok) return this.refuseLink(sender, address, decision.deviceId, decision.why);
+    if (decision.kind === 'cbs') {
+      const pair = this.cbsPairs.find((p) => p.sender === undefined);
+      if (pair) pair.sender = sender;
+      else this.cbsPairs.push({ receiver: undefined, sender });
+      return;
+    }
+    const identity = this.identities.get(decision.deviceId);
+    if (!identity) return this.refuseLink(sender, address, decision.deviceId, 'identity vanished during attach');
+    this.roles.set(sender, { deviceId: decision.deviceId, endpoint: decision.endpoint, channel: channelOf(attach.properties) });
+    identity.links.add(sender);
+    switch (decision.endpoint) {
+      case 'c2d':
+        identity.c2dSender = sender;
+        identity.session.setC2DReceiver({
+          canDeliver: () => sender.is_open() && this.c2dCapacity(sender) > 0,
+          deliver: (message) => this.deliverC2D(identity, sender, message),
+        });
+        identity.session.pumpC2D();
+        break;
+      case 'methods':
+        identity.methodSender = sender;
+        identity.session.setMethodReceiver({
+          invoke: (request) => {
+            identity.methodRequestIds.set(request.requestId.toLowerCase(), request.requestId);
+            this.guarded(() => sendMessage(sender, methodRequestMessage(request)), 'method request');
+          },
+        });
+        break;
+      case 'twin':
+        identity.twinSenders.push(sender);
+        break;
+      case 'events':
+        break;
+    }
+  }
+
+  onReceiverOpen(receiver: Receiver): void {
+    if (receiver.source) receiver.set_source(receiver.source);
+    if (receiver.target) receiver.set_target(receiver.target);
+    const attach = { properties: receiver.properties as unknown };
+    const address = (receiver.target as { address?: unknown } | undefined)?.address;
+    const decision = decideAttach(address, true, (id) => this.ensureAuthorized(id));
+    if (!decision.ok) return this.refuseLink(receiver, address, decision.deviceId, decision.why);
+    if (decision.kind === 'cbs') {
+      const pair = this.cbsPairs.find((p) => p.receiver === undefined);
+      if (pair) pair.receiver = receiver;
+      else this.cbsPairs.push({ receiver, sender: undefined });
+      return;
+    }
+    const identity = this.identities.get(decision.deviceId);
+    if (!identity) return this.refuseLink(receiver, address, decision.deviceId, 'identity vanished during attach');
+    this.roles.set(receiver, { deviceId: decision.deviceId, endpoint: decision.endpoint, channel: channelOf(attach.properties) });
+    identity.links.add(receiver);
+  }
+
+  /** The device detached a link (or the link was refused and the detach came back). */
+  onLinkClosed(link: Link): void {
+    for (const pair of this.cbsPairs) {
+      if (pair.receiver === link) pair.receiver = undefined;
+      if (pair.sender === link) pair.sender = undefined;
+    }
+    for (let i = this.cbsPairs.length - 1; i >= 0; i--) {
+      const pair = this.cbsPairs[i];
+      if (pair && pair.receiver === undefined && pair.sender === undefined) this.cbsPairs.splice(i, 1);
+    }
+    const role = this.roles.get(link);
+    if (!role) return;
+    this.roles.delete(link);
+    const identity = this.identities.get(role.deviceId);
+    if (identity) this.forgetLink(identity, link);
+  }
+
+  private forgetLink(identity: Identity, link: Link): void {
+    identity.links.delete(link);
+    // Unsettled C2D deliveries stay locked in the core until their lock expires, as in IoT Hub.
+    if (identity.c2dSender === link) {
+      identity.c2dSender = undefined;
+      identity.session.setC2DReceiver(undefined);
+    }
+    if (identity.methodSender === link) {
+      identity.methodSender = undefined;
+      identity.session.setMethodReceiver(undefined);
+    }
+    identity.twinSenders = identity.twinSenders.filter((s) => s !== link);
+    if (identity.desiredSender === link) {
+      identity.desiredSender = undefined;
+      identity.session.setDesiredReceiver(undefined);
+    }
+  }
+
+  private refuseLink(link: Link, address: unknown, deviceId: string | undefined, why: string): void {
+    const event: Parameters<HubCore['logRefusal']>[0] = { protocol: this.protocol, connectionId: this.id, what: `attach ${String(address)}`, why };
+    if (deviceId !== undefined) event.deviceId = deviceId;
+    this.deps.core.logRefusal(event);
+    link.close({ condition: UNAUTHORIZED, description: why });
+  }
+
+  // ---- identities -----------------------------------------------------------------------------
+
+  /** X.509 devices attach without CBS; their certificate authorizes the device named in the address. */
+  private ensureAuthorized(deviceId: string): boolean {
+    if (this.identities.has(deviceId)) return true;
+    if (this.thumbprints === undefined) return false;
+    let lastFailure = '';
+    for (const thumbprint of this.thumbprints) {
+      const result = this.deps.core.authenticateX509(deviceId, thumbprint);
+      if (result.ok) {
+        this.addIdentity(deviceId, undefined);
+        return true;
+      }
+      lastFailure = result.message;
+      // Only a thumbprint mismatch is worth a second try with the other hash.
+      if (result.reason !== 'bad-signature' && result.reason !== 'malformed') break;
+    }
+    this.deps.logger.info('amqp x509 authentication refused', { connectionId: this.id, deviceId, why: lastFailure });
+    return false;
+  }
+
+  private addIdentity(deviceId: string, expiresAt: number | undefined): Identity {
+    const existing = this.identities.get(deviceId);
+    if (existing) {
+      existing.expiresAt = expiresAt;
+      this.armExpiry(existing);
+      return existing;
+    }
+    const session = this.deps.core.openSession(deviceId, this.protocol, this.id);
+    const identity: Identity = {
+      deviceId,
+      session,
+      expiresAt,
+      timer: undefined,
+      links: new Set(),
+      c2dSender: undefined,
+      methodSender: undefined,
+      methodRequestIds: new Map(),
+      twinSenders: [],
+      desiredSender: undefined,
+    };
+    this.identities.set(deviceId, identity);
+    session.onKicked((reason) => {
+      this.guarded(() => this.revokeIdentity(deviceId, 'amqp:link:detach-forced', reason), 'kick');
+    });
+    this.armExpiry(identity);
+    return identity;
+  }
+
+  private armExpiry(identity: Identity): void {
+    const { clock } = this.deps;
+    if (identity.timer !== undefined) clock.clearTimeout(identity.timer);
+    identity.timer = undefined;
+    if (identity.expiresAt === undefined) return;
+    const delay = Math.max(0, identity.expiresAt - clock.now());
+    identity.timer = clock.setTimeout(() => {
+      identity.timer = undefined;
+      this.guarded(() => {
+        if (identity.expiresAt !== undefined && identity.expiresAt > clock.now()) return this.armExpiry(identity);
+        this.revokeIdentity(identity.deviceId, UNAUTHORIZED, 'SAS token expired');
+      }, 'token expiry');
+    }, Math.min(delay, MAX_TIMER_MS));
+  }
+
+  /** Ends one identity: its links are detached with `condition`, the rest of the connection lives on. */
+  private revokeIdentity(deviceId: string, condition: string, description: string): void {
+    const identity = this.identities.get(deviceId);
+    if (!identity) return;
+    this.identities.delete(deviceId);
+    if (identity.timer !== undefined) this.deps.clock.clearTimeout(identity.timer);
+    for (const link of [...identity.links]) {
+      this.forgetLink(identity, link);
+      this.roles.delete(link);
+      if (!link.is_closed()) link.close({ condition, description });
+    }
+    identity.session.close();
+    this.deps.logger.info('amqp identity ended', { connectionId: this.id, deviceId, reason: description });
+  }
+
+  // ---- incoming messages ----------------------------------------------------------------------
+
+  onMessage(ctx: EventContext, receiver: Receiver): void {
+    const delivery = ctx.delivery;
+    const message = ctx.message as AmqpMessageLike | Buffer | undefined;
+    const format = (ctx as { format?: number }).format;
+    if (this.cbsPairs.some((p) => p.receiver === receiver)) return this.onCbsRequest(receiver, delivery, message);
+    const role = this.roles.get(receiver);
+    const identity = role ? this.identities.get(role.deviceId) : undefined;
+    if (!role || !identity) {
+      settle(delivery, { condition: UNAUTHORIZED, description: 'link is not authorized' });
+      return;
+    }
+    switch (role.endpoint) {
+      case 'events':
+        return this.onTelemetry(role.deviceId, delivery, message, format);
+      case 'twin':
+        return this.onTwinRequest(identity, role, delivery, message);
+      case 'methods':
+        return this.onMethodResponse(identity, delivery, message);
+      case 'c2d':
+        settle(delivery, { condition: 'amqp:not-allowed', description: 'devices cannot send on the devicebound link' });
+        return;
+    }
+  }
+
+  private onCbsRequest(receiver: Receiver, delivery: Delivery | undefined, message: AmqpMessageLike | Buffer | undefined): void {
+    settle(delivery, undefined);
+    if (message === undefined || Buffer.isBuffer(message)) return;
+    const parsed = parsePutToken(message);
+    let status: number;
+    let description: string;
+    if (!parsed.ok) {
+      status = parsed.status;
+      description = parsed.why;
+      this.deps.core.logRefusal({ protocol: this.protocol, connectionId: this.id, what: 'cbs put-token', why: parsed.why });
+    } else {
+      const result = this.deps.core.authenticateSas(parsed.deviceId, parsed.token);
+      if (result.ok) {
+        const renewal = this.identities.has(parsed.deviceId);
+        this.addIdentity(parsed.deviceId, result.expiresAt);
+        this.deps.logger.info('amqp put-token accepted', { connectionId: this.id, deviceId: parsed.deviceId, renewal });
+        status = 200;
+        description = 'OK';
+      } else {
+        // A failed renewal leaves an earlier, still valid token in force; only expiry ends it.
+        status = 401;
+        description = redactSecrets(result.message);
+        this.deps.core.logRefusal({ deviceId: parsed.deviceId, protocol: this.protocol, connectionId: this.id, what: 'cbs put-token', why: `${result.reason}: ${description}` });
+      }
+    }
+    const replyTo = this.cbsReplySender(receiver);
+    if (!replyTo) {
+      this.deps.logger.warn('amqp put-token without a $cbs receiver to answer on', { connectionId: this.id });
+      return;
+    }
+    sendMessage(replyTo, putTokenReply(parsed.messageId, status, description));
+  }
+
+  /** The reply goes on the pair the request came from; each SDK CBS agent only reads its own link. */
+  private cbsReplySender(receiver: Receiver): Sender | undefined {
+    const own = this.cbsPairs.find((p) => p.receiver === receiver)?.sender;
+    if (own && own.is_open()) return own;
+    for (let i = this.cbsPairs.length - 1; i >= 0; i--) {
+      const s = this.cbsPairs[i]?.sender;
+      if (s && s.is_open()) return s;
+    }
+    return undefined;
+  }
+
+  private onTelemetry(deviceId: string, delivery: Delivery | undefined, message: AmqpMessageLike | Buffer | undefined, format: number | undefined): void {
+    let messages: AmqpMessageLike[];
+    try {
+      if (Buffer.isBuffer(message)) {
+        if (format !== BATCH_MESSAGE_FORMAT) throw new HubError('ArgumentInvalid', `unsupported message format ${String(format)}`);
+        if (message.length > MAX_BATCH_BYTES) throw new HubError('MessageTooLarge', `batch of ${message.length} bytes exceeds ${MAX_BATCH_BYTES}`);
+        try {
+          messages = decodeBatch(message);
+        } catch (e) {
+          throw new HubError('ArgumentInvalid', `malformed batch: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      } else if (message !== undefined) {
+        messages = [message];
+      } else {
+        messages = [];
+      }
+      for (const m of messages) {
+        const to = checkTelemetryTo(m.to, deviceId);
+        if (!to.ok) {
+          this.deps.core.logRefusal({ deviceId, protocol: this.protocol, connectionId: this.id, what: 'telemetry', why: to.why });
+          settle(delivery, { condition: UNAUTHORIZED, description: to.why });
+          return;
+        }
+      }
+      for (const m of messages) this.deps.core.acceptTelemetry(deviceId, this.protocol, telemetryFromAmqp(m));
+      settle(delivery, undefined);
+    } catch (e) {
+      settle(delivery, errorCondition(e));
+      if (!(e instanceof HubError)) this.deps.logger.warn('amqp telemetry failed', { connectionId: this.id, deviceId, error: describe(e) });
+    }
+  }
+
+  private onTwinRequest(identity: Identity, role: LinkRole, delivery: Delivery | undefined, message: AmqpMessageLike | Buffer | undefined): void {
+    settle(delivery, undefined);
+    if (message === undefined || Buffer.isBuffer(message)) return;
+    const replyTo = identity.twinSenders.find((s) => role.channel !== undefined && this.roles.get(s)?.channel === role.channel) ?? identity.twinSenders.at(-1);
+    const parsed = parseTwinRequest(message);
+    const reply = (m: OutgoingAmqpMessage): void => {
+      if (replyTo && replyTo.is_open()) sendMessage(replyTo, m);
+      else this.deps.logger.warn('amqp twin request without a twin receiver to answer on', { connectionId: this.id, deviceId: identity.deviceId });
+    };
+    if (!parsed.ok) {
+      if (parsed.correlationId !== undefined) reply(twinReply(parsed.correlationId, parsed.status, { errorCode: 400004, message: parsed.why }));
+      return;
+    }
+    const { request } = parsed;
+    const { core } = this.deps;
+    try {
+      switch (request.operation) {
+        case 'GET':
+          reply(twinReply(request.correlationId, 200, twinGetBody(core.getTwin(identity.deviceId))));
+          return;
+        case 'PATCH': {
+          const version = core.patchReported(identity.deviceId, request.patch);
+          reply(twinReply(request.correlationId, 204, undefined, version));
+          return;
+        }
+        case 'PUT': {
+          const sender = replyTo;
+          if (sender) {
+            identity.desiredSender = sender;
+            identity.session.setDesiredReceiver({
+              desiredChanged: (patch) => this.guarded(() => {
+                if (sender.is_open()) sendMessage(sender, desiredPatchMessage(patch));
+              }, 'desired patch'),
+            });
+          }
+          reply(twinReply(request.correlationId, 200, undefined));
+          return;
+        }
+        case 'DELETE':
+          identity.desiredSender = undefined;
+          identity.session.setDesiredReceiver(undefined);
+          reply(twinReply(request.correlationId, 200, undefined));
+          return;
+      }
+    } catch (e) {
+      if (e instanceof HubError) reply(twinReply(request.correlationId, e.httpStatus, e.toBody()));
+      else {
+        this.deps.logger.warn('amqp twin request failed', { connectionId: this.id, deviceId: identity.deviceId, error: describe(e) });
+        reply(twinReply(request.correlationId, 500, { errorCode: 500001, message: 'internal error' }));
+      }
+    }
+  }
+
+  private onMethodResponse(identity: Identity, delivery: Delivery | undefined, message: AmqpMessageLike | Buffer | undefined): void {
+    if (message === undefined || Buffer.isBuffer(message)) {
+      settle(delivery, { condition: 'com.microsoft:argument-error', description: 'method response is not a message' });
+      return;
+    }
+    const parsed = parseMethodResponse(message);
+    if (!parsed.ok) {
+      settle(delivery, { condition: 'com.microsoft:argument-error', description: parsed.why });
+      return;
+    }
+    const requestId = identity.methodRequestIds.get(parsed.requestId.toLowerCase()) ?? parsed.requestId;
+    identity.methodRequestIds.delete(parsed.requestId.toLowerCase());
+    try {
+      this.deps.core.methodResponse(identity.deviceId, requestId, { status: parsed.status, payload: parsed.payload });
+      settle(delivery, undefined);
+    } catch (e) {
+      settle(delivery, errorCondition(e));
+    }
+  }
+
+  // ---- C2D --------------------------------------------------------------------------------------
+
+  private deliverC2D(identity: Identity, sender: Sender, message: LockedC2DMessage): void {
+    const delivery = sendMessage(sender, c2dToAmqp(message));
+    this.c2dDeliveries.set(delivery, { deviceId: identity.deviceId, lockToken: message.lockToken });
+    let unsent = this.c2dUnsent.get(sender);
+    if (!unsent) this.c2dUnsent.set(sender, (unsent = new Set()));
+    unsent.add(delivery);
+  }
+
+  /**
+   * rhea spends link credit only when it writes the transfer, so credit alone would let the core
+   * lock the whole queue at once; messages queued in rhea but not yet written count against it.
+   */
+  private c2dCapacity(sender: Sender): number {
+    const unsent = this.c2dUnsent.get(sender);
+    if (unsent) for (const d of unsent) if (d.sent) unsent.delete(d);
+    const credit = (sender as unknown as { credit?: number }).credit ?? 0;
+    return credit - (unsent?.size ?? 0);
+  }
+
+  /** accepted → complete, released/modified → abandon, rejected → reject (dead-letter). */
+  onC2DOutcome(delivery: Delivery | undefined, how: 'complete' | 'abandon' | 'reject'): void {
+    if (!delivery) return;
+    const entry = this.c2dDeliveries.get(delivery);
+    if (!entry) return;
+    this.c2dDeliveries.delete(delivery);
+    try {
+      this.deps.core.settleC2D(entry.deviceId, entry.lockToken, how);
+    } catch (e) {
+      // The lock may have expired; the SDK does not wait for an answer to its disposition anyway.
+      this.deps.logger.info('amqp c2d settlement refused', { connectionId: this.id, deviceId: entry.deviceId, how, error: describe(e) });
+    }
+  }
+
+  onSendable(sender: Sender): void {
+    const role = this.roles.get(sender);
+    if (role?.endpoint !== 'c2d') return;
+    this.identities.get(role.deviceId)?.session.pumpC2D();
+  }
+
+  // ---- teardown ---------------------------------------------------------------------------------
+
+  /** The transport is gone: every identity's session ends and the core hears the connection closed. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const identity of this.identities.values()) {
+      if (identity.timer !== undefined) this.deps.clock.clearTimeout(identity.timer);
+      identity.session.setC2DReceiver(undefined);
+      identity.session.setMethodReceiver(undefined);
+      identity.session.setDesiredReceiver(undefined);
+      identity.session.close();
+    }
+    this.identities.clear();
+    this.roles.clear();
+    this.cbsPairs.length = 0;
+    this.deps.core.connectionClosed(this.protocol, this.id);
+  }
+
+  /** Runs `fn`, turning a throw into a log line: nothing may escape into rhea's event dispatch. */
+  guarded(fn: () => void, what: string): void {
+    try {
+      fn();
+    } catch (e) {
+      this.deps.logger.warn(`amqp ${what} failed`, { connectionId: this.id, error: describe(e) });
+    }
+  }
+}
+
+/** rhea's Message type describes decoded messages (toJSON, toString); send() encodes plain objects. */
+function sendMessage(sender: Sender, message: OutgoingAmqpMessage): Delivery {
+  return sender.send(message as unknown as Message);
+}
+
+function channelOf(properties: unknown): string | undefined {
+  if (typeof properties !== 'object' || properties === null) return undefined;
+  const v = (properties as Record<string, unknown>)['com.microsoft:channel-correlation-id'];
+  return typeof v === 'string' ? v : messageIdToString(v);
+}
+
+/** Settles an incoming delivery unless the device already settled it (pre-settled twin requests). */
+function settle(delivery: Delivery | undefined, error: { condition: string; description: string } | undefined): void {
+  if (!delivery || delivery.remote_settled) return;
+  if (error) delivery.reject(error);
+  else delivery.accept();
+}
+
+function errorCondition(e: unknown): { condition: string; description: string } {
+  if (e instanceof HubError) return { condition: e.amqpCondition, description: redactSecrets(e.message) };
+  return { condition: 'amqp:internal-error', description: 'internal error' };
+}
+
+export function describe(e: unknown): string {
+  return redactSecrets(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+}

@@ -1,0 +1,195 @@
+// The AMQP front-end: takes sockets hub.ts has already accepted (TLS, or WebSocket upgraded with
+// subprotocol AMQPWSB10) and speaks IoT Hub's AMQP device protocol on them through one rhea
+// container. All hub semantics are the core's; this module maps links and messages to core calls.
+import { randomUUID } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import rhea from 'rhea';
+import type { Connection, ConnectionOptions, Container, EventContext } from 'rhea';
+import type { WebSocket } from 'ws';
+import type { FrontEnd, HubCore, HubLogger } from '../core/types.ts';
+import type { AmqpClock, AmqpProtocol } from './connection.ts';
+import { AmqpConnectionHandler, describe, systemClock } from './connection.ts';
+
+export type { AmqpClock } from './connection.ts';
+export { parseAddress, decideAttach, checkTelemetryTo } from './address.ts';
+export { parsePutToken, putTokenReply } from './cbs.ts';
+export { telemetryFromAmqp, c2dToAmqp, decodeBatch, BATCH_MESSAGE_FORMAT } from './mapping.ts';
+
+export interface AmqpFrontEndDeps {
+  core: HubCore;
+  logger: HubLogger;
+  /** Defaults to the system clock; tests inject one to drive token expiry. */
+  clock?: AmqpClock;
+}
+
+export interface AmqpFrontEnd extends FrontEnd {
+  handleTlsSocket(socket: TLSSocket): void;
+  handleWebSocket(ws: WebSocket): void;
+  /** Open AMQP connections and the identities each has authorized (for diagnostics and tests). */
+  connections(): Array<{ connectionId: string; protocol: AmqpProtocol; deviceIds: string[] }>;
+}
+
+/** How long close() lets a peer answer our close frame before the socket is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+
+/**
+ * rhea 3 has no typed way to serve an already-accepted TLS socket: `container.listen` does exactly
+ * `new Connection(options, container).accept(socket)`, and `Connection.accept` is present at runtime
+ * but missing from the typings. This is the one place that relies on it.
+ */
+function acceptSocket(container: Container, options: ConnectionOptions, socket: Socket): Connection {
+  const connection = container.create_connection(options) as Connection & { accept(socket: Socket): Connection };
+  return connection.accept(socket);
+}
+
+export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
+  const { core, logger } = deps;
+  const clock = deps.clock ?? systemClock;
+  // autoaccept off: telemetry is accepted only after the core took it, so HubErrors become rejections.
+  const container = rhea.create_container({ id: `local-hub-${randomUUID()}`, autoaccept: false });
+  const handlers = new Map<string, AmqpConnectionHandler>();
+  const closedWaiters = new Map<string, () => void>();
+  // WebSocket connections are created inside rhea, so each is learned from its first event.
+  const connectionsById = new Map<string, Connection>();
+  const findConnection = (id: string): Connection | undefined => connectionsById.get(id);
+  let closing = false;
+
+  const handlerOf = (ctx: EventContext): AmqpConnectionHandler | undefined => {
+    const id = ctx.connection?.options?.id;
+    return typeof id === 'string' ? handlers.get(id) : undefined;
+  };
+
+  /** Every rhea event runs here: a throw closes that one connection and never reaches rhea. */
+  const on = (event: string, fn: (h: AmqpConnectionHandler, ctx: EventContext) => void): void => {
+    container.on(event, (ctx: EventContext) => {
+      const handler = handlerOf(ctx);
+      if (!handler || handler.isEnded) return;
+      if (!connectionsById.has(handler.id)) connectionsById.set(handler.id, ctx.connection);
+      try {
+        fn(handler, ctx);
+      } catch (e) {
+        logger.warn('amqp event handler failed; closing the connection', { connectionId: handler.id, event, error: describe(e) });
+        try {
+          ctx.connection.close({ condition: 'amqp:internal-error', description: 'internal error' });
+        } catch {
+          handler.destroyTransport();
+        }
+      }
+    });
+  };
+
+  on('connection_open', () => undefined);
+  on('sender_open', (h, ctx) => ctx.sender && h.onSenderOpen(ctx.sender));
+  on('receiver_open', (h, ctx) => ctx.receiver && h.onReceiverOpen(ctx.receiver));
+  on('sender_close', (h, ctx) => ctx.sender && h.onLinkClosed(ctx.sender));
+  on('receiver_close', (h, ctx) => ctx.receiver && h.onLinkClosed(ctx.receiver));
+  on('message', (h, ctx) => ctx.receiver && h.onMessage(ctx, ctx.receiver));
+  on('sendable', (h, ctx) => ctx.sender && h.onSendable(ctx.sender));
+  on('accepted', (h, ctx) => h.onC2DOutcome(ctx.delivery, 'complete'));
+  // rhea reports `modified` as `released` (treat_modified_as_released), which IoT Hub treats as abandon.
+  on('released', (h, ctx) => h.onC2DOutcome(ctx.delivery, 'abandon'));
+  on('rejected', (h, ctx) => h.onC2DOutcome(ctx.delivery, 'reject'));
+  // Errors carried by detach/end/close frames are the peer's business; listening keeps rhea from
+  // escalating them to an unhandled 'error' event.
+  for (const event of ['sender_error', 'receiver_error', 'session_error', 'connection_error']) {
+    container.on(event, (ctx: EventContext) => {
+      const handler = handlerOf(ctx);
+      logger.info(`amqp peer reported ${event}`, { connectionId: handler?.id, error: describe(ctx.error ?? ctx.sender?.error ?? ctx.receiver?.error ?? ctx.session?.error) });
+    });
+  }
+  container.on('disconnected', (ctx: EventContext) => {
+    const handler = handlerOf(ctx);
+    if (!handler) return;
+    handlers.delete(handler.id);
+    connectionsById.delete(handler.id);
+    try {
+      handler.end();
+    } catch (e) {
+      logger.warn('amqp connection teardown failed', { connectionId: handler.id, error: describe(e) });
+    }
+    closedWaiters.get(handler.id)?.();
+    closedWaiters.delete(handler.id);
+  });
+  // Malformed input: rhea ends that socket itself after dispatching these; without a listener an
+  // EventEmitter 'error' would throw and take the whole hub down.
+  container.on('protocol_error', (err: unknown) => logger.warn('amqp protocol error; connection closed', { error: describe(err) }));
+  container.on('error', (err: unknown) => logger.warn('amqp error', { error: describe(err) }));
+
+  const register = (protocol: AmqpProtocol, peerCertificate: Buffer | undefined, destroy: () => void): { id: string; options: ConnectionOptions } => {
+    const id = `${protocol}-${randomUUID()}`;
+    const handler = new AmqpConnectionHandler(id, protocol, { core, logger, clock }, peerCertificate, destroy);
+    handlers.set(id, handler);
+    return { id, options: { id } as ConnectionOptions };
+  };
+
+  return {
+    handleTlsSocket(socket: TLSSocket): void {
+      if (closing) {
+        socket.destroy();
+        return;
+      }
+      socket.setNoDelay(true);
+      const peer = socket.getPeerCertificate?.();
+      const der = peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
+      const { id, options } = register('amqp', der, () => socket.destroy());
+      try {
+        connectionsById.set(id, acceptSocket(container, options, socket));
+      } catch (e) {
+        logger.warn('amqp accept failed', { connectionId: id, error: describe(e) });
+        handlers.get(id)?.end();
+        handlers.delete(id);
+        socket.destroy();
+      }
+    },
+
+    handleWebSocket(ws: WebSocket): void {
+      if (closing) {
+        ws.terminate();
+        return;
+      }
+      const { id, options } = register('amqp-ws', undefined, () => ws.terminate());
+      try {
+        // rhea wraps anything with send/close/onmessage; its typings only name net.Socket.
+        container.websocket_accept(ws as unknown as Socket, options as Parameters<Container['websocket_accept']>[1]);
+      } catch (e) {
+        logger.warn('amqp websocket accept failed', { connectionId: id, error: describe(e) });
+        handlers.get(id)?.end();
+        handlers.delete(id);
+        ws.terminate();
+      }
+    },
+
+    connections() {
+      return [...handlers.values()].map((h) => ({ connectionId: h.id, protocol: h.protocol, deviceIds: h.authorizedDevices() }));
+    },
+
+    async close(): Promise<void> {
+      closing = true;
+      const waits: Array<Promise<void>> = [];
+      for (const handler of [...handlers.values()]) {
+        waits.push(
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => {
+              // The peer did not answer the close in time: cut the transport; 'disconnected' may
+              // never fire for a destroyed WebSocket, so tear down here as well.
+              handler.destroyTransport();
+              handlers.delete(handler.id);
+              connectionsById.delete(handler.id);
+              handler.guarded(() => handler.end(), 'teardown');
+              resolve();
+            }, CLOSE_GRACE_MS);
+            closedWaiters.set(handler.id, () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+        );
+        const connection = findConnection(handler.id);
+        if (connection) handler.guarded(() => connection.close({ condition: 'amqp:connection:forced', description: 'the hub is closing' }), 'close');
+        else handler.destroyTransport();
+      }
+      await Promise.all(waits);
+    },
+  };
+}

@@ -1,0 +1,360 @@
+import { Agent as HttpsAgent, createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { isIP, type Server as NetServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import { SwitchyardError } from '@switchyard/errors';
+import { createAmqpFrontEnd } from './amqp/index.ts';
+import { createHttpsFrontEnd } from './https/index.ts';
+import { createMqttFrontEnd } from './mqtt/index.ts';
+import { TypedEmitter, type HubEvents } from './core/events.ts';
+import { LocalHubCore, SERVICE_POLICY, systemClock, type Clock } from './core/hub-core.ts';
+import { HubError } from './core/errors.ts';
+import type {
+  C2DMessage, C2DSendInput, DeviceAuthentication, DeviceProtocol, DeviceRecord, FrontEnd, HubCounters, HubLogger, HubStats,
+  MethodResult, TelemetryRecord, TwinDocument,
+} from './core/types.ts';
+import { createConsoleLogger } from './logger.ts';
+import { openHubStore, type HubStore } from './store/index.ts';
+import { ensureTlsMaterial, issueDeviceCertificate, type DeviceCertificate } from './tls/index.ts';
+
+export const DEFAULT_HOST_NAME = 'switchyard-local.azure-devices.net';
+export const STANDARD_PORTS = { mqtt: 8883, amqp: 5671, https: 443 } as const;
+const WEBSOCKET_PATH = '/$iothub/websocket';
+
+export interface LocalHubOptions {
+  /** Where the registry, twins, queued C2D and TLS material live. Without it the hub is in-memory. */
+  stateDir?: string;
+  /** Keep nothing on disk, even when `stateDir` is given. */
+  inMemory?: boolean;
+  /** Devices to have on start; existing ones keep their keys. */
+  devices?: string[];
+  /** The hub name devices use in HostName and SAS audiences; default `switchyard-local.azure-devices.net`. */
+  hostName?: string;
+  /** Loopback address to bind; default 127.0.0.1. */
+  address?: string;
+  /** Per-listener ports; default 0 (ephemeral), or the standard ones with `standardPorts`. */
+  ports?: { mqtt?: number; amqp?: number; https?: number };
+  /** Bind 8883, 5671 and 443 so the unmodified SDK connects with only `ca` set (needs CAP_NET_BIND_SERVICE or root for 443). */
+  standardPorts?: boolean;
+  /** Default: JSON lines on stderr, info suppressed. */
+  logger?: HubLogger;
+  clock?: Clock;
+}
+
+export type ConnectionStringProtocol = DeviceProtocol;
+
+export interface LocalHub {
+  readonly hostName: string;
+  readonly address: string;
+  readonly ports: { mqtt: number; amqp: number; https: number };
+  /** PEM of the hub's CA, for clients' `ca` option. */
+  readonly ca: string;
+  /** `ca.pem` in the state dir; undefined for in-memory hubs. */
+  readonly caPath: string | undefined;
+  readonly stateDir: string | undefined;
+  /** Service connection string for the `iothubowner` policy. */
+  readonly serviceConnectionString: string;
+
+  /**
+   * Connection string for a SAS device. For `mqtt` and `amqp` it carries
+   * `GatewayHostName=<address>:<port>`, so the SDK dials the hub while SAS audiences keep the hub
+   * name. The WebSocket and HTTPS transports always dial port 443 of HostName: without
+   * `standardPorts`, pass `redirectAgent()` as `mqtt.webSocketAgent`, `amqp.webSocketAgent` or
+   * `http.agent`; with it, the string points them at the bound address directly.
+   */
+  deviceConnectionString(deviceId: string, options?: { protocol?: ConnectionStringProtocol }): string;
+  /** An https.Agent that sends the WebSocket and HTTPS transports to this hub's HTTPS port, keeping TLS name checks. */
+  redirectAgent(): HttpsAgent;
+  /** A SAS token for the service REST API (`Authorization` header). */
+  serviceToken(ttlSeconds?: number): string;
+
+  createDevice(deviceId: string, options?: { authentication?: DeviceAuthentication; status?: 'enabled' | 'disabled' }): DeviceRecord;
+  getDevice(deviceId: string): DeviceRecord | undefined;
+  listDevices(): DeviceRecord[];
+  removeDevice(deviceId: string): void;
+  sendC2D(deviceId: string, input: C2DSendInput): C2DMessage;
+  invokeMethod(deviceId: string, request: { methodName: string; payload?: unknown; responseTimeoutInSeconds?: number; connectTimeoutInSeconds?: number }): Promise<MethodResult>;
+  updateDesired(deviceId: string, patch: Record<string, unknown>): TwinDocument & { deviceId: string; etag: string; version: number };
+  readTwin(deviceId: string): TwinDocument & { deviceId: string; etag: string; version: number };
+  telemetry(filter?: { deviceId?: string; afterSequence?: number }): TelemetryRecord[];
+  onTelemetry(listener: (record: TelemetryRecord) => void): () => void;
+  stats(): HubStats;
+  counters(deviceId: string): HubCounters;
+  /** A self-signed client certificate; register `thumbprint` with `createDevice(id, { authentication: { type: 'x509-thumbprint', primaryThumbprint } })`. */
+  issueDeviceCertificate(deviceId: string): DeviceCertificate;
+
+  on<K extends keyof HubEvents & string>(event: K, listener: (...args: HubEvents[K]) => void): this;
+  once<K extends keyof HubEvents & string>(event: K, listener: (...args: HubEvents[K]) => void): this;
+  off<K extends keyof HubEvents & string>(event: K, listener: (...args: HubEvents[K]) => void): this;
+
+  /** Closes every listener and connection, clears timers, closes the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+function validatePort(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
+    throw new SwitchyardError('CONFIG_INVALID', `${field} must be an integer from 0 to 65535 (0 picks a free port).`, { details: { field } });
+  }
+  return value;
+}
+
+function listen(server: NetServer, port: number, address: string, name: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      const hint = error.code === 'EADDRINUSE'
+        ? `is in use; pick another --address (127.0.0.N) or port, or omit --standard-ports`
+        : error.code === 'EACCES'
+          ? 'needs privileges (ports below 1024 need root or CAP_NET_BIND_SERVICE); omit --standard-ports'
+          : `failed: ${error.message}`;
+      reject(new SwitchyardError('CONFIG_INVALID', `The ${name} listener on ${address}:${port} ${hint}.`, { cause: error, details: { field: `ports.${name}` } }));
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      const bound = server.address();
+      resolve(typeof bound === 'object' && bound ? bound.port : port);
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen({ port, host: address, exclusive: true });
+  });
+}
+
+function closeServer(server: NetServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve();
+      return;
+    }
+    server.close(() => resolve());
+  });
+}
+
+class Hub extends TypedEmitter<HubEvents> implements LocalHub {
+  hostName: string;
+  address: string;
+  ports = { mqtt: 0, amqp: 0, https: 0 };
+  ca = '';
+  caPath: string | undefined;
+  stateDir: string | undefined;
+  readonly #standardPorts: boolean;
+  #core!: LocalHubCore;
+  #store!: HubStore;
+  readonly #servers: NetServer[] = [];
+  readonly #sockets = new Set<Socket>();
+  readonly #frontEnds: FrontEnd[] = [];
+  #wss: WebSocketServer | undefined;
+  readonly #agents = new Set<HttpsAgent>();
+  #closing: Promise<void> | undefined;
+
+  constructor(options: { hostName: string; address: string; stateDir: string | undefined; standardPorts: boolean }) {
+    super();
+    this.hostName = options.hostName;
+    this.address = options.address;
+    this.stateDir = options.stateDir;
+    this.#standardPorts = options.standardPorts;
+  }
+
+  async start(options: LocalHubOptions, logger: HubLogger, wantedPorts: { mqtt: number; amqp: number; https: number }): Promise<void> {
+    const tlsMaterial = ensureTlsMaterial({ ...(this.stateDir === undefined ? {} : { stateDir: this.stateDir }), hostName: this.hostName, address: this.address });
+    this.ca = tlsMaterial.ca;
+    this.caPath = tlsMaterial.caPath;
+    this.#store = openHubStore(this.stateDir === undefined ? { inMemory: true } : { stateDir: this.stateDir });
+    const clock = options.clock ?? systemClock;
+    this.#core = new LocalHubCore({
+      hostName: this.hostName,
+      alternateHostNames: ['localhost', '127.0.0.1', this.address],
+      store: this.#store,
+      logger,
+      clock,
+    });
+    this.#core.on('telemetry', (record) => this.emit('telemetry', record));
+    this.#core.on('connected', (info) => this.emit('connected', info));
+    this.#core.on('disconnected', (info) => this.emit('disconnected', info));
+    this.#core.on('refused', (event) => this.emit('refused', event));
+    for (const deviceId of options.devices ?? []) if (!this.#core.getDevice(deviceId)) this.#core.createDevice(deviceId);
+
+    const core = this.#core;
+    const mqtt = createMqttFrontEnd({ core, logger, now: () => clock.now() });
+    const amqp = createAmqpFrontEnd({ core, logger });
+    const https = createHttpsFrontEnd({ core, service: core, logger });
+    this.#frontEnds.push(mqtt, amqp, https);
+
+    const tlsOptions: TlsOptions = {
+      cert: tlsMaterial.cert,
+      key: tlsMaterial.key,
+      minVersion: 'TLSv1.2',
+      // X.509 thumbprint devices present self-signed certificates that no CA vouches for, which is
+      // how IoT Hub treats them too: the TLS layer only proves the client holds the key, and the
+      // core decides by comparing the certificate's thumbprint with the registry. So the server
+      // asks for a certificate but does not chain-verify it. (Clients always verify the hub.)
+      requestCert: true,
+      rejectUnauthorized: false,
+    };
+
+    const mqttServer = createTlsServer(tlsOptions, (socket) => {
+      socket.setNoDelay(true);
+      mqtt.handleConnection(socket, { protocol: 'mqtt', tlsSocket: socket });
+    });
+    const amqpServer = createTlsServer(tlsOptions, (socket) => {
+      socket.setNoDelay(true);
+      amqp.handleTlsSocket(socket);
+    });
+    const httpsServer: HttpsServer = createHttpsServer(tlsOptions, (req, res) => https.handleRequest(req, res));
+    httpsServer.keepAliveTimeout = 30_000;
+
+    // Frames of mqtt.js are tiny and many (one MQTT packet spans several), so the WebSocket is
+    // bridged as a byte stream; the payload cap only bounds a single frame.
+    const wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: 4 * 1024 * 1024,
+      handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('AMQPWSB10') ? 'AMQPWSB10' : false),
+    });
+    this.#wss = wss;
+    httpsServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path !== WEBSOCKET_PATH) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        if (ws.protocol === 'mqtt') {
+          const stream = createWebSocketStream(ws);
+          mqtt.handleConnection(stream, { protocol: 'mqtt-ws', tlsSocket: req.socket as TLSSocket });
+        } else if (ws.protocol === 'AMQPWSB10') {
+          amqp.handleWebSocket(ws);
+        } else {
+          logger.warn('websocket refused: no supported subprotocol', { offered: req.headers['sec-websocket-protocol'] ?? '' });
+          ws.close(1002, 'subprotocol must be mqtt or AMQPWSB10');
+        }
+      });
+    });
+
+    const servers: Array<[NetServer, 'mqtt' | 'amqp' | 'https']> = [[mqttServer, 'mqtt'], [amqpServer, 'amqp'], [httpsServer, 'https']];
+    for (const [server, name] of servers) {
+      this.#servers.push(server);
+      server.on('connection', (socket: Socket) => {
+        this.#sockets.add(socket);
+        socket.once('close', () => this.#sockets.delete(socket));
+      });
+      // A failed handshake (a client that distrusts the CA, a port scanner) is the client's
+      // problem; it must not reach the process as an unhandled error.
+      server.on('tlsClientError', (error: Error) => logger.info('tls handshake failed', { listener: name, error: error.message }));
+      server.on('error', (error: Error) => logger.warn('listener error', { listener: name, error: error.message }));
+    }
+    this.ports.mqtt = await listen(mqttServer, wantedPorts.mqtt, this.address, 'mqtt');
+    this.ports.amqp = await listen(amqpServer, wantedPorts.amqp, this.address, 'amqp');
+    this.ports.https = await listen(httpsServer, wantedPorts.https, this.address, 'https');
+    logger.info('local hub ready', { hostName: this.hostName, address: this.address, ports: this.ports, stateDir: this.stateDir ?? null });
+  }
+
+  get serviceConnectionString(): string {
+    return `HostName=${this.hostName};SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${this.#core.serviceKey}`;
+  }
+
+  deviceConnectionString(deviceId: string, options: { protocol?: ConnectionStringProtocol } = {}): string {
+    const device = this.#core.getDevice(deviceId);
+    if (!device) throw new SwitchyardError('DEVICE_NOT_FOUND', `Device '${deviceId}' is not registered; create it first (createDevice or --devices).`, { details: { field: 'deviceId' } });
+    if (device.authentication.type !== 'sas') {
+      throw new SwitchyardError('CONFIG_INVALID', `Device '${deviceId}' uses X.509; connect with HostName=${this.address}:${this.ports.mqtt};DeviceId=${deviceId};x509=true and its certificate.`, { details: { field: 'deviceId' } });
+    }
+    const protocol = options.protocol ?? 'mqtt';
+    const credentials = `DeviceId=${deviceId};SharedAccessKey=${device.authentication.primaryKey}`;
+    if (protocol === 'mqtt' || protocol === 'amqp') {
+      return `HostName=${this.hostName};GatewayHostName=${this.address}:${this.ports[protocol]};${credentials}`;
+    }
+    if (this.#standardPorts && this.ports.https === STANDARD_PORTS.https) {
+      // Http dials HostName:443 and ignores GatewayHostName, so HostName itself must be the address;
+      // the SAS audience then names the address, which the hub accepts.
+      return protocol === 'https' ? `HostName=${this.address};${credentials}` : `HostName=${this.hostName};GatewayHostName=${this.address};${credentials}`;
+    }
+    return `HostName=${this.hostName};${credentials}`;
+  }
+
+  redirectAgent(): HttpsAgent {
+    const target = { host: this.address, port: this.ports.https };
+    class RedirectAgent extends HttpsAgent {
+      override createConnection(options: Record<string, unknown>, callback?: (err: Error | null, socket: Duplex) => void): Duplex {
+        // servername stays the original host, so the certificate is still checked against HostName.
+        const servername = typeof options['servername'] === 'string' ? options['servername'] : (options['host'] as string | undefined);
+        const redirected = { ...options, ...target, ...(servername && isIP(servername) === 0 ? { servername } : {}) };
+        return (HttpsAgent.prototype as unknown as { createConnection(o: unknown, cb?: unknown): Duplex }).createConnection.call(this, redirected, callback);
+      }
+    }
+    const agent = new RedirectAgent({ keepAlive: true });
+    this.#agents.add(agent);
+    return agent;
+  }
+
+  serviceToken(ttlSeconds?: number): string {
+    return this.#core.serviceToken(ttlSeconds);
+  }
+
+  createDevice(deviceId: string, options?: { authentication?: DeviceAuthentication; status?: 'enabled' | 'disabled' }): DeviceRecord {
+    return this.#core.createDevice(deviceId, options);
+  }
+  getDevice(deviceId: string): DeviceRecord | undefined { return this.#core.getDevice(deviceId); }
+  listDevices(): DeviceRecord[] { return this.#core.listDevices(); }
+  removeDevice(deviceId: string): void { this.#core.removeDevice(deviceId); }
+  sendC2D(deviceId: string, input: C2DSendInput): C2DMessage { return this.#core.sendC2D(deviceId, input); }
+  invokeMethod(deviceId: string, request: { methodName: string; payload?: unknown; responseTimeoutInSeconds?: number; connectTimeoutInSeconds?: number }): Promise<MethodResult> {
+    return this.#core.invokeMethod(deviceId, request);
+  }
+  updateDesired(deviceId: string, patch: Record<string, unknown>): TwinDocument & { deviceId: string; etag: string; version: number } {
+    return this.#core.updateDesired(deviceId, patch);
+  }
+  readTwin(deviceId: string): TwinDocument & { deviceId: string; etag: string; version: number } { return this.#core.readTwin(deviceId); }
+  telemetry(filter?: { deviceId?: string; afterSequence?: number }): TelemetryRecord[] { return this.#core.telemetry(filter); }
+  onTelemetry(listener: (record: TelemetryRecord) => void): () => void { return this.#core.onTelemetry(listener); }
+  stats(): HubStats { return this.#core.stats(); }
+  counters(deviceId: string): HubCounters { return this.#core.counters(deviceId); }
+  issueDeviceCertificate(deviceId: string): DeviceCertificate { return issueDeviceCertificate(deviceId); }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#doClose();
+    return this.#closing;
+  }
+
+  async #doClose(): Promise<void> {
+    // Stop accepting first, then end sessions (front-ends see onKicked), then drop what is left.
+    const serversClosed = this.#servers.map((s) => closeServer(s));
+    this.#core?.close();
+    await Promise.all(this.#frontEnds.map((f) => f.close().catch(() => undefined)));
+    for (const client of this.#wss?.clients ?? []) client.terminate();
+    this.#wss?.close();
+    for (const agent of this.#agents) agent.destroy();
+    for (const server of this.#servers) (server as Partial<HttpsServer>).closeAllConnections?.();
+    for (const socket of this.#sockets) socket.destroy();
+    await Promise.all(serversClosed);
+    this.#store?.close();
+    this.removeAllListeners();
+  }
+}
+
+/** Starts a local IoT Hub: TLS listeners for MQTT, AMQP and HTTPS (with both WebSocket flavours). */
+export async function startLocalHub(options: LocalHubOptions = {}): Promise<LocalHub> {
+  const address = options.address ?? '127.0.0.1';
+  if (isIP(address) === 0) throw new SwitchyardError('CONFIG_INVALID', `address '${address}' is not an IP address; use a loopback address such as 127.0.0.1 or 127.0.0.2.`, { details: { field: 'address' } });
+  const hostName = (options.hostName ?? DEFAULT_HOST_NAME).toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(hostName)) {
+    throw new SwitchyardError('CONFIG_INVALID', `hostName '${hostName}' is not a DNS name such as myhub.azure-devices.net.`, { details: { field: 'hostName' } });
+  }
+  const base = options.standardPorts ? STANDARD_PORTS : { mqtt: 0, amqp: 0, https: 0 };
+  const ports = {
+    mqtt: validatePort(options.ports?.mqtt ?? base.mqtt, 'ports.mqtt'),
+    amqp: validatePort(options.ports?.amqp ?? base.amqp, 'ports.amqp'),
+    https: validatePort(options.ports?.https ?? base.https, 'ports.https'),
+  };
+  const stateDir = options.inMemory ? undefined : options.stateDir;
+  const hub = new Hub({ hostName, address, stateDir, standardPorts: options.standardPorts ?? false });
+  try {
+    await hub.start(options, options.logger ?? createConsoleLogger({ quiet: true }), ports);
+  } catch (error) {
+    await hub.close();
+    if (error instanceof HubError) throw new SwitchyardError('CONFIG_INVALID', error.message, { cause: error, details: { field: 'devices' } });
+    throw error;
+  }
+  return hub;
+}

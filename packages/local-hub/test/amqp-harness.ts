@@ -1,0 +1,223 @@
+// Test bench for the AMQP front-end: the real hub (startLocalHub, in memory, ephemeral ports),
+// Azure SDK client builders, and a raw rhea client for what the SDK never sends.
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import rhea from 'rhea';
+import type { Connection, EventContext, Message, Receiver, Sender } from 'rhea';
+import { Client } from 'azure-iot-device';
+import { Amqp, AmqpWs } from 'azure-iot-device-amqp';
+import { NoRetry } from 'azure-iot-common';
+import { createMemoryLogger, createSasToken, startLocalHub, type LocalHub } from '../src/index.ts';
+
+export const HUB_NAME = 'testhub.azure-devices.net';
+
+export interface AmqpTestHub {
+  /** The hub under test, assembled by startLocalHub exactly as in production. */
+  local: LocalHub;
+  logger: ReturnType<typeof createMemoryLogger>;
+  ca: string;
+  amqpPort: number;
+  httpsPort: number;
+  close(): Promise<void>;
+}
+
+export async function startAmqpTestHub(): Promise<AmqpTestHub> {
+  const logger = createMemoryLogger();
+  const local = await startLocalHub({ inMemory: true, hostName: HUB_NAME, logger });
+  return { local, logger, ca: local.ca, amqpPort: local.ports.amqp, httpsPort: local.ports.https, close: () => local.close() };
+}
+
+export function deviceKey(hub: AmqpTestHub, deviceId: string): string {
+  const device = hub.local.getDevice(deviceId) ?? hub.local.createDevice(deviceId);
+  if (device.authentication.type !== 'sas') throw new Error(`${deviceId} is not a SAS device`);
+  return device.authentication.primaryKey;
+}
+
+export function sasToken(deviceId: string, key: string, ttlSeconds = 3600): string {
+  return createSasToken(`${HUB_NAME}/devices/${deviceId}`, key, Math.floor(Date.now() / 1000) + ttlSeconds);
+}
+
+// ---- Azure SDK clients --------------------------------------------------------------------------
+
+export class RedirectAgent extends https.Agent {
+  constructor(private readonly port: number) {
+    super({ keepAlive: false });
+  }
+  // Node's typings omit createConnection on Agent; it is the documented hook for custom sockets.
+  createConnection(options: Record<string, unknown>, callback?: unknown): Duplex {
+    const base = https.Agent.prototype as unknown as { createConnection(o: Record<string, unknown>, cb?: unknown): Duplex };
+    return base.createConnection.call(this, { ...options, host: '127.0.0.1', port: this.port }, callback);
+  }
+}
+
+export interface SdkClientOptions {
+  tokenRenewal?: { tokenValidTimeInSeconds: number; tokenRenewalMarginInSeconds: number };
+  noRetry?: boolean;
+  key?: string;
+}
+
+export async function sdkClient(hub: AmqpTestHub, transport: 'amqp' | 'amqp-ws', deviceId: string, opts: SdkClientOptions = {}): Promise<Client> {
+  const key = opts.key ?? deviceKey(hub, deviceId);
+  const base = `HostName=${HUB_NAME};DeviceId=${deviceId};SharedAccessKey=${key}`;
+  const client = transport === 'amqp'
+    ? Client.fromConnectionString(`${base};GatewayHostName=localhost:${hub.amqpPort}`, Amqp)
+    : Client.fromConnectionString(base, AmqpWs);
+  const options: Record<string, unknown> = { ca: hub.ca };
+  if (opts.tokenRenewal) options.tokenRenewal = opts.tokenRenewal;
+  if (transport === 'amqp-ws') options.amqp = { webSocketAgent: new RedirectAgent(hub.httpsPort) };
+  // setOptions replaces rather than merges: everything goes in one call.
+  await client.setOptions(options as Parameters<Client['setOptions']>[0]);
+  if (opts.noRetry) client.setRetryPolicy(new NoRetry());
+  // An 'error' without a listener would crash the test process.
+  client.on('error', () => undefined);
+  return client;
+}
+
+/** Polls `probe` until it returns something other than undefined; fails after `ms`. */
+export async function waitFor<T>(probe: () => T | undefined, ms = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Rejects after `ms` so no await in a test can hang. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// ---- raw rhea client ----------------------------------------------------------------------------
+
+export interface RawLinkResult {
+  opened: boolean;
+  error?: { condition?: string; description?: string };
+}
+
+/** A raw AMQP client (rhea 3) over verified TLS, for what the SDK never sends. */
+export class RawAmqpClient {
+  readonly connection: Connection;
+  private readonly container = rhea.create_container({ id: `raw-${Math.random().toString(16).slice(2)}` });
+  private cbsSender: Sender | undefined;
+  private cbsReceiver: Receiver | undefined;
+  private readonly cbsWaiters = new Map<string, (m: Message) => void>();
+  private disconnected = false;
+
+  private constructor(hub: AmqpTestHub, tlsOptions: { cert?: string; key?: string }) {
+    this.container.on('error', () => undefined);
+    this.container.on('disconnected', () => {
+      this.disconnected = true;
+    });
+    this.connection = this.container.connect({
+      host: 'localhost',
+      port: hub.amqpPort,
+      transport: 'tls',
+      ca: hub.ca,
+      reconnect: false,
+      ...tlsOptions,
+    } as Parameters<typeof this.container.connect>[0]);
+    this.connection.on('connection_error', () => undefined);
+  }
+
+  static async connect(hub: AmqpTestHub, tlsOptions: { cert?: string; key?: string } = {}): Promise<RawAmqpClient> {
+    const client = new RawAmqpClient(hub, tlsOptions);
+    await within(new Promise<void>((resolve, reject) => {
+      client.connection.once('connection_open', () => resolve());
+      client.connection.once('disconnected', () => reject(new Error('disconnected before open')));
+    }), 5000, 'raw connection open');
+    return client;
+  }
+
+  get isDisconnected(): boolean {
+    return this.disconnected;
+  }
+
+  /** Attaches and reports whether the hub kept the link or detached it (with which error). */
+  async attach(kind: 'sender' | 'receiver', address: string, options: Record<string, unknown> = {}): Promise<{ link: Sender | Receiver; result: RawLinkResult }> {
+    const link = kind === 'sender'
+      ? this.connection.open_sender({ target: { address }, ...options })
+      : this.connection.open_receiver({ source: { address }, ...options });
+    const result = await within(new Promise<RawLinkResult>((resolve) => {
+      const prefix = kind === 'sender' ? 'sender' : 'receiver';
+      let opened = false;
+      link.once(`${prefix}_open`, () => {
+        opened = true;
+        // The hub answers a refused attach with attach + detach; give the detach a moment.
+        setTimeout(() => resolve({ opened: !link.is_closed() && link.is_open() }), 150);
+      });
+      link.once(`${prefix}_close`, (ctx: EventContext) => {
+        const error = (kind === 'sender' ? ctx.sender : ctx.receiver)?.error as RawLinkResult['error'];
+        resolve({ opened: false, ...(error ? { error } : {}) });
+      });
+      link.once(`${prefix}_error`, () => undefined);
+      void opened;
+    }), 5000, `attach ${address}`);
+    return { link, result };
+  }
+
+  /** Sends one put-token on this client's $cbs pair and returns the reply's status. */
+  async putToken(audienceDeviceId: string, token: string): Promise<{ status: unknown; description: unknown }> {
+    if (!this.cbsSender || !this.cbsReceiver) {
+      this.cbsSender = (await this.attach('sender', '$cbs')).link as Sender;
+      const { link } = await this.attach('receiver', '$cbs');
+      this.cbsReceiver = link as Receiver;
+      this.cbsReceiver.on('message', (ctx: EventContext) => {
+        const id = String(ctx.message?.correlation_id);
+        this.cbsWaiters.get(id)?.(ctx.message as Message);
+        this.cbsWaiters.delete(id);
+      });
+    }
+    const messageId = rhea.generate_uuid();
+    const reply = within(new Promise<Message>((resolve) => this.cbsWaiters.set(messageId, resolve)), 5000, 'put-token reply');
+    this.cbsSender.send({
+      message_id: messageId,
+      to: '$cbs',
+      reply_to: 'cbs',
+      application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: encodeURIComponent(`${HUB_NAME}/devices/${audienceDeviceId}`) },
+      body: token,
+    } as unknown as Message);
+    const m = await reply;
+    const props = (m.application_properties ?? {}) as Record<string, unknown>;
+    return { status: props['status-code'], description: props['status-description'] };
+  }
+
+  /** Sends one message and resolves with its outcome. */
+  async send(sender: Sender, message: Record<string, unknown> | Buffer, format?: number): Promise<{ outcome: 'accepted' | 'rejected' | 'released'; error?: { condition?: string; description?: string } }> {
+    await waitFor(() => (sender.sendable() ? true : undefined), 5000, 'credit');
+    const delivery = format === undefined ? sender.send(message as unknown as Message) : sender.send(message as Buffer, undefined, format);
+    return within(new Promise((resolve) => {
+      const onAccepted = (ctx: EventContext): void => {
+        if (ctx.delivery === delivery) resolve({ outcome: 'accepted' });
+      };
+      const onRejected = (ctx: EventContext): void => {
+        const error = (ctx.delivery?.remote_state as { error?: { condition?: string; description?: string } } | undefined)?.error;
+        if (ctx.delivery === delivery) resolve({ outcome: 'rejected', ...(error ? { error } : {}) });
+      };
+      const onReleased = (ctx: EventContext): void => {
+        if (ctx.delivery === delivery) resolve({ outcome: 'released' });
+      };
+      sender.on('accepted', onAccepted);
+      sender.on('rejected', onRejected);
+      sender.on('released', onReleased);
+    }), 5000, 'disposition');
+  }
+
+  async close(): Promise<void> {
+    if (this.disconnected) return;
+    // A clean close ends with the peer's close frame; rhea reports 'disconnected' only for unclean ends.
+    const done = new Promise<void>((resolve) => {
+      this.connection.once('connection_close', () => resolve());
+      this.connection.once('disconnected', () => resolve());
+    });
+    this.connection.close();
+    await within(done, 3000, 'raw close').catch(() => {
+      (this.connection as unknown as { socket?: { destroy(): void } }).socket?.destroy();
+    });
+  }
+}

@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createHubCore, openHubStore, silentLogger } from '../src/index.ts';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-store-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** Runs the fixture until it reports, then SIGKILLs it; resolves with its report. */
+function runAndKill(stateDir: string): Promise<{ key: string; serviceKey: string }> {
+  const fixture = fileURLToPath(new URL('./fixtures/store-child.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture, stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`child did not report within 20 s: ${err}`)); }, 20_000);
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      child.kill('SIGKILL');
+      child.once('exit', (_code, signal) => {
+        clearTimeout(timer);
+        if (signal !== 'SIGKILL') reject(new Error(`child exited with ${String(signal)}`));
+        else resolve(JSON.parse(out.slice(0, nl)) as { key: string; serviceKey: string });
+      });
+    });
+    child.once('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+describe('state store', () => {
+  it('a SIGKILLed hub restarts with its registry, keys, twins, queue and subscriptions intact', async () => {
+    const stateDir = tempDir();
+    const report = await runAndKill(stateDir);
+    const core = createHubCore({ hostName: 'kill-hub.azure-devices.net', store: openHubStore({ stateDir }), logger: silentLogger });
+    try {
+      const device = core.getDevice('kept');
+      expect(device?.authentication).toMatchObject({ type: 'sas', primaryKey: report.key });
+      expect(core.getDevice('gone')).toBeUndefined();
+      expect(core.serviceKey).toBe(report.serviceKey);
+      expect(core.readTwin('kept')).toMatchObject({ reported: { fw: '2.0', $version: 2 }, desired: { interval: 10, $version: 2 }, version: 3 });
+      expect(core.getPersistentSubscriptions('kept')).toEqual(['devices/kept/messages/devicebound/#', '$iothub/twin/res/#']);
+      const first = core.pollC2D('kept');
+      const second = core.pollC2D('kept');
+      expect(first).toMatchObject({ messageId: 'm1', deliveryCount: 1, properties: { color: 'red' } });
+      expect(first?.body.toString()).toBe('first');
+      expect(second?.messageId).toBe('m2');
+      expect([...second!.body]).toEqual([0, 1, 2, 255]);
+      expect(core.pollC2D('kept')).toBeUndefined();
+      core.settleC2D('kept', first!.lockToken, 'complete');
+    } finally {
+      core.close();
+    }
+  });
+
+  it('in-memory stores share nothing and write no files', () => {
+    const a = openHubStore({ inMemory: true });
+    const b = openHubStore({ inMemory: true });
+    expect(a.path).toBeUndefined();
+    a.setPolicyKey('iothubowner', 'k');
+    expect(b.getPolicyKey('iothubowner')).toBeUndefined();
+    a.close();
+    a.close();
+    b.close();
+  });
+});
