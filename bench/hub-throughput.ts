@@ -40,7 +40,10 @@ async function run(devices: number): Promise<{ devices: number; msgsPerSecond: n
       clientId: id, username: `${info.hostName}/${id}/?api-version=2021-04-12`, password: deviceSasToken(info.hostName, id, key),
       protocolVersion: 4, clean: true, reconnectPeriod: 0, keepalive: 180,
     });
-    await once(client, 'connect');
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+    });
     return { id, client };
   }));
 

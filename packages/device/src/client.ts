@@ -55,6 +55,11 @@ export interface AdaptOptions {
   pollStateDir?: string;
   clock?: Clock;
   random?: () => number;
+  /**
+   * Builds and opens a replacement Azure client. When given, an AMQP client whose operation
+   * times out is replaced (see #recycle); connect() provides it, adapted clients may omit it.
+   */
+  rebuild?: () => Promise<{ azure: AzureClientLike; transport: unknown; pollOnce?: PollOnce }>;
 }
 
 export interface RetryPolicyLike {
@@ -155,7 +160,11 @@ export class SwitchyardDeviceClient extends EventEmitter {
   readonly decision: Decision | undefined;
   readonly deviceId: string;
   #state: ConnectionState = 'connected';
-  readonly #azure: AzureClientLike;
+  #azure: AzureClientLike;
+  #pollOnce: PollOnce | undefined;
+  #generationCleanup: Array<() => void> = [];
+  #rebuilding: Promise<void> | undefined;
+  readonly #methods = new Map<string, MethodHandler>();
   readonly #o: AdaptOptions;
   readonly #timeoutMs: number;
   #c2dEnabled = false;
@@ -163,16 +172,22 @@ export class SwitchyardDeviceClient extends EventEmitter {
   #desiredEnabled = false;
   #poller: PollRunner | undefined;
   readonly #queues = new Set<MessageQueue<C2DMessage>>();
-  readonly #cleanup: Array<() => void> = [];
 
   constructor(azure: AzureClientLike, options: AdaptOptions) {
     super();
     this.#azure = azure;
+    this.#pollOnce = options.pollOnce;
     this.#o = options;
     this.protocol = options.protocol;
     this.decision = options.decision;
     this.deviceId = options.deviceId ?? '';
     this.#timeoutMs = options.operationTimeoutMs ?? 30_000;
+    this.#attach(azure, options.transport);
+  }
+
+  /** Listens to one generation of Azure client and transport; undone by #detach. */
+  #attach(azure: AzureClientLike, transportObj: unknown): void {
+    const options = this.#o;
     // An 'error' event without a listener crashes the process; the SDK emits them for failed
     // feature re-enables after reconnects (§8 item 15).
     this.#listen(azure, 'error', (err: unknown) => this.#emitError(err, 'background'));
@@ -187,9 +202,10 @@ export class SwitchyardDeviceClient extends EventEmitter {
       const event = { reason: reasonOf(err), willRetry: false, ...(err === undefined ? {} : { error: translateError(err, { protocol: this.protocol, operation: 'connection' }) }) };
       this.emit('disconnected', event);
     });
-    const transport = options.transport as { on?: (e: string, l: (...a: never[]) => void) => unknown; removeListener?: (e: string, l: (...a: never[]) => void) => unknown } | undefined;
-    if (transport?.on !== undefined) {
-      this.#listen(transport as Pick<AzureClientLike, 'on' | 'removeListener'>, 'disconnect', (err: unknown) => {
+    const transport = transportObj as { on?: unknown } | undefined;
+    if (typeof transport?.on === 'function') {
+      const t = transport as Pick<AzureClientLike, 'on' | 'removeListener'>;
+      this.#listen(t, 'disconnect', (err: unknown) => {
         if (this.#state === 'closing' || this.#state === 'closed') return;
         const willRetry = err instanceof Error && (options.retryPolicy?.shouldRetry(err) ?? RETRYABLE.has(err.name));
         // The client reports only give-ups; a retried drop is visible only here.
@@ -198,7 +214,75 @@ export class SwitchyardDeviceClient extends EventEmitter {
         this.emit('disconnected', { reason: reasonOf(err), willRetry: true, error: translateError(err, { protocol: this.protocol, operation: 'connection' }) });
       });
       // HTTP poll failures appear only as transport 'error' events, which the SDK merely logs.
-      if (this.protocol === 'https') this.#listen(transport as Pick<AzureClientLike, 'on' | 'removeListener'>, 'error', (err: unknown) => this.#emitError(err, 'poll'));
+      if (this.protocol === 'https') this.#listen(t, 'error', (err: unknown) => this.#emitError(err, 'poll'));
+    }
+    if (this.#c2dEnabled) this.#listen(azure, 'message', (msg: unknown) => this.#deliver(azure, msg));
+  }
+
+  #detach(): void {
+    for (const undo of this.#generationCleanup.splice(0)) undo();
+  }
+
+  /**
+   * The AMQP transport can wedge for good: when the hub force-detaches links and then drops the
+   * connection, azure-iot-amqp-base waits in 'disconnecting' for detach replies that never come
+   * and queues every later send. Nothing is emitted, so the first operation that times out
+   * replaces the whole Azure client and restores C2D, methods and desired updates on the new one.
+   */
+  #recycle(reason: string): void {
+    const rebuild = this.#o.rebuild;
+    if (rebuild === undefined || this.#rebuilding !== undefined || this.#state === 'closing' || this.#state === 'closed') return;
+    this.#state = 'disconnected';
+    this.emit('disconnected', { reason, willRetry: true });
+    const old = this.#azure;
+    this.#detach();
+    old.on('error', () => undefined);
+    void old.close().catch(() => undefined);
+    this.#rebuilding = (async () => {
+      const attempts = Math.max(1, this.#o.retryPolicy === undefined ? 3 : 5);
+      for (let attempt = 1; attempt <= attempts; attempt++) {
+        try {
+          const next = await rebuild();
+          if (this.#state === 'closing' || this.#state === 'closed') {
+            await next.azure.close().catch(() => undefined);
+            return;
+          }
+          this.#azure = next.azure;
+          this.#pollOnce = next.pollOnce;
+          this.#twin = undefined;
+          this.#attach(next.azure, next.transport);
+          for (const [name, handler] of this.#methods) this.#registerMethod(name, handler);
+          if (this.#desiredEnabled) {
+            this.#desiredEnabled = false;
+            this.#enableDesired();
+          }
+          this.#state = 'connected';
+          this.emit('connected');
+          return;
+        } catch (err) {
+          if (attempt === attempts) {
+            this.emit('disconnected', { reason: reasonOf(err), willRetry: false, error: translateError(err, { protocol: this.protocol, operation: 'connect' }) });
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 500 * attempt).unref());
+        }
+      }
+    })().finally(() => {
+      this.#rebuilding = undefined;
+    });
+  }
+
+  /** Runs an SDK operation with deadline and abort; an AMQP timeout triggers #recycle. */
+  async #run<T>(what: string, op: (azure: AzureClientLike) => Promise<T>, options?: OperationOptions): Promise<T> {
+    if (this.#rebuilding !== undefined) await this.#rebuilding;
+    const azure = this.#azure;
+    try {
+      return await guard(this.protocol, what, () => op(azure), this.#opts(options));
+    } catch (err) {
+      if ((this.protocol === 'amqp' || this.protocol === 'amqp-ws') && (err as SwitchyardError).code === 'TIMEOUT' && azure === this.#azure) {
+        this.#recycle(`${this.protocol} ${what} timed out; replacing the connection`);
+      }
+      throw err;
     }
   }
 
@@ -208,7 +292,7 @@ export class SwitchyardDeviceClient extends EventEmitter {
 
   #listen(target: Pick<AzureClientLike, 'on' | 'removeListener'>, event: string, listener: (...args: never[]) => void): void {
     target.on(event, listener);
-    this.#cleanup.push(() => target.removeListener(event, listener));
+    this.#generationCleanup.push(() => target.removeListener(event, listener));
   }
 
   #emitError(err: unknown, operation: string): void {
@@ -248,27 +332,30 @@ export class SwitchyardDeviceClient extends EventEmitter {
   async sendEvent(message: OutgoingMessage, options?: OperationOptions): Promise<void> {
     this.#assertOpen('sendEvent');
     const azureMessage = toAzureMessage(message, this.protocol);
-    await guard(this.protocol, 'sendEvent', () => this.#azure.sendEvent(azureMessage), this.#opts(options));
+    await this.#run('sendEvent', (azure) => azure.sendEvent(azureMessage), options);
   }
 
   async sendEventBatch(messages: readonly OutgoingMessage[], options?: OperationOptions): Promise<void> {
     this.#assertOpen('sendEventBatch');
     if (messages.length === 0) return;
     const azureMessages = messages.map((m) => toAzureMessage(m, this.protocol));
-    const opts = this.#opts(options);
     if (this.protocol === 'https') {
-      await guard(this.protocol, 'sendEventBatch', () => this.#azure.sendEventBatch(azureMessages), opts);
+      await this.#run('sendEventBatch', (azure) => azure.sendEventBatch(azureMessages), options);
     } else if (this.protocol === 'amqp' || this.protocol === 'amqp-ws') {
       // No AMQP batch in the SDK: all transfers go out on the one link without waiting for
       // each disposition, which is what a batch would buy.
-      await guard(this.protocol, 'sendEventBatch', () => Promise.all(azureMessages.map((m) => this.#azure.sendEvent(m))), opts);
+      await this.#run('sendEventBatch', (azure) => Promise.all(azureMessages.map((m) => azure.sendEvent(m))), options);
     } else {
-      await guard(this.protocol, 'sendEventBatch', async () => {
-        for (const m of azureMessages) {
-          if (options?.signal?.aborted) throw abortedError(options.signal, 'sendEventBatch');
-          await this.#azure.sendEvent(m);
-        }
-      }, opts);
+      await this.#run(
+        'sendEventBatch',
+        async (azure) => {
+          for (const m of azureMessages) {
+            if (options?.signal?.aborted) throw abortedError(options.signal, 'sendEventBatch');
+            await azure.sendEvent(m);
+          }
+        },
+        options,
+      );
     }
   }
 
@@ -277,16 +364,18 @@ export class SwitchyardDeviceClient extends EventEmitter {
   #enableC2D(): void {
     if (this.#c2dEnabled || this.#state === 'closed' || this.#state === 'closing') return;
     this.#c2dEnabled = true;
-    this.#listen(this.#azure, 'message', (msg: unknown) => this.#deliver(msg));
+    const azure = this.#azure;
+    this.#listen(azure, 'message', (msg: unknown) => this.#deliver(azure, msg));
     if (this.protocol === 'https') this.#startPolling();
   }
 
-  #deliver(msg: unknown): void {
+  #deliver(from: AzureClientLike, msg: unknown): void {
     const data = fromAzureMessage(msg as Parameters<typeof fromAzureMessage>[0], this.protocol);
     const settle = (how: 'complete' | 'abandon' | 'reject') => async (options?: OperationOptions): Promise<void> => {
       if (how !== 'complete' && (this.protocol === 'mqtt' || this.protocol === 'mqtt-ws')) throw featureUnsupported(this.protocol, 'c2d-reject-abandon');
       this.#assertOpen(how);
-      await guard(this.protocol, how, () => this.#azure[how](msg), this.#opts(options));
+      // Settle on the client that delivered it: a lock belongs to its link.
+      await guard(this.protocol, how, () => from[how](msg), this.#opts(options));
     };
     const message: C2DMessage = { ...data, complete: settle('complete'), abandon: settle('abandon'), reject: settle('reject') };
     for (const q of this.#queues) q.push(message);
@@ -294,8 +383,7 @@ export class SwitchyardDeviceClient extends EventEmitter {
   }
 
   #startPolling(): void {
-    const pollOnce = this.#o.pollOnce;
-    if (pollOnce === undefined) {
+    if (this.#pollOnce === undefined) {
       this.#emitError(new SwitchyardError('FEATURE_UNSUPPORTED', 'C2D over HTTPS needs the poll hook that connect() installs; this client was adapted without one', { details: { protocol: 'https', feature: 'c2d' } }), 'poll');
       return;
     }
@@ -314,7 +402,7 @@ export class SwitchyardDeviceClient extends EventEmitter {
       clock: this.#o.clock ?? systemClock,
       ...(this.#o.pollStateDir === undefined ? {} : { stateDir: this.#o.pollStateDir }),
       ...(this.#o.random === undefined ? {} : { random: this.#o.random }),
-      pollOnce,
+      pollOnce: () => this.#pollOnce!(),
       onPoll: (event) => this.emit('poll', event),
       onError: (err) => this.#emitError(err, 'poll'),
     });
@@ -357,7 +445,7 @@ export class SwitchyardDeviceClient extends EventEmitter {
 
   #ensureTwin(options?: OperationOptions): Promise<TwinLike> {
     if (this.#twin === undefined) {
-      const pending = guard(this.protocol, 'getTwin', () => this.#azure.getTwin() as Promise<TwinLike>, this.#opts(options)).then((twin) => {
+      const pending = this.#run('getTwin', (azure) => azure.getTwin() as Promise<TwinLike>, options).then((twin) => {
         // The Twin is an emitter of its own; an unhandled 'error' there crashes too.
         twin.on('error', (err: unknown) => this.#emitError(err, 'twin'));
         return twin;
@@ -375,19 +463,14 @@ export class SwitchyardDeviceClient extends EventEmitter {
     this.#requireTwin('getTwin');
     const first = this.#twin === undefined;
     const twin = await this.#ensureTwin(options);
-    if (!first) await guard(this.protocol, 'getTwin', () => twin.get(), this.#opts(options));
+    if (!first) await this.#run('getTwin', () => twin.get(), options);
     return { desired: plain(twin.properties.desired), reported: plain(twin.properties.reported) };
   }
 
   async updateReported(patch: Record<string, unknown>, options?: OperationOptions): Promise<void> {
     this.#requireTwin('updateReported');
     const twin = await this.#ensureTwin(options);
-    await guard(
-      this.protocol,
-      'updateReported',
-      () => new Promise<void>((resolve, reject) => twin.properties.reported.update(patch, (err) => (err ? reject(err) : resolve()))),
-      this.#opts(options),
-    );
+    await this.#run('updateReported', () => new Promise<void>((resolve, reject) => twin.properties.reported.update(patch, (err) => (err ? reject(err) : resolve()))), options);
   }
 
   #enableDesired(): void {
@@ -415,6 +498,11 @@ export class SwitchyardDeviceClient extends EventEmitter {
     if (typeof methodName !== 'string' || methodName === '') {
       throw new SwitchyardError('CONFIG_INVALID', 'onMethod needs a method name', { details: { field: 'methodName' } });
     }
+    this.#methods.set(methodName, handler);
+    this.#registerMethod(methodName, handler);
+  }
+
+  #registerMethod(methodName: string, handler: MethodHandler): void {
     this.#azure.onDeviceMethod(methodName, (request, response) => {
       const req = request as { methodName: string; requestId: string; payload: unknown };
       const res = response as { send(status: number, payload?: unknown): Promise<void> };
@@ -436,7 +524,7 @@ export class SwitchyardDeviceClient extends EventEmitter {
     const size = Buffer.isBuffer(data) ? data.length : length;
     if (size === undefined) throw new SwitchyardError('CONFIG_INVALID', 'uploadToBlob needs the stream length for a stream', { details: { field: 'length' } });
     const stream = Buffer.isBuffer(data) ? Readable.from([data]) : data;
-    await guard(this.protocol, 'uploadToBlob', () => this.#azure.uploadToBlob(blobName, stream, size), this.#opts(options));
+    await this.#run('uploadToBlob', (azure) => azure.uploadToBlob(blobName, stream, size), options);
   }
 
   // ---- lifecycle ------------------------------------------------------------------------
@@ -447,10 +535,11 @@ export class SwitchyardDeviceClient extends EventEmitter {
     for (const q of this.#queues) q.end();
     this.#queues.clear();
     await this.#poller?.stop();
+    await this.#rebuilding?.catch(() => undefined);
     try {
       await guard(this.protocol, 'close', () => this.#azure.close(), this.#opts(options));
     } finally {
-      for (const undo of this.#cleanup.splice(0)) undo();
+      this.#detach();
       // Keep swallowing late SDK errors after close: nobody listens any more.
       this.#azure.on('error', () => undefined);
       this.#state = 'closed';

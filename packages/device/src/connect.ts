@@ -8,7 +8,7 @@ import { loadProfile, parseProfile, resolveProfileFromEnv, type CapabilityProfil
 import { PROTOCOL_PORTS, select, type Decision } from '@switchyard/selector';
 import { SwitchyardDeviceClient, boundedRetryPolicy, guard, type AzureClientLike, type PollOnce } from './client.ts';
 import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
-import { classifyFailure, translateError, httpStatusOf } from './errors.ts';
+import { translateError, httpStatusOf } from './errors.ts';
 import { parseConnectOptions, type ConnectOptionsInput, type ParsedConnectOptions, type ParsedConnectionString } from './options.ts';
 import type { PollOutcome } from './poll-scheduler.ts';
 import { loadTransport, type ModuleImporter, type TransportConstructor } from './transport-factory.ts';
@@ -159,20 +159,37 @@ export async function connect<const P = undefined>(options: ConnectOptions<P>, i
   const candidates: Protocol[] = [decision.protocol, ...(parsed.fallback ? decision.fallbacks : [])];
   const fallbacks: FallbackEvent[] = [];
 
-  for (let i = 0; i < candidates.length; i++) {
-    const protocol = candidates[i]!;
-    const Transport = await loadTransport(protocol, internals.importer);
+  const agents: RedirectAgent[] = [];
+  const destroyAgents = (list: RedirectAgent[]): void => {
+    for (const agent of list) agent.destroy();
+  };
+  const retryPolicy = boundedRetryPolicy(parsed.reconnectAttempts);
+  /** Builds and opens one Azure client for `protocol`; closes it again if opening fails. */
+  const openOne = async (protocol: Protocol, Transport: TransportConstructor, openSignal?: AbortSignal): Promise<Built> => {
     const built = await build(protocol, Transport, parsed);
     // Few retries while connecting, so a blocked port fails fast enough to fall back.
     built.azure.setRetryPolicy(boundedRetryPolicy(2));
     try {
-      await guard(protocol, 'connect', () => built.azure.open(), { defaultTimeoutMs: parsed.connectTimeoutMs, ...(signal === undefined ? {} : { signal }) });
+      await guard(protocol, 'connect', () => built.azure.open(), { defaultTimeoutMs: parsed.connectTimeoutMs, ...(openSignal === undefined ? {} : { signal: openSignal }) });
+    } catch (err) {
+      await built.azure.close().catch(() => undefined);
+      destroyAgents(built.agents);
+      throw translateError(err, { protocol, operation: 'connect' });
+    }
+    built.azure.setRetryPolicy(retryPolicy);
+    agents.push(...built.agents);
+    return built;
+  };
+
+  for (let i = 0; i < candidates.length; i++) {
+    const protocol = candidates[i]!;
+    const Transport = await loadTransport(protocol, internals.importer);
+    let built: Built;
+    try {
+      built = await openOne(protocol, Transport, signal);
     } catch (err) {
       const error = translateError(err, { protocol, operation: 'connect' });
-      await built.azure.close().catch(() => undefined);
-      for (const agent of built.agents) agent.destroy();
-      const cause = (error.cause ?? err) as unknown;
-      const network = error.code === 'CONNECT_FAILED' && (error.details.failure === 'network' || classifyFailure(cause) === 'network') || error.code === 'TIMEOUT';
+      const network = (error.code === 'CONNECT_FAILED' && error.details.failure === 'network') || error.code === 'TIMEOUT';
       const next = candidates[i + 1];
       if (parsed.fallback && network && next !== undefined && !signal?.aborted) {
         const event: FallbackEvent = { from: protocol, to: next, reason: error.message };
@@ -182,8 +199,6 @@ export async function connect<const P = undefined>(options: ConnectOptions<P>, i
       }
       throw error;
     }
-    const retryPolicy = boundedRetryPolicy(parsed.reconnectAttempts);
-    built.azure.setRetryPolicy(retryPolicy);
     const used: Decision =
       protocol === decision.protocol
         ? decision
@@ -201,18 +216,27 @@ export async function connect<const P = undefined>(options: ConnectOptions<P>, i
       deviceId: parsed.connection.deviceId,
       operationTimeoutMs: parsed.operationTimeoutMs,
       retryPolicy,
+      rebuild: async () => {
+        const next = await openOne(protocol, Transport);
+        return { azure: next.azure, transport: next.transport, ...(next.pollOnce === undefined ? {} : { pollOnce: next.pollOnce }) };
+      },
       ...(built.pollOnce === undefined ? {} : { pollOnce: built.pollOnce }),
       ...(parsed.poll === undefined ? {} : { poll: parsed.poll }),
       ...(parsed.pollStateDir === undefined ? {} : { pollStateDir: parsed.pollStateDir }),
       ...(parsed.clock === undefined ? {} : { clock: parsed.clock }),
     });
-    const agents = built.agents;
+    if (fallbacks.length > 0) {
+      // Replayed on the next turn, so listeners attached right after `await connect()` see them.
+      setImmediate(() => {
+        for (const event of fallbacks) client.emit('fallback', event);
+      });
+    }
     const close = client.close.bind(client);
     client.close = async (opts) => {
       try {
         await close(opts);
       } finally {
-        for (const agent of agents) agent.destroy();
+        destroyAgents(agents.splice(0));
       }
     };
     return { client: client as unknown as ClientFor<FeaturesOf<P>>, decision: used, fallbacks };

@@ -116,4 +116,12 @@ export type ClientFor<F extends Feature> = BaseClient<C2DMessage<'c2d-reject-aba
 export type DeviceClient = ClientFor<Feature>;
 
 /** The features a literal profile declares; a path or a widened profile gives every feature. */
-export type FeaturesOf<P> = P extends { features: readonly (infer F)[] } ? (F extends Feature ? F : never) : P extends object ? 'telemetry' : Feature;
+export type FeaturesOf<P> = P extends string | undefined
+  ? Feature
+  : P extends { features: readonly (infer F)[] }
+    ? F extends Feature
+      ? F
+      : never
+    : string extends keyof P
+      ? Feature
+      : 'telemetry';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger, startLocalHub, type LocalHub } from '@switchyard/local-hub';
 import { isSwitchyardError } from '@switchyard/errors';
 import type { Protocol } from '@switchyard/profile';
-import { PRODUCTION_POLL_FLOOR_MS, connect, readPollState, type DeviceClient, type FallbackEvent } from '../src/index.ts';
+import { PRODUCTION_POLL_FLOOR_MS, connect, readPollState, type C2DMessage, type DeviceClient, type FallbackEvent } from '../src/index.ts';
 import { closedPort, nextWithin, waitFor } from './helpers.ts';
 import { VirtualClock } from './virtual-clock.ts';
 
@@ -39,7 +39,7 @@ describe('reconnect after the hub restarts (same state directory and ports)', ()
   });
 
   it('every protocol sends and receives C2D again after the hub comes back', async () => {
-    const connected = new Map<Protocol, { client: DeviceClient; iterator: AsyncIterator<import('../src/index.ts').C2DMessage> }>();
+    const connected = new Map<Protocol, { client: DeviceClient; iterator: AsyncIterator<C2DMessage> }>();
     const drops = new Map<Protocol, number>();
     for (const protocol of protocols) {
       const { client } = await connect({
@@ -48,13 +48,13 @@ describe('reconnect after the hub restarts (same state directory and ports)', ()
         profile: protocol === 'https' ? { features: ['c2d'], environment: 'development', pollIntervalSeconds: 1 } : { features: ['c2d'] },
         forceProtocol: protocol,
         endpoint: { host: hub.address, ports: hub.ports },
-        operationTimeoutMs: 10_000,
+        operationTimeoutMs: 5_000,
         reconnectAttempts: 20,
       });
       clients.push(client);
       client.on('disconnected', () => drops.set(protocol, (drops.get(protocol) ?? 0) + 1));
       client.on('error', () => undefined);
-      connected.set(protocol, { client, iterator: client.messages() });
+      connected.set(protocol, { client: client as DeviceClient, iterator: (client as DeviceClient).messages() });
       await client.sendEvent('before');
     }
     // Let the C2D subscriptions settle so the restart has something to restore.
@@ -103,12 +103,16 @@ describe('fallback', () => {
       onFallback: (e) => seen.push(e),
     });
     clients.push(client);
+    const replayed: FallbackEvent[] = [];
+    client.on('fallback', (e) => replayed.push(e));
     expect(client.protocol).toBe('mqtt-ws');
     expect(decision.protocol).toBe('mqtt-ws');
     expect(fallbacks).toHaveLength(1);
     expect(fallbacks[0]).toMatchObject({ from: 'mqtt', to: 'mqtt-ws' });
     expect(fallbacks[0]!.reason).toMatch(/ECONNREFUSED/);
     expect(seen).toEqual(fallbacks);
+    await waitFor('the replayed fallback event', () => replayed.length === 1 || undefined);
+    expect(replayed).toEqual(fallbacks);
     await client.sendEvent('via websocket');
     await waitFor('telemetry over mqtt-ws', () => hub.telemetry({ deviceId: 'fb-1' }).find((r) => r.protocol === 'mqtt-ws'));
     await client.close();
@@ -167,7 +171,7 @@ describe('HTTPS in production: the 1500 s poll floor across device restarts', ()
       expect(decision.profile.environment).toBe('production');
       clients.push(client);
       client.on('message', (m) => void m.complete());
-      return client;
+      return client as DeviceClient;
     };
     const polls = (): number => hub.counters('poller').httpsC2DPolls;
 

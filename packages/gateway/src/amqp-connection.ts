@@ -11,8 +11,11 @@ import { isIP } from 'node:net';
 import rhea from 'rhea';
 import type { AmqpError, Connection, ConnectionOptions, EventContext, Session } from 'rhea';
 import WebSocket from 'ws';
-import { ClaimsBasedSecurityAgent } from 'azure-iot-amqp-base/dist/amqp_cbs.js';
-import { errors as azureErrors } from 'azure-iot-common';
+// Not re-exported by the package index; the same agent the stock client uses, so the put-token
+// exchange on the wire is the SDK's own.
+import amqpCbs from 'azure-iot-amqp-base/dist/amqp_cbs.js';
+// The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
+import azureCommon from 'azure-iot-common';
 import { trackLinks, type LinkTracker, type PeerDetach } from './link-tracker.ts';
 
 export type AmqpTransportKind = 'tls' | 'wss';
@@ -52,6 +55,10 @@ export interface IdentitySession {
   end(): Promise<void>;
   readonly ended: boolean;
 }
+
+const { ClaimsBasedSecurityAgent } = amqpCbs;
+type ClaimsBasedSecurityAgent = InstanceType<typeof ClaimsBasedSecurityAgent>;
+const azureErrors = azureCommon.errors;
 
 const WEBSOCKET_PATH = '/$iothub/websocket';
 

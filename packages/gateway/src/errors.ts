@@ -2,8 +2,9 @@
 // project), with the identity named, since one gateway reports for many devices.
 import { SwitchyardError, isSwitchyardError } from '@switchyard/errors';
 import { translateError } from '@switchyard/device';
+import type { Protocol } from '@switchyard/profile';
 
-export function translateAzureError(err: unknown, context: { deviceId?: string; operation: string; protocol?: 'amqp' | 'amqp-ws' }): SwitchyardError {
+export function translateAzureError(err: unknown, context: { deviceId?: string; operation: string; protocol?: Protocol }): SwitchyardError {
   if (isSwitchyardError(err)) return err;
   const translated = translateError(err, { operation: context.operation, ...(context.protocol === undefined ? {} : { protocol: context.protocol }) });
   if (context.deviceId === undefined) return translated;

@@ -1,19 +1,25 @@
 // The gateway: many device identities, each with its own Azure device client, multiplexed over a
-// pool of shared AMQP (or AMQP over WebSocket) connections.
+// pool of shared AMQP (or AMQP over WebSocket) connections; or, when the profile or
+// SWITCHYARD_PROTOCOL asks for MQTT, MQTT-WS or HTTPS, one connection per identity.
 import { EventEmitter } from 'node:events';
 import type { Agent } from 'node:https';
-import { Client } from 'azure-iot-device';
-import { Amqp as AmqpTransport } from 'azure-iot-device-amqp';
+// The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
+import azureDevice from 'azure-iot-device';
+import azureDeviceAmqp from 'azure-iot-device-amqp';
 import type { Amqp as BaseAmqpClient } from 'azure-iot-amqp-base';
-import { ConnectionString, ExponentialBackOffWithJitter, type RetryPolicy } from 'azure-iot-common';
+import azureCommon, { type RetryPolicy } from 'azure-iot-common';
 import { SwitchyardError } from '@switchyard/errors';
 import { adaptAzureClient, type DeviceClient } from '@switchyard/device';
+import type { ProfileInput, Protocol } from '@switchyard/profile';
+import type { Decision } from '@switchyard/selector';
 import type { AmqpEndpoint } from './amqp-connection.ts';
 import { IdentityChannel } from './identity-channel.ts';
 import { AmqpConnectionPool, DEFAULT_MAX_IDENTITIES_PER_CONNECTION, type ConnectionInfo } from './pool.ts';
 import { translateAzureError } from './errors.ts';
+import { decideProtocol, isMultiplexing } from './decide.ts';
+import { PerConnectionGateway } from './per-connection-gateway.ts';
 
-export type GatewayProtocol = 'amqp' | 'amqp-ws';
+export type GatewayProtocol = Protocol;
 
 export interface GatewayIdentityInput {
   deviceId: string;
@@ -27,15 +33,24 @@ export interface TokenRenewal {
 }
 
 export interface GatewayOptions {
-  /** Default 'amqp'. Only AMQP can carry several identities over one connection. */
+  /**
+   * Forces a protocol, like SWITCHYARD_PROTOCOL (which applies when this is absent). Only 'amqp'
+   * and 'amqp-ws' carry several identities over one connection; with 'mqtt', 'mqtt-ws' or 'https'
+   * every identity gets its own connection and the decision record says why.
+   */
   protocol?: GatewayProtocol;
+  /** The capability profile (object or JSON file path); default SWITCHYARD_PROFILE, else the defaults. */
+  profile?: ProfileInput | string;
+  /** Where SWITCHYARD_PROTOCOL and SWITCHYARD_PROFILE are read; default `process.env`. */
+  env?: NodeJS.ProcessEnv;
   /** The hub's CA (PEM), for hubs whose certificate is not in Node's store (e.g. the local hub). */
   ca?: string | Buffer;
   /**
    * Where to dial, when it is not the connection strings' GatewayHostName or HostName (a local hub
-   * on loopback, a relay). Default port: 5671 for AMQP, 443 for AMQP over WebSocket.
+   * on loopback, a relay). `port` is for the chosen protocol; `ports` per listener, as in
+   * `@switchyard/device` (WebSocket flavours and HTTPS use `https`). Defaults: 5671, 8883, 443.
    */
-  endpoint?: { host: string; port?: number };
+  endpoint?: { host: string; port?: number; ports?: { mqtt?: number; amqp?: number; https?: number } };
   /** Connected by `open()`. */
   identities?: GatewayIdentityInput[];
   /** Default 995 (the C# SDK's cap; IoT Hub allows 999 tokens per connection). */
@@ -73,10 +88,11 @@ export interface GatewayIdentity extends EventEmitter<IdentityEvents> {
    */
   readonly device: DeviceClient;
   /**
-   * The underlying Azure device client (sendEvent, on('message'), onDeviceMethod, getTwin...).
-   * Do not call open() or close() on it: the gateway owns its lifetime.
+   * The underlying Azure device client (sendEvent, on('message'), onDeviceMethod, getTwin...),
+   * over AMQP and AMQP-WS; undefined over the other protocols. Do not call open() or close() on
+   * it: the gateway owns its lifetime.
    */
-  readonly client: Client;
+  readonly client: Client | undefined;
 }
 
 export interface GatewayEvents {
@@ -95,6 +111,10 @@ export interface OpenSummary {
 
 export interface Gateway extends EventEmitter<GatewayEvents> {
   readonly protocol: GatewayProtocol;
+  /** True over AMQP and AMQP-WS: identities share connections. */
+  readonly multiplexed: boolean;
+  /** The selector's record of the choice; its warnings say so when multiplexing was lost. */
+  readonly decision: Decision;
   /** Connects `options.identities`; one failing identity does not fail the others. */
   open(): Promise<OpenSummary>;
   /** Connects one more identity; rejects (and keeps nothing) if that identity cannot connect. */
@@ -115,9 +135,13 @@ interface ParsedIdentity {
   dialPort: number | undefined;
 }
 
-const DEFAULT_PORTS: Record<GatewayProtocol, number> = { amqp: 5671, 'amqp-ws': 443 };
+const { Client } = azureDevice;
+type Client = InstanceType<typeof Client>;
+const { Amqp: AmqpTransport } = azureDeviceAmqp;
+type AmqpTransport = InstanceType<typeof AmqpTransport>;
+const { ConnectionString, ExponentialBackOffWithJitter } = azureCommon;
 
-function invalid(field: string, message: string): SwitchyardError {
+export function invalid(field: string, message: string): SwitchyardError {
   return new SwitchyardError('CONFIG_INVALID', `${field} ${message}`, { details: { field } });
 }
 
@@ -179,71 +203,93 @@ class Identity extends EventEmitter<IdentityEvents> implements GatewayIdentity {
   }
 }
 
+export interface GatewaySettings {
+  maxPerConnection: number;
+  connectConcurrency: number;
+  openTimeoutMs: number;
+  closeTimeoutMs: number;
+}
+
+/** Everything that can be checked without the network, so a typo fails createGateway. */
+export function validateOptions(options: GatewayOptions): GatewaySettings {
+  const maxPerConnection = positiveInteger(options.maxIdentitiesPerConnection, 'maxIdentitiesPerConnection', DEFAULT_MAX_IDENTITIES_PER_CONNECTION);
+  if (maxPerConnection > 999) throw invalid('maxIdentitiesPerConnection', `must be <= 999 (IoT Hub accepts 999 tokens per connection), got ${maxPerConnection}`);
+  const settings: GatewaySettings = {
+    maxPerConnection,
+    connectConcurrency: positiveInteger(options.connectConcurrency, 'connectConcurrency', 50),
+    openTimeoutMs: positiveInteger(options.openTimeoutMs, 'openTimeoutMs', 30_000),
+    closeTimeoutMs: positiveInteger(options.closeTimeoutMs, 'closeTimeoutMs', 5_000),
+  };
+  const renewal = options.tokenRenewal;
+  if (renewal !== undefined) {
+    positiveInteger(renewal.tokenValidTimeInSeconds, 'tokenRenewal.tokenValidTimeInSeconds', 1);
+    positiveInteger(renewal.tokenRenewalMarginInSeconds, 'tokenRenewal.tokenRenewalMarginInSeconds', 1);
+    if (renewal.tokenRenewalMarginInSeconds >= renewal.tokenValidTimeInSeconds) {
+      throw invalid('tokenRenewal.tokenRenewalMarginInSeconds', 'must be smaller than tokenValidTimeInSeconds, or tokens would be renewed before they are used');
+    }
+  }
+  if (options.endpoint !== undefined) {
+    if (typeof options.endpoint.host !== 'string' || options.endpoint.host === '') throw invalid('endpoint.host', 'must be a host name or IP address');
+    const ports: Array<[string, number | undefined]> = [['endpoint.port', options.endpoint.port], ...Object.entries(options.endpoint.ports ?? {}).map(([k, v]): [string, number | undefined] => [`endpoint.ports.${k}`, v])];
+    for (const [field, port] of ports) {
+      if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw invalid(field, `must be a TCP port 1..65535, got ${String(port)}`);
+    }
+  }
+  const seen = new Set<string>();
+  (options.identities ?? []).forEach((identity, index) => {
+    parseIdentity(identity, index);
+    if (seen.has(identity.deviceId)) throw invalid(`identities[${index}].deviceId`, `"${identity.deviceId}" is listed twice; list each identity once`);
+    seen.add(identity.deviceId);
+  });
+  return settings;
+}
+
+/** Connects identities `concurrency` at a time; one failure never stops the others. */
+export async function openAll(
+  identities: readonly GatewayIdentityInput[],
+  concurrency: number,
+  add: (identity: GatewayIdentityInput) => Promise<unknown>,
+  translate: (err: unknown, deviceId: string) => SwitchyardError,
+): Promise<OpenSummary> {
+  const summary: OpenSummary = { connected: [], failed: [] };
+  const queue = [...identities];
+  const worker = async (): Promise<void> => {
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+      try {
+        await add(next);
+        summary.connected.push(next.deviceId);
+      } catch (err) {
+        summary.failed.push({ deviceId: next.deviceId, error: translate(err, next.deviceId) });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+  return summary;
+}
+
 class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
   readonly protocol: GatewayProtocol;
+  readonly multiplexed = true;
   private pool: AmqpConnectionPool | undefined;
   private hubHostName: string | undefined;
   private readonly identities = new Map<string, Identity>();
   private readonly pending = new Set<string>();
-  private readonly maxPerConnection: number;
-  private readonly connectConcurrency: number;
-  private readonly openTimeoutMs: number;
-  private readonly closeTimeoutMs: number;
   private closed = false;
 
-  constructor(private readonly options: GatewayOptions) {
+  constructor(
+    private readonly options: GatewayOptions,
+    private readonly settings: GatewaySettings,
+    readonly decision: Decision,
+  ) {
     super();
-    const protocol = options.protocol ?? 'amqp';
-    if (protocol !== 'amqp' && protocol !== 'amqp-ws') {
-      throw new SwitchyardError('PROTOCOL_REFUSED', `protocol "${String(protocol)}" cannot carry several identities over one connection; use "amqp" or "amqp-ws"`, {
-        details: { field: 'protocol', protocol },
-      });
-    }
-    this.protocol = protocol;
-    this.maxPerConnection = positiveInteger(options.maxIdentitiesPerConnection, 'maxIdentitiesPerConnection', DEFAULT_MAX_IDENTITIES_PER_CONNECTION);
-    if (this.maxPerConnection > 999) throw invalid('maxIdentitiesPerConnection', `must be <= 999 (IoT Hub accepts 999 tokens per connection), got ${this.maxPerConnection}`);
-    this.connectConcurrency = positiveInteger(options.connectConcurrency, 'connectConcurrency', 50);
-    this.openTimeoutMs = positiveInteger(options.openTimeoutMs, 'openTimeoutMs', 30_000);
-    this.closeTimeoutMs = positiveInteger(options.closeTimeoutMs, 'closeTimeoutMs', 5_000);
-    const renewal = options.tokenRenewal;
-    if (renewal !== undefined) {
-      positiveInteger(renewal.tokenValidTimeInSeconds, 'tokenRenewal.tokenValidTimeInSeconds', 1);
-      positiveInteger(renewal.tokenRenewalMarginInSeconds, 'tokenRenewal.tokenRenewalMarginInSeconds', 1);
-      if (renewal.tokenRenewalMarginInSeconds >= renewal.tokenValidTimeInSeconds) {
-        throw invalid('tokenRenewal.tokenRenewalMarginInSeconds', 'must be smaller than tokenValidTimeInSeconds, or tokens would be renewed before they are used');
-      }
-    }
-    if (options.endpoint !== undefined) {
-      if (typeof options.endpoint.host !== 'string' || options.endpoint.host === '') throw invalid('endpoint.host', 'must be a host name or IP address');
-      if (options.endpoint.port !== undefined && (!Number.isInteger(options.endpoint.port) || options.endpoint.port < 1 || options.endpoint.port > 65535)) {
-        throw invalid('endpoint.port', `must be a TCP port 1..65535, got ${String(options.endpoint.port)}`);
-      }
-    }
-    // Validate every initial identity now, so a typo fails createGateway and not a later open().
-    const seen = new Set<string>();
-    (options.identities ?? []).forEach((identity, index) => {
-      parseIdentity(identity, index);
-      if (seen.has(identity.deviceId)) throw invalid(`identities[${index}].deviceId`, `"${identity.deviceId}" is listed twice; list each identity once`);
-      seen.add(identity.deviceId);
-    });
+    this.protocol = decision.protocol;
   }
 
-  async open(): Promise<OpenSummary> {
-    const summary: OpenSummary = { connected: [], failed: [] };
-    const queue = [...(this.options.identities ?? [])];
+  open(): Promise<OpenSummary> {
     // Bounded parallelism: every identity is a session begin and a put-token on few sockets.
-    const worker = async (): Promise<void> => {
-      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-        try {
-          await this.add(next);
-          summary.connected.push(next.deviceId);
-        } catch (err) {
-          summary.failed.push({ deviceId: next.deviceId, error: translateAzureError(err, { deviceId: next.deviceId, operation: 'connect', protocol: this.protocol }) });
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.connectConcurrency, queue.length) }, worker));
-    return summary;
+    return openAll(this.options.identities ?? [], this.settings.connectConcurrency, (identity) => this.add(identity), (err, deviceId) =>
+      translateAzureError(err, { deviceId, operation: 'connect', protocol: this.protocol }),
+    );
   }
 
   async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
@@ -306,7 +352,7 @@ class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
       await client.close().catch(() => undefined);
       throw new SwitchyardError('NOT_CONNECTED', 'the gateway was closed while the identity connected');
     }
-    identity.deviceClient = adaptAzureClient(client, { protocol: this.protocol, transport, deviceId: parsed.deviceId, retryPolicy });
+    identity.deviceClient = adaptAzureClient(client, { protocol: this.protocol, decision: this.decision, transport, deviceId: parsed.deviceId, retryPolicy });
     if (identity.stateValue === 'connecting') identity.stateValue = 'connected';
     this.identities.set(parsed.deviceId, identity);
     return identity;
@@ -354,20 +400,23 @@ class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
       throw invalid('connectionString', `of "${parsed.deviceId}" names hub "${parsed.hubHostName}", but this gateway connects to "${this.hubHostName}"; one gateway serves one hub`);
     }
     if (this.pool) return this.pool;
+    const tls = this.protocol === 'amqp';
+    const listed = tls ? this.options.endpoint?.ports?.amqp : this.options.endpoint?.ports?.https;
     const endpoint: AmqpEndpoint = {
-      transport: this.protocol === 'amqp' ? 'tls' : 'wss',
+      transport: tls ? 'tls' : 'wss',
       host: this.options.endpoint?.host ?? parsed.dialHost,
-      port: this.options.endpoint?.port ?? (this.protocol === 'amqp' ? parsed.dialPort : undefined) ?? DEFAULT_PORTS[this.protocol],
+      // The WebSocket flavour ignores a port in the connection string, as the SDK does (443).
+      port: this.options.endpoint?.port ?? listed ?? (tls ? parsed.dialPort : undefined) ?? (tls ? 5671 : 443),
       hubHostName: parsed.hubHostName,
     };
     if (this.options.ca !== undefined) endpoint.ca = this.options.ca;
     if (this.options.webSocketAgent !== undefined) endpoint.webSocketAgent = this.options.webSocketAgent;
     const pool = new AmqpConnectionPool({
       endpoint,
-      maxIdentitiesPerConnection: this.maxPerConnection,
+      maxIdentitiesPerConnection: this.settings.maxPerConnection,
       userAgent: 'switchyard-gateway',
-      openTimeoutMs: this.openTimeoutMs,
-      closeTimeoutMs: this.closeTimeoutMs,
+      openTimeoutMs: this.settings.openTimeoutMs,
+      closeTimeoutMs: this.settings.closeTimeoutMs,
     });
     pool.on('connection-open', (event) => this.emit('connection-open', event));
     pool.on('connection-closed', (event) => this.emit('connection-closed', event));
@@ -425,7 +474,15 @@ async function closeIdentity(identity: Identity): Promise<void> {
   await Promise.resolve(closing).catch(() => undefined);
 }
 
-/** Validates the options (throws SwitchyardError CONFIG_INVALID / PROTOCOL_REFUSED); connects nothing yet. */
-export function createGateway(options: GatewayOptions): Gateway {
-  return new AmqpGateway(options);
+/**
+ * Validates the options (CONFIG_INVALID naming the field), resolves the protocol from
+ * `options.protocol`, SWITCHYARD_PROTOCOL and the profile through the selector, and returns a
+ * gateway that has connected nothing yet. PROTOCOL_REFUSED when the forced protocol cannot serve
+ * the profile for reasons other than multiplexing.
+ */
+export async function createGateway(options: GatewayOptions): Promise<Gateway> {
+  const settings = validateOptions(options);
+  const decision = await decideProtocol(options);
+  if (isMultiplexing(decision.protocol)) return new AmqpGateway(options, settings, decision);
+  return new PerConnectionGateway(options, settings, decision);
 }

@@ -7,11 +7,15 @@
 // down for everyone, setDisconnectHandler keeps only the last handler, initializeCBS replaces the
 // CBS agent per call, and any link error of any identity escalates to a connection teardown.
 // Working around those means patching four private fields; this facade owns the behaviour instead.
-import { AmqpMessage, ReceiverLink, SenderLink, translateError as translateAmqpError } from 'azure-iot-amqp-base';
+// The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
+import amqpBase, { type ReceiverLink, type SenderLink } from 'azure-iot-amqp-base';
 import type { ReceiverOptions, SenderOptions } from 'rhea';
-import { errors as azureErrors, results, type Message } from 'azure-iot-common';
+import azureCommon, { type Message } from 'azure-iot-common';
 import type { SharedAmqpConnection, IdentitySession } from './amqp-connection.ts';
 import type { PeerDetach } from './link-tracker.ts';
+
+const { AmqpMessage, ReceiverLink: ReceiverLinkClass, SenderLink: SenderLinkClass, translateError: translateAmqpError } = amqpBase;
+const { errors: azureErrors, results } = azureCommon;
 
 type Callback<T = unknown> = (err?: Error | null, result?: T) => void;
 
@@ -126,12 +130,12 @@ export class IdentityChannel {
 
   attachSenderLink(endpoint: string, linkOptions: unknown, done: Callback<SenderLink>): void {
     if (!endpoint) throw new ReferenceError(`endpoint cannot be '${endpoint}'`);
-    this.attachLink(this.senders, endpoint, done, (session) => new SenderLink(endpoint, linkOptions as SenderOptions, session));
+    this.attachLink(this.senders, endpoint, done, (session) => new SenderLinkClass(endpoint, linkOptions as SenderOptions, session));
   }
 
   attachReceiverLink(endpoint: string, linkOptions: unknown, done: Callback<ReceiverLink>): void {
     if (!endpoint) throw new ReferenceError(`endpoint cannot be '${endpoint}'`);
-    this.attachLink(this.receivers, endpoint, done, (session) => new ReceiverLink(endpoint, linkOptions as ReceiverOptions, session));
+    this.attachLink(this.receivers, endpoint, done, (session) => new ReceiverLinkClass(endpoint, linkOptions as ReceiverOptions, session));
   }
 
   detachSenderLink(endpoint: string, done: Callback): void {

@@ -16,3 +16,4 @@ export { AmqpConnectionPool, chooseConnection, DEFAULT_MAX_IDENTITIES_PER_CONNEC
 export { SharedAmqpConnection, type AmqpEndpoint, type AmqpTransportKind, type ConnectionState, type SharedConnectionOptions } from './amqp-connection.ts';
 export { IdentityChannel, type ChannelState } from './identity-channel.ts';
 export { translateAzureError } from './errors.ts';
+export { decideProtocol } from './decide.ts';

@@ -2,7 +2,6 @@
 // network drop between the gateway and the hub (TLS passes through it untouched).
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { Message } from 'azure-iot-common';
 
 export async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -19,10 +18,6 @@ export async function inBatches<T>(items: readonly T[], concurrency: number, tas
     for (let next = queue.shift(); next !== undefined; next = queue.shift()) await task(next);
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
-}
-
-export function textMessage(text: string): Message {
-  return new Message(text);
 }
 
 export interface Relay {

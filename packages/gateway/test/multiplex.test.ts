@@ -2,10 +2,9 @@
 // with the real Azure device transport over TLS verified against the hub's CA.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalHub, silentLogger, type LocalHub } from '@switchyard/local-hub';
-import type { Message } from 'azure-iot-common';
 import { isSwitchyardError } from '@switchyard/errors';
 import { createGateway, type Gateway, type GatewayProtocol } from '../src/index.ts';
-import { inBatches, textMessage, waitFor } from './helpers.ts';
+import { inBatches, waitFor } from './helpers.ts';
 
 const N = 200;
 const ids = Array.from({ length: N }, (_, i) => `dev-${String(i).padStart(3, '0')}`);
@@ -23,7 +22,7 @@ describe.each<GatewayProtocol>(['amqp', 'amqp-ws'])('%s: %s identities over one 
   beforeAll(async () => {
     hub = await startLocalHub({ inMemory: true, logger: silentLogger });
     for (const id of ids) hub.createDevice(id);
-    gw = createGateway({
+    gw = await createGateway({
       protocol,
       ca: hub.ca,
       endpoint: { host: hub.address, port: protocol === 'amqp' ? hub.ports.amqp : hub.ports.https },
@@ -54,24 +53,27 @@ describe.each<GatewayProtocol>(['amqp', 'amqp-ws'])('%s: %s identities over one 
   it('attributes telemetry from every identity to that identity', async () => {
     const before = hub.telemetry().length;
     await inBatches(ids, 50, async (id) => {
-      await gw.get(id)!.client.sendEvent(textMessage(`from ${id}`));
+      await gw.get(id)!.device.sendEvent({ body: `from ${id}`, properties: { sender: id } });
     });
     const records = hub.telemetry().slice(before);
     expect(records).toHaveLength(N);
-    for (const record of records) expect(record.body.toString()).toBe(`from ${record.deviceId}`);
+    for (const record of records) {
+      expect(record.body.toString()).toBe(`from ${record.deviceId}`);
+      expect(record.properties.sender).toBe(record.deviceId);
+    }
     expect(new Set(records.map((r) => r.deviceId)).size).toBe(N);
   });
 
   it('delivers C2D to its addressee only', async () => {
-    const [addressee, neighbour] = [gw.get('dev-007')!, gw.get('dev-008')!];
+    const [addressee, neighbour] = [gw.get('dev-007')!.device, gw.get('dev-008')!.device];
     const got = { addressee: [] as string[], neighbour: [] as string[] };
-    addressee.client.on('message', (msg: Message) => {
-      got.addressee.push(msg.getData().toString());
-      void addressee.client.complete(msg);
+    addressee.on('message', (msg) => {
+      got.addressee.push(msg.body.toString());
+      void msg.complete();
     });
-    neighbour.client.on('message', (msg: Message) => {
-      got.neighbour.push(msg.getData().toString());
-      void neighbour.client.complete(msg);
+    neighbour.on('message', (msg) => {
+      got.neighbour.push(msg.body.toString());
+      void msg.complete();
     });
     hub.sendC2D('dev-007', { body: Buffer.from('for 007') });
     await waitFor(() => got.addressee.length === 1, 'dev-007 to receive its C2D');
@@ -83,10 +85,7 @@ describe.each<GatewayProtocol>(['amqp', 'amqp-ws'])('%s: %s identities over one 
   });
 
   it('answers a direct method on one identity', async () => {
-    const target = gw.get('dev-010')!;
-    target.client.onDeviceMethod('echo', (request, response) => {
-      void response.send(200, { echoed: request.payload, by: 'dev-010' });
-    });
+    gw.get('dev-010')!.device.onMethod('echo', (request) => ({ status: 200, payload: { echoed: request.payload, by: 'dev-010' } }));
     let result: { status: number; payload: unknown } | undefined;
     // The methods link attaches asynchronously after onDeviceMethod; the hub answers 404 until then.
     const deadline = Date.now() + 10_000;
@@ -103,11 +102,11 @@ describe.each<GatewayProtocol>(['amqp', 'amqp-ws'])('%s: %s identities over one 
   it('removes an identity and adds it back without disturbing the connection', async () => {
     await gw.remove('dev-020');
     expect(gw.get('dev-020')).toBeUndefined();
-    await gw.get('dev-021')!.client.sendEvent(textMessage('still here'));
+    await gw.get('dev-021')!.device.sendEvent('still here');
     const again = await gw.add({ deviceId: 'dev-020', connectionString: connectionString('dev-020') });
     expect(again.state).toBe('connected');
     const before = hub.telemetry({ deviceId: 'dev-020' }).length;
-    await again.client.sendEvent(textMessage('back again'));
+    await again.device.sendEvent('back again');
     expect(hub.telemetry({ deviceId: 'dev-020' }).slice(before).map((r) => r.body.toString())).toEqual(['back again']);
     expect(gw.connections()).toHaveLength(1);
     expect(hub.stats().connections[protocol]).toBe(1);
@@ -126,20 +125,20 @@ describe.each<GatewayProtocol>(['amqp', 'amqp-ws'])('%s: %s identities over one 
     expect(isSwitchyardError(failure, 'AUTH_FAILED')).toBe(true);
     expect(gw.get('bad-key')).toBeUndefined();
     expect(lostConnections).toEqual([]);
-    await gw.get('dev-030')!.client.sendEvent(textMessage('unaffected'));
+    await gw.get('dev-030')!.device.sendEvent('unaffected');
     expect(hub.telemetry({ deviceId: 'dev-030' }).at(-1)?.body.toString()).toBe('unaffected');
   });
 
   it('reports an identity removed from the hub on that identity alone', async () => {
     const victim = 'dev-040';
-    await gw.get(victim)!.client.sendEvent(textMessage('before removal'));
+    await gw.get(victim)!.device.sendEvent('before removal');
     hub.removeDevice(victim);
     await waitFor(() => disconnects.some((d) => d.deviceId === victim && !d.willRetry), `${victim} to be reported disconnected for good`);
     expect(identityErrors.filter((e) => e.deviceId === victim).length).toBeGreaterThan(0);
     expect(identityErrors.every((e) => e.deviceId === victim)).toBe(true);
     expect(lostConnections).toEqual([]);
     // Everyone else is still connected and working, on the same connection.
-    await gw.get('dev-041')!.client.sendEvent(textMessage('neighbour fine'));
+    await gw.get('dev-041')!.device.sendEvent('neighbour fine');
     expect(identitiesOnHub()).not.toContain(victim);
     expect(new Set(identitiesOnHub()).size).toBe(N - 1);
     expect(hub.stats().connections[protocol]).toBe(1);
@@ -147,7 +146,7 @@ describe.each<GatewayProtocol>(['amqp', 'amqp-ws'])('%s: %s identities over one 
     hub.createDevice(victim);
     await gw.remove(victim);
     const back = await gw.add({ deviceId: victim, connectionString: connectionString(victim) });
-    await back.client.sendEvent(textMessage('re-created'));
+    await back.device.sendEvent('re-created');
     expect(hub.telemetry({ deviceId: victim }).at(-1)?.body.toString()).toBe('re-created');
   });
 });

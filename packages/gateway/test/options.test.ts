@@ -6,9 +6,9 @@ import { chooseConnection, createGateway, parseIdentity, type GatewayOptions } f
 const KEY = Buffer.alloc(32, 1).toString('base64');
 const cs = (deviceId: string, extra = ''): string => `HostName=hub.azure-devices.net;DeviceId=${deviceId};SharedAccessKey=${KEY}${extra}`;
 
-function refusal(options: GatewayOptions): { code: string; field: unknown; message: string } {
+async function refusal(options: GatewayOptions): Promise<{ code: string; field: unknown; message: string }> {
   try {
-    createGateway(options);
+    await createGateway({ env: {}, ...options });
   } catch (err) {
     if (!isSwitchyardError(err)) throw err;
     return { code: err.code, field: err.details.field, message: err.message };
@@ -58,24 +58,54 @@ describe('parseIdentity', () => {
 });
 
 describe('createGateway validation', () => {
-  it('refuses protocols that cannot multiplex', () => {
-    expect(refusal({ protocol: 'mqtt' as never })).toMatchObject({ code: 'PROTOCOL_REFUSED', field: 'protocol' });
-  });
-
-  it('names the field and the fix', () => {
-    expect(refusal({ maxIdentitiesPerConnection: 0 })).toMatchObject({ code: 'CONFIG_INVALID', field: 'maxIdentitiesPerConnection' });
-    expect(refusal({ maxIdentitiesPerConnection: 1000 }).message).toMatch(/999 tokens/);
-    expect(refusal({ tokenRenewal: { tokenValidTimeInSeconds: 10, tokenRenewalMarginInSeconds: 10 } })).toMatchObject({ field: 'tokenRenewal.tokenRenewalMarginInSeconds' });
-    expect(refusal({ endpoint: { host: '127.0.0.1', port: 70000 } })).toMatchObject({ field: 'endpoint.port' });
-    expect(refusal({ identities: [{ deviceId: 'a', connectionString: cs('a') }, { deviceId: 'a', connectionString: cs('a') }] })).toMatchObject({
+  it('names the field and the fix', async () => {
+    expect(await refusal({ maxIdentitiesPerConnection: 0 })).toMatchObject({ code: 'CONFIG_INVALID', field: 'maxIdentitiesPerConnection' });
+    expect((await refusal({ maxIdentitiesPerConnection: 1000 })).message).toMatch(/999 tokens/);
+    expect(await refusal({ tokenRenewal: { tokenValidTimeInSeconds: 10, tokenRenewalMarginInSeconds: 10 } })).toMatchObject({ field: 'tokenRenewal.tokenRenewalMarginInSeconds' });
+    expect(await refusal({ endpoint: { host: '127.0.0.1', port: 70000 } })).toMatchObject({ field: 'endpoint.port' });
+    expect(await refusal({ endpoint: { host: '127.0.0.1', ports: { https: 0 } } })).toMatchObject({ field: 'endpoint.ports.https' });
+    expect(await refusal({ identities: [{ deviceId: 'a', connectionString: cs('a') }, { deviceId: 'a', connectionString: cs('a') }] })).toMatchObject({
       field: 'identities[1].deviceId',
     });
   });
 
-  it('accepts a valid configuration without connecting anything', async () => {
-    const gw = createGateway({ identities: [{ deviceId: 'a', connectionString: cs('a') }] });
+  it('accepts a valid configuration without connecting anything, multiplexed over AMQP by default', async () => {
+    const gw = await createGateway({ env: {}, identities: [{ deviceId: 'a', connectionString: cs('a') }] });
     expect(gw.protocol).toBe('amqp');
+    expect(gw.multiplexed).toBe(true);
+    expect(gw.decision.multiplexed).toBe(true);
     expect(gw.connections()).toEqual([]);
     await gw.close();
+  });
+});
+
+describe('protocol by configuration', () => {
+  it('follows SWITCHYARD_PROTOCOL, and the option over the environment', async () => {
+    const ws = await createGateway({ env: { SWITCHYARD_PROTOCOL: 'amqp-ws' } });
+    expect([ws.protocol, ws.multiplexed, ws.decision.forced]).toEqual(['amqp-ws', true, true]);
+    const amqp = await createGateway({ env: { SWITCHYARD_PROTOCOL: 'amqp-ws' }, protocol: 'amqp' });
+    expect(amqp.protocol).toBe('amqp');
+  });
+
+  it('over MQTT, MQTT-WS or HTTPS uses one connection per identity and records that multiplexing was lost', async () => {
+    for (const protocol of ['mqtt', 'mqtt-ws', 'https'] as const) {
+      const gw = await createGateway({ env: { SWITCHYARD_PROTOCOL: protocol }, profile: { c2d: 'occasional', environment: 'development', pollIntervalSeconds: 5 } });
+      expect(gw.protocol).toBe(protocol);
+      expect(gw.multiplexed).toBe(false);
+      expect(gw.decision.multiplexed).toBe(false);
+      expect(gw.decision.warnings.join(' ')).toMatch(/multiplexing lost: .*one connection per identity/);
+    }
+  });
+
+  it('takes MQTT from a profile that allows no AMQP, without forcing', async () => {
+    const gw = await createGateway({ env: {}, profile: { protocols: ['mqtt', 'https'] } });
+    expect(gw.protocol).toBe('mqtt');
+    expect(gw.decision.forced).toBeUndefined();
+    expect(gw.decision.warnings.join(' ')).toMatch(/multiplexing lost/);
+  });
+
+  it('still refuses a forced protocol the profile rules out for other reasons', async () => {
+    const refused = await refusal({ protocol: 'https', profile: { c2d: 'latency-sensitive', features: ['telemetry', 'c2d'] } });
+    expect(refused.code).toBe('PROTOCOL_REFUSED');
   });
 });

@@ -158,10 +158,11 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   }
 
   async start(options: LocalHubOptions, logger: HubLogger, wantedPorts: { mqtt: number; amqp: number; https: number }): Promise<void> {
+    // The store first: its lock keeps a second hub from rewriting this state dir's certificates.
+    this.#store = openHubStore(this.stateDir === undefined ? { inMemory: true } : { stateDir: this.stateDir });
     const tlsMaterial = ensureTlsMaterial({ ...(this.stateDir === undefined ? {} : { stateDir: this.stateDir }), hostName: this.hostName, address: this.address });
     this.ca = tlsMaterial.ca;
     this.caPath = tlsMaterial.caPath;
-    this.#store = openHubStore(this.stateDir === undefined ? { inMemory: true } : { stateDir: this.stateDir });
     const clock = options.clock ?? systemClock;
     this.#core = new LocalHubCore({
       hostName: this.hostName,
@@ -178,7 +179,18 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
 
     const core = this.#core;
     const mqtt = createMqttFrontEnd({ core, logger, now: () => clock.now() });
-    const amqp = createAmqpFrontEnd({ core, logger });
+    // Token expiry must be judged by the same clock that authenticated the token.
+    const amqp = createAmqpFrontEnd({
+      core,
+      logger,
+      ...(options.clock === undefined ? {} : {
+        clock: {
+          now: () => clock.now(),
+          setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+          clearTimeout: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
+        },
+      }),
+    });
     const https = createHttpsFrontEnd({ core, service: core, logger });
     this.#frontEnds.push(mqtt, amqp, https);
 

@@ -4,9 +4,10 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import rhea from 'rhea';
 import type { Connection, EventContext, Message, Receiver, Sender } from 'rhea';
-import { Client } from 'azure-iot-device';
-import { Amqp, AmqpWs } from 'azure-iot-device-amqp';
-import { NoRetry } from 'azure-iot-common';
+import azureIotDevice from 'azure-iot-device';
+import type { Client } from 'azure-iot-device';
+import azureIotDeviceAmqp from 'azure-iot-device-amqp';
+import azureIotCommon from 'azure-iot-common';
 import { createMemoryLogger, createSasToken, startLocalHub, type LocalHub } from '../src/index.ts';
 
 export const HUB_NAME = 'testhub.azure-devices.net';
@@ -59,6 +60,9 @@ export interface SdkClientOptions {
 export async function sdkClient(hub: AmqpTestHub, transport: 'amqp' | 'amqp-ws', deviceId: string, opts: SdkClientOptions = {}): Promise<Client> {
   const key = opts.key ?? deviceKey(hub, deviceId);
   const base = `HostName=${HUB_NAME};DeviceId=${deviceId};SharedAccessKey=${key}`;
+  // Default imports: Node's ESM loader cannot see these CommonJS packages' named exports.
+  const { Client } = azureIotDevice;
+  const { Amqp, AmqpWs } = azureIotDeviceAmqp;
   const client = transport === 'amqp'
     ? Client.fromConnectionString(`${base};GatewayHostName=localhost:${hub.amqpPort}`, Amqp)
     : Client.fromConnectionString(base, AmqpWs);
@@ -67,7 +71,7 @@ export async function sdkClient(hub: AmqpTestHub, transport: 'amqp' | 'amqp-ws',
   if (transport === 'amqp-ws') options.amqp = { webSocketAgent: new RedirectAgent(hub.httpsPort) };
   // setOptions replaces rather than merges: everything goes in one call.
   await client.setOptions(options as Parameters<Client['setOptions']>[0]);
-  if (opts.noRetry) client.setRetryPolicy(new NoRetry());
+  if (opts.noRetry) client.setRetryPolicy(new azureIotCommon.NoRetry());
   // An 'error' without a listener would crash the test process.
   client.on('error', () => undefined);
   return client;
@@ -104,9 +108,8 @@ export interface RawLinkResult {
 export class RawAmqpClient {
   readonly connection: Connection;
   private readonly container = rhea.create_container({ id: `raw-${Math.random().toString(16).slice(2)}` });
-  private cbsSender: Sender | undefined;
-  private cbsReceiver: Receiver | undefined;
-  private readonly cbsWaiters = new Map<string, (m: Message) => void>();
+  private readonly cbsPairs: Array<{ sender: Sender; receiver: Receiver; waiters: Map<string, (m: Message) => void> }> = [];
+  strayCbsReplies = 0;
   private disconnected = false;
 
   private constructor(hub: AmqpTestHub, tlsOptions: { cert?: string; key?: string }) {
@@ -161,21 +164,31 @@ export class RawAmqpClient {
     return { link, result };
   }
 
-  /** Sends one put-token on this client's $cbs pair and returns the reply's status. */
-  async putToken(audienceDeviceId: string, token: string): Promise<{ status: unknown; description: unknown }> {
-    if (!this.cbsSender || !this.cbsReceiver) {
-      this.cbsSender = (await this.attach('sender', '$cbs')).link as Sender;
-      const { link } = await this.attach('receiver', '$cbs');
-      this.cbsReceiver = link as Receiver;
-      this.cbsReceiver.on('message', (ctx: EventContext) => {
+  /**
+   * Sends one put-token on $cbs pair `pair` (opened on first use; several pairs on one session is
+   * what the SDK does when identities share a connection) and returns the reply's status. Replies
+   * that arrive on another pair are recorded in `strayCbsReplies`.
+   */
+  async putToken(audienceDeviceId: string, token: string, pair = 0): Promise<{ status: unknown; description: unknown }> {
+    let cbs = this.cbsPairs[pair];
+    if (!cbs) {
+      const sender = (await this.attach('sender', '$cbs')).link as Sender;
+      const receiver = (await this.attach('receiver', '$cbs')).link as Receiver;
+      const waiters = new Map<string, (m: Message) => void>();
+      receiver.on('message', (ctx: EventContext) => {
         const id = String(ctx.message?.correlation_id);
-        this.cbsWaiters.get(id)?.(ctx.message as Message);
-        this.cbsWaiters.delete(id);
+        const waiter = waiters.get(id);
+        if (waiter) waiter(ctx.message as Message);
+        else this.strayCbsReplies++;
+        waiters.delete(id);
       });
+      cbs = { sender, receiver, waiters };
+      this.cbsPairs[pair] = cbs;
     }
     const messageId = rhea.generate_uuid();
-    const reply = within(new Promise<Message>((resolve) => this.cbsWaiters.set(messageId, resolve)), 5000, 'put-token reply');
-    this.cbsSender.send({
+    const pending = cbs.waiters;
+    const reply = within(new Promise<Message>((resolve) => pending.set(messageId, resolve)), 5000, 'put-token reply');
+    cbs.sender.send({
       message_id: messageId,
       to: '$cbs',
       reply_to: 'cbs',

@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Message, SharedAccessKeyAuthenticationProvider } from 'azure-iot-device';
 import { Amqp as DeviceAmqp } from 'azure-iot-device-amqp';
 import { Amqp as BaseAmqp } from 'azure-iot-amqp-base';
-import { HUB_NAME, deviceKey, startAmqpTestHub, waitFor, within, type AmqpTestHub } from './amqp-harness.ts';
+import rhea from 'rhea';
+import type { Sender } from 'rhea';
+import { HUB_NAME, RawAmqpClient, RedirectAgent, deviceKey, sasToken, startAmqpTestHub, waitFor, within, type AmqpTestHub } from './amqp-harness.ts';
 
 type Callback = (err?: Error | null, result?: unknown) => void;
 
@@ -57,9 +59,16 @@ class SharedAmqpBase {
   }
 }
 
-describe('several device identities on one AMQP connection (Azure SDK, shared base)', () => {
+/** AmqpWs accepts no base client, so the WebSocket flavour is the TLS transport dialing wss://. */
+class SharedAmqpWs extends DeviceAmqp {
+  protected _getConnectionUri(credentials: Parameters<DeviceAmqp['_getConnectionUri']>[0]): string {
+    return `wss://${credentials.host}:443/$iothub/websocket`;
+  }
+}
+
+describe.each(['amqp', 'amqp-ws'] as const)('several device identities on one %s connection (Azure SDK, shared base)', (protocol) => {
   let hub: AmqpTestHub;
-  const devices = ['gw-a', 'gw-b', 'gw-c'];
+  const devices = ['gw-a', 'gw-b', 'gw-c'].map((d) => `${protocol}-${d}`);
   const clients = new Map<string, Client>();
 
   beforeAll(async () => {
@@ -69,9 +78,10 @@ describe('several device identities on one AMQP connection (Azure SDK, shared ba
       const cs = `HostName=${HUB_NAME};DeviceId=${id};SharedAccessKey=${deviceKey(hub, id)};GatewayHostName=localhost:${hub.amqpPort}`;
       // Client.fromConnectionString builds its own transport; this builds the same one with the shared base.
       const auth = SharedAccessKeyAuthenticationProvider.fromConnectionString(cs);
-      const transport = new DeviceAmqp(auth, shared.view() as ConstructorParameters<typeof DeviceAmqp>[1]);
+      const Transport = protocol === 'amqp' ? DeviceAmqp : SharedAmqpWs;
+      const transport = new Transport(auth, shared.view() as ConstructorParameters<typeof DeviceAmqp>[1]);
       const client = new Client(transport);
-      await client.setOptions({ ca: hub.ca });
+      await client.setOptions(protocol === 'amqp' ? { ca: hub.ca } : { ca: hub.ca, amqp: { webSocketAgent: new RedirectAgent(hub.httpsPort) } });
       client.on('error', () => undefined);
       clients.set(id, client);
     }
@@ -85,7 +95,7 @@ describe('several device identities on one AMQP connection (Azure SDK, shared ba
 
   it('opens one connection that carries every identity', () => {
     const stats = hub.local.stats();
-    expect(stats.connections.amqp).toBe(1);
+    expect(stats.connections[protocol]).toBe(1);
     const identities = stats.connectedIdentities.filter((i) => devices.includes(i.deviceId));
     expect(identities.map((i) => i.deviceId).sort()).toEqual(devices);
     expect(new Set(identities.map((i) => i.connectionId)).size).toBe(1);
@@ -96,7 +106,7 @@ describe('several device identities on one AMQP connection (Azure SDK, shared ba
     for (const id of devices) {
       const records = hub.local.telemetry({ deviceId: id });
       expect(records.map((r) => r.body.toString())).toEqual([`from ${id}`]);
-      expect(records[0]?.protocol).toBe('amqp');
+      expect(records[0]?.protocol).toBe(protocol);
     }
   });
 
@@ -120,6 +130,41 @@ describe('several device identities on one AMQP connection (Azure SDK, shared ba
     const second = devices[1] as string;
     await within((clients.get(second) as Client).sendEvent(new Message('still here')), 10_000, 'send after close');
     expect(hub.local.telemetry({ deviceId: second }).map((r) => r.body.toString())).toContain('still here');
-    expect(hub.local.stats().connections.amqp).toBe(1);
+    expect(hub.local.stats().connections[protocol]).toBe(1);
   });
 });
+
+describe('several identities on one connection (raw rhea client, one $cbs pair per identity)', () => {
+  let hub: AmqpTestHub;
+  let client: RawAmqpClient | undefined;
+
+  beforeAll(async () => {
+    hub = await startAmqpTestHub();
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await hub.close();
+  });
+
+  it('answers each put-token on the pair it came from, renewals included', async () => {
+    client = await RawAmqpClient.connect(hub);
+    const a = deviceKey(hub, 'raw-a');
+    const b = deviceKey(hub, 'raw-b');
+    expect((await client.putToken('raw-a', sasToken('raw-a', a), 0)).status).toBe(200);
+    expect((await client.putToken('raw-b', sasToken('raw-b', b), 1)).status).toBe(200);
+    // raw-a renews on its own, older pair while a newer pair exists.
+    expect((await client.putToken('raw-a', sasToken('raw-a', a), 0)).status).toBe(200);
+    expect(client.strayCbsReplies).toBe(0);
+
+    const senders = new Map<string, Sender>();
+    for (const id of ['raw-a', 'raw-b']) senders.set(id, (await client.attach('sender', `/devices/${id}/messages/events`)).link as Sender);
+    for (const [id, sender] of senders) expect(await client.send(sender, { body: rhea.message.data_section(Buffer.from(id)) })).toEqual({ outcome: 'accepted' });
+    expect(hub.local.telemetry({ deviceId: 'raw-a' }).map((r) => r.body.toString())).toEqual(['raw-a']);
+    expect(hub.local.telemetry({ deviceId: 'raw-b' }).map((r) => r.body.toString())).toEqual(['raw-b']);
+    const stats = hub.local.stats();
+    expect(stats.connections.amqp).toBe(1);
+    expect(stats.connectedIdentities.filter((i) => i.deviceId.startsWith('raw-')).map((i) => i.deviceId).sort()).toEqual(['raw-a', 'raw-b']);
+  });
+});
+

@@ -184,6 +184,24 @@ describe('AMQP front-end refusals', () => {
     expect(await client.send(stay, { body: rhea.message.data_section(Buffer.from('stay')) })).toEqual({ outcome: 'accepted' });
   });
 
+  it('leaves an unsettled C2D message locked when its link detaches (no abandon)', async () => {
+    const client = await raw();
+    const key = deviceKey(hub, 'neg-detach');
+    expect((await client.putToken('neg-detach', sasToken('neg-detach', key))).status).toBe(200);
+    const got = new Promise<void>((resolve) => client.connection.once('message', () => resolve()));
+    const receiver = (await client.attach('receiver', '/devices/neg-detach/messages/devicebound', { autoaccept: false })).link as Receiver;
+    hub.local.sendC2D('neg-detach', { body: Buffer.from('held') });
+    await within(got, 5000, 'c2d delivered');
+    const closed = new Promise<void>((resolve) => receiver.once('receiver_close', () => resolve()));
+    receiver.close();
+    await within(closed, 5000, 'detach answered');
+    // A put-token round trip after the detach proves the hub has processed it.
+    expect((await client.putToken('neg-detach', sasToken('neg-detach', key))).status).toBe(200);
+    const counters = hub.local.counters('neg-detach');
+    expect([counters.c2dAbandoned, counters.c2dCompleted, counters.c2dRejected]).toEqual([0, 0, 0]);
+    expect(hub.local.stats().devices['neg-detach']?.queuedC2D).toBe(1);
+  });
+
   it('fails an Azure SDK client with a wrong key fast (NoRetry) without affecting others', async () => {
     deviceKey(hub, 'neg-sdk');
     const wrong = await sdkClient(hub, 'amqp', 'neg-sdk', { noRetry: true, key: Buffer.alloc(32, 9).toString('base64') });

@@ -144,11 +144,21 @@ describe.each(['amqp', 'amqp-ws'] as const)('Azure SDK over %s', (transport) => 
     const client = await connected('renewal', { tokenRenewal: { tokenValidTimeInSeconds: 4, tokenRenewalMarginInSeconds: 2 } });
     await within(client.sendEvent(new Message('before')), 10_000, 'send before');
     const renewals = (): number => hub.logger.entries.filter((e) => e.message === 'amqp put-token accepted' && e.fields.deviceId === device('renewal') && e.fields.renewal === true).length;
-    await waitFor(() => (renewals() >= 2 ? true : undefined), 15_000, 'two renewals');
+    await waitFor(() => (renewals() >= 3 ? true : undefined), 15_000, 'three renewals');
     // The first token has expired by now; only the renewals keep the links attached.
     await within(client.sendEvent(new Message('after')), 10_000, 'send after');
     const bodies = hub.local.telemetry({ deviceId: device('renewal') }).map((r) => r.body.toString());
     expect(bodies).toEqual(['before', 'after']);
     expect(hub.logger.entries.some((e) => e.message === 'amqp identity ended' && e.fields.deviceId === device('renewal'))).toBe(false);
+  });
+
+  it('ends the connection and the identity in the hub when the client closes', async () => {
+    const client = await sdkClient(hub, transport, device('closer'));
+    await within(client.open(), 10_000, 'open');
+    const connected = (): boolean => hub.local.stats().connectedIdentities.some((i) => i.deviceId === device('closer'));
+    expect(connected()).toBe(true);
+    const before = hub.local.stats().connections[transport];
+    await within(client.close(), 5000, 'close');
+    await waitFor(() => (!connected() && hub.local.stats().connections[transport] === before - 1 ? true : undefined), 5000, 'connection ended');
   });
 });

@@ -5,7 +5,7 @@ import rhea from 'rhea';
 import type { Sender } from 'rhea';
 import { Client, Message } from 'azure-iot-device';
 import { Amqp } from 'azure-iot-device-amqp';
-import { NoRetry } from 'azure-iot-common';
+import azureIotCommon from 'azure-iot-common';
 import { issueDeviceCertificate, type DeviceCertificate } from '../src/tls/index.ts';
 import { RawAmqpClient, startAmqpTestHub, within, type AmqpTestHub } from './amqp-harness.ts';
 
@@ -30,7 +30,7 @@ describe('X.509 devices over AMQP', () => {
     // X.509 connection strings drop GatewayHostName, so the port lives in HostName.
     const client = Client.fromConnectionString(`HostName=localhost:${hub.amqpPort};DeviceId=x509-dev;x509=true`, Amqp);
     await client.setOptions({ ca: hub.ca, cert: cert.cert, key: cert.key });
-    client.setRetryPolicy(new NoRetry());
+    client.setRetryPolicy(new azureIotCommon.NoRetry());
     client.on('error', () => undefined);
     closers.push(() => client.close());
     await within(client.open(), 10_000, 'open');

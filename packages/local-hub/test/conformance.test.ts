@@ -53,7 +53,10 @@ describe.each(TRANSPORTS)('official Azure client over %s', (transport) => {
     msg.contentType = 'application/json';
     msg.contentEncoding = 'utf-8';
     msg.properties.add('unit', 'celsius');
-    msg.properties.add('spaced key', 'a value/with&symbols');
+    // A key that is not an HTTP token makes the SDK's Http transport throw an uncaught exception
+    // (it becomes a header name), so only the other transports get one.
+    const oddKey = transport === 'https' ? 'odd-key' : 'spaced key';
+    msg.properties.add(oddKey, 'a value/with&symbols');
     await client.sendEvent(msg);
 
     const record = hub.telemetry({ deviceId }).find((r) => r.systemProperties.messageId === `m-${transport}`);
@@ -62,7 +65,7 @@ describe.each(TRANSPORTS)('official Azure client over %s', (transport) => {
     expect(JSON.parse(record!.body.toString('utf8'))).toEqual({ temperature: 21.5 });
     expect(record!.systemProperties.correlationId).toBe('corr-1');
     expect(record!.properties.unit).toBe('celsius');
-    expect(record!.properties['spaced key']).toBe('a value/with&symbols');
+    expect(record!.properties[oddKey]).toBe('a value/with&symbols');
   });
 
   it('receives a cloud-to-device message and completes it', async () => {
@@ -74,7 +77,7 @@ describe.each(TRANSPORTS)('official Azure client over %s', (transport) => {
         props[item.key.replace(/^iothub-app-/, '')] = item.value;
       }
       received.push({ data: m.data.toString(), props, messageId: String(m.messageId) });
-      void client.complete(m);
+      client.complete(m).catch(() => undefined); // the hub's completion counter is the assertion
     };
     client.on('message', onMessage);
     try {
@@ -90,12 +93,13 @@ describe.each(TRANSPORTS)('official Azure client over %s', (transport) => {
 
   it.runIf(canSettleNegatively(transport))('abandons (redelivered) and rejects (dead-lettered) messages', async () => {
     const deliveries: string[] = [];
+    const settleErrors: string[] = [];
     const onMessage = (m: Message): void => {
       const body = m.data.toString();
       deliveries.push(body);
-      if (body === 'abandon-me' && deliveries.filter((d) => d === body).length === 1) void client.abandon(m);
-      else if (body === 'reject-me') void client.reject(m);
-      else void client.complete(m);
+      const settle = body === 'abandon-me' && deliveries.filter((d) => d === body).length === 1 ? client.abandon(m)
+        : body === 'reject-me' ? client.reject(m) : client.complete(m);
+      settle.catch((err: Error) => settleErrors.push(err.message));
     };
     client.on('message', onMessage);
     try {
@@ -108,6 +112,7 @@ describe.each(TRANSPORTS)('official Azure client over %s', (transport) => {
       expect(after.c2dAbandoned).toBe(before.c2dAbandoned + 1);
       expect(after.c2dDeadLettered).toBe(before.c2dDeadLettered + 1);
       expect(deliveries.filter((d) => d === 'reject-me')).toHaveLength(1);
+      expect(settleErrors).toEqual([]);
     } finally {
       client.removeListener('message', onMessage);
     }

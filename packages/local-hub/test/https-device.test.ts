@@ -158,6 +158,13 @@ describe('HTTPS device API with the Azure SDK Http transport', () => {
     await client.sendEvent(new Message('from x509'));
     expect(hub.telemetry({ deviceId: 'x509-dev' }).map((r) => r.body.toString())).toEqual(['from x509']);
 
+    // A SHA-256 secondary thumbprint works next to a SHA-1 primary.
+    const rotated = hub.issueDeviceCertificate('x509-dev');
+    const withSecondary = await hubRequest(hub, { method: 'PUT', path: `/devices/x509-dev?${API}`, headers: serviceHeaders(hub, { 'If-Match': '*' }), body: JSON.stringify({ authentication: { type: 'selfSigned', x509Thumbprint: { primaryThumbprint: certificate.thumbprint, secondaryThumbprint: rotated.thumbprint256 } } }) });
+    expect(withSecondary.status).toBe(200);
+    const viaSecondary = await hubRequest(hub, { method: 'POST', path: `/devices/x509-dev/messages/events?${API}`, body: 'rotated', cert: rotated.cert, key: rotated.key });
+    expect(viaSecondary.status).toBe(204);
+
     // Another device's certificate on this path is refused.
     const stranger = hub.issueDeviceCertificate('stranger');
     const res = await hubRequest(hub, { method: 'POST', path: `/devices/x509-dev/messages/events?${API}`, body: 'x', cert: stranger.cert, key: stranger.key });
@@ -187,6 +194,12 @@ describe('HTTPS device API refusals (plain HTTPS)', () => {
     expect(res.status).toBe(401);
     expect(refusals.slice(before)).toContainEqual(expect.objectContaining({ deviceId: 'neg-b', why: expect.stringContaining('wrong-audience') }));
     expect(hub.telemetry({ deviceId: 'neg-b' })).toHaveLength(0);
+  });
+
+  it('refuses a service token on the device API', async () => {
+    const res = await hubRequest(hub, { method: 'POST', path: events('neg-a'), headers: { Authorization: hub.serviceToken() }, body: 'x' });
+    expect(res.status).toBe(401);
+    expect(hub.telemetry({ deviceId: 'neg-a' })).toHaveLength(0);
   });
 
   it('refuses a request without credentials', async () => {

@@ -114,11 +114,38 @@ describe('listener assembly', () => {
     }));
     expect(await within(5_000, 'connected event', connected)).toBe('m/mqtt');
     expect(own.stats().connectedIdentities).toEqual([expect.objectContaining({ deviceId: 'm', protocol: 'mqtt' })]);
+    const telemetry = new Promise<string>((resolve) => own.once('telemetry', (r) => resolve(`${r.deviceId}:${r.body.toString()}:${r.properties['k'] ?? ''}`)));
+    await within(10_000, 'publish', client.publishAsync('devices/m/messages/events/k=v', 'hello', { qos: 1 }));
+    expect(await within(5_000, 'telemetry event', telemetry)).toBe('m:hello:v');
+    const disconnected = new Promise<string>((resolve) => own.once('disconnected', (s) => resolve(s.reason)));
     const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
     await within(10_000, 'hub close', own.close());
     await within(10_000, 'client sees close', closed);
+    expect(await within(5_000, 'disconnected event', disconnected)).toBe('hub closing');
     await own.close(); // idempotent
     client.end(true);
+  });
+
+  it('accepts a self-signed device certificate at the TLS layer and lets the core decide by thumbprint', async () => {
+    const own = await startLocalHub({ logger: createMemoryLogger() });
+    hubs.push(own);
+    const good = own.issueDeviceCertificate('cam');
+    const stranger = own.issueDeviceCertificate('cam');
+    own.createDevice('cam', { authentication: { type: 'x509-thumbprint', primaryThumbprint: good.thumbprint } });
+    const attempt = (cert: { cert: string; key: string }): Promise<string> =>
+      within(10_000, 'mqtt x509 connect', mqtt.connectAsync(`mqtts://${own.address}:${own.ports.mqtt}`, {
+        clientId: 'cam',
+        username: `${own.hostName}/cam/?api-version=2021-04-12`,
+        ca: own.ca,
+        cert: cert.cert,
+        key: cert.key,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      }).then(async (client) => { await client.endAsync(); return 'connected'; }, (e: Error) => `refused: ${e.message}`));
+    expect(await attempt(good)).toBe('connected');
+    expect(await attempt(stranger)).toMatch(/^refused/);
+    expect(own.counters('cam').authFailures).toBe(1);
+    await own.close();
   });
 
   it('restarts on the same state dir and ports with keys, CA and queued C2D intact', async () => {

@@ -66,6 +66,24 @@ describe('state store', () => {
     }
   });
 
+  it('refuses a second hub on the same state dir while the first holds it', () => {
+    const stateDir = tempDir();
+    const first = openHubStore({ stateDir });
+    first.setPolicyKey('iothubowner', 'k1');
+    let error: unknown;
+    try {
+      openHubStore({ stateDir }).close();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'STATE_FAILED', details: { field: 'stateDir' } });
+    expect((error as Error).message).toContain('Another hub process');
+    first.close();
+    const second = openHubStore({ stateDir });
+    expect(second.getPolicyKey('iothubowner')).toBe('k1');
+    second.close();
+  });
+
   it('in-memory stores share nothing and write no files', () => {
     const a = openHubStore({ inMemory: true });
     const b = openHubStore({ inMemory: true });

@@ -72,9 +72,10 @@ function warningsFor(winner: Protocol, profile: CapabilityProfile): { warnings: 
   if (winner === 'https') {
     pollIntervalSeconds = profile.pollIntervalSeconds ?? PRODUCTION_POLL_FLOOR_SECONDS;
     if (profile.c2d !== 'none') {
-      const minutes = Math.round((pollIntervalSeconds / 60) * 10) / 10;
+      // Whole minutes read best for production intervals; development ones can be seconds.
+      const span = pollIntervalSeconds >= 120 ? `${Math.round((pollIntervalSeconds / 60) * 10) / 10} min` : `${pollIntervalSeconds} s`;
       warnings.push(
-        `over HTTPS cloud-to-device messages are polled, at most once every ${pollIntervalSeconds} s (${minutes} min): a message waits up to ${minutes} min (half that on average) before the device sees it, a message whose time-to-live is under ${minutes} min may expire unseen, and the hub's 50-message device queue caps delivery at 50 messages per poll interval`,
+        `over HTTPS cloud-to-device messages are polled, at most once every ${span}: a message waits up to ${span} (half that on average) before the device sees it, a message whose time-to-live is under ${span} may expire unseen, and the hub's 50-message device queue caps delivery at 50 messages per poll interval`,
       );
     }
   }

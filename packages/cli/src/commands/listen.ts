@@ -1,4 +1,4 @@
-import { connect, type C2DMessage } from '@switchyard/device';
+import { connect, type C2DMessageData } from '@switchyard/device';
 import { EXIT_OK, EXIT_REFUSED, asSwitchyardError, parseFlags, reportError } from '../cli.ts';
 import { DEVICE_FLAGS, DEVICE_FLAGS_HELP, connectOptionsFromFlags } from '../device-flags.ts';
 
@@ -18,7 +18,7 @@ ${DEVICE_FLAGS_HELP}
 Exit status: 0 closed on a signal; 1 the connection failed or the profile cannot be served;
 2 usage error.`;
 
-function describe(m: C2DMessage): Record<string, unknown> {
+function describe(m: C2DMessageData): Record<string, unknown> {
   const text = m.body.toString('utf8');
   const isText = Buffer.from(text, 'utf8').equals(m.body);
   return {

@@ -27,18 +27,12 @@ import {
 
 export type AmqpProtocol = 'amqp' | 'amqp-ws';
 
-/** Time is injected so token expiry can be driven by tests. */
+/** The hub's time source (the core's Clock): token expiry is judged against the same clock that validated the token. */
 export interface AmqpClock {
   now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
 }
 
-export const systemClock: AmqpClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
+export const systemClock: AmqpClock = { now: () => Date.now() };
 
 type Link = Sender | Receiver;
 
@@ -53,7 +47,7 @@ interface Identity {
   deviceId: string;
   session: DeviceSession;
   expiresAt: number | undefined;
-  timer: unknown;
+  timer: ReturnType<typeof setTimeout> | undefined;
   links: Set<Link>;
   c2dSender: Sender | undefined;
   methodSender: Sender | undefined;
@@ -113,11 +107,11 @@ export class AmqpConnectionHandler {
   // ---- link lifecycle -------------------------------------------------------------------------
 
   onSenderOpen(sender: Sender): void {
-    // A server sender answers a device receiver, whose *source* names the address.
-    // The answering attach mirrors the device's termini; rhea exposes the remote ones as aliases.
+    // Our sender answers a device receiver, whose *source* names the address. The answering attach
+    // mirrors the device's termini (rhea exposes the remote ones as `source`/`target`).
     if (sender.source) sender.set_source(sender.source);
     if (sender.target) sender.set_target(sender.target);
-    const attach = { properties: sender.properties as unknown };
+    const properties: unknown = sender.properties;
     const address = (sender.source as { address?: unknown } | undefined)?.address;
     const decision = decideAttach(address, false, (id) => this.ensureAuthorized(id));
     if (!decision.ok) return this.refuseLink(sender, address, decision.deviceId, decision.why);
@@ -129,7 +123,7 @@ export class AmqpConnectionHandler {
     }
     const identity = this.identities.get(decision.deviceId);
     if (!identity) return this.refuseLink(sender, address, decision.deviceId, 'identity vanished during attach');
-    this.roles.set(sender, { deviceId: decision.deviceId, endpoint: decision.endpoint, channel: channelOf(attach.properties) });
+    this.roles.set(sender, { deviceId: decision.deviceId, endpoint: decision.endpoint, channel: channelOf(properties) });
     identity.links.add(sender);
     switch (decision.endpoint) {
       case 'c2d':
@@ -158,9 +152,10 @@ export class AmqpConnectionHandler {
   }
 
   onReceiverOpen(receiver: Receiver): void {
+    // Our receiver answers a device sender, whose *target* names the address.
     if (receiver.source) receiver.set_source(receiver.source);
     if (receiver.target) receiver.set_target(receiver.target);
-    const attach = { properties: receiver.properties as unknown };
+    const properties: unknown = receiver.properties;
     const address = (receiver.target as { address?: unknown } | undefined)?.address;
     const decision = decideAttach(address, true, (id) => this.ensureAuthorized(id));
     if (!decision.ok) return this.refuseLink(receiver, address, decision.deviceId, decision.why);
@@ -172,7 +167,7 @@ export class AmqpConnectionHandler {
     }
     const identity = this.identities.get(decision.deviceId);
     if (!identity) return this.refuseLink(receiver, address, decision.deviceId, 'identity vanished during attach');
-    this.roles.set(receiver, { deviceId: decision.deviceId, endpoint: decision.endpoint, channel: channelOf(attach.properties) });
+    this.roles.set(receiver, { deviceId: decision.deviceId, endpoint: decision.endpoint, channel: channelOf(properties) });
     identity.links.add(receiver);
   }
 
@@ -269,11 +264,12 @@ export class AmqpConnectionHandler {
 
   private armExpiry(identity: Identity): void {
     const { clock } = this.deps;
-    if (identity.timer !== undefined) clock.clearTimeout(identity.timer);
+    if (identity.timer !== undefined) clearTimeout(identity.timer);
     identity.timer = undefined;
     if (identity.expiresAt === undefined) return;
     const delay = Math.max(0, identity.expiresAt - clock.now());
-    identity.timer = clock.setTimeout(() => {
+    // On firing, the clock decides again, so an injected clock that runs differently is honoured.
+    identity.timer = setTimeout(() => {
       identity.timer = undefined;
       this.guarded(() => {
         if (identity.expiresAt !== undefined && identity.expiresAt > clock.now()) return this.armExpiry(identity);
@@ -287,7 +283,7 @@ export class AmqpConnectionHandler {
     const identity = this.identities.get(deviceId);
     if (!identity) return;
     this.identities.delete(deviceId);
-    if (identity.timer !== undefined) this.deps.clock.clearTimeout(identity.timer);
+    if (identity.timer !== undefined) clearTimeout(identity.timer);
     for (const link of [...identity.links]) {
       this.forgetLink(identity, link);
       this.roles.delete(link);
@@ -520,7 +516,7 @@ export class AmqpConnectionHandler {
     if (this.ended) return;
     this.ended = true;
     for (const identity of this.identities.values()) {
-      if (identity.timer !== undefined) this.deps.clock.clearTimeout(identity.timer);
+      if (identity.timer !== undefined) clearTimeout(identity.timer);
       identity.session.setC2DReceiver(undefined);
       identity.session.setMethodReceiver(undefined);
       identity.session.setDesiredReceiver(undefined);

@@ -98,7 +98,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       logger.info(`amqp peer reported ${event}`, { connectionId: handler?.id, error: describe(ctx.error ?? ctx.sender?.error ?? ctx.receiver?.error ?? ctx.session?.error) });
     });
   }
-  container.on('disconnected', (ctx: EventContext) => {
+  const teardown = (ctx: EventContext): void => {
     const handler = handlerOf(ctx);
     if (!handler) return;
     handlers.delete(handler.id);
@@ -110,7 +110,11 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     }
     closedWaiters.get(handler.id)?.();
     closedWaiters.delete(handler.id);
-  });
+  };
+  // rhea reports 'disconnected' only for transports that drop without a close handshake; a clean
+  // close (the SDK's client.close(), or the peer answering ours) shows up as 'connection_close'.
+  container.on('connection_close', teardown);
+  container.on('disconnected', teardown);
   // Malformed input: rhea ends that socket itself after dispatching these; without a listener an
   // EventEmitter 'error' would throw and take the whole hub down.
   container.on('protocol_error', (err: unknown) => logger.warn('amqp protocol error; connection closed', { error: describe(err) }));

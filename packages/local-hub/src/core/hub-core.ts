@@ -319,6 +319,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     this.#store.deleteDevice(deviceId);
     this.#devices.delete(deviceId);
     this.#twins.delete(deviceId);
+    for (const entry of this.#queues.get(deviceId) ?? []) this.#unlock(entry);
     this.#queues.delete(deviceId);
     this.#counters.delete(deviceId);
     this.logger.info('device removed', { deviceId });

@@ -17,13 +17,19 @@ export function peerCertificateDer(req: IncomingMessage): Buffer | undefined {
 }
 
 /**
- * IoT Hub registers self-signed devices by SHA-1 (40 hex) or SHA-256 (64 hex) thumbprint; the
- * registered one decides which digest to present, so one wrong guess does not count as a failure.
+ * IoT Hub registers self-signed devices by SHA-1 (40 hex) or SHA-256 (64 hex) thumbprints, and the
+ * primary and secondary may differ in kind. The core takes one thumbprint, so the digest of the
+ * kind that is registered goes to it: a wrong guess would count as an authentication failure.
  */
 function thumbprintFor(core: HubCore, deviceId: string, der: Buffer): string {
+  const sha1 = createHash('sha1').update(der).digest('hex').toUpperCase();
+  const sha256 = createHash('sha256').update(der).digest('hex').toUpperCase();
   const device = core.getDevice(deviceId);
-  const registered = device?.authentication.type === 'x509-thumbprint' ? device.authentication.primaryThumbprint : '';
-  return createHash(registered.length === 64 ? 'sha256' : 'sha1').update(der).digest('hex').toUpperCase();
+  if (device?.authentication.type !== 'x509-thumbprint') return sha1;
+  const registered = [device.authentication.primaryThumbprint, device.authentication.secondaryThumbprint ?? ''].map((t) => t.toUpperCase());
+  if (registered.includes(sha256)) return sha256;
+  if (registered.includes(sha1)) return sha1;
+  return registered[0]?.length === 64 ? sha256 : sha1;
 }
 
 /**

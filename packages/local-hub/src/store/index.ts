@@ -57,8 +57,12 @@ export function openHubStore(options: { stateDir?: string; inMemory?: boolean })
     } else {
       mkdirSync(options.stateDir, { recursive: true });
       path = join(options.stateDir, 'hub.sqlite');
-      db = new Database(path);
+      db = new Database(path, { timeout: 200 });
+      // One hub per state dir: two processes would each serve their own in-memory view of the
+      // same queues. The exclusive lock is the OS's, so a SIGKILLed hub does not leave it behind.
+      db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('journal_mode = WAL');
+      db.exec('BEGIN EXCLUSIVE; COMMIT;');
     }
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
@@ -76,7 +80,11 @@ export function openHubStore(options: { stateDir?: string; inMemory?: boolean })
       CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY, key TEXT NOT NULL);
     `);
   } catch (cause) {
-    throw new SwitchyardError('STATE_FAILED', `Cannot open the hub state store${path ? ` at ${path}` : ''}: ${(cause as Error).message}. Check that the state directory is writable and not used by another hub process, or pass --in-memory.`, { cause, details: { field: 'stateDir' } });
+    const busy = (cause as { code?: string }).code === 'SQLITE_BUSY';
+    const fix = busy
+      ? 'Another hub process is using this state directory; stop it or choose another --state-dir.'
+      : 'Check that the state directory is writable, or pass --in-memory.';
+    throw new SwitchyardError('STATE_FAILED', `Cannot open the hub state store${path ? ` at ${path}` : ''}: ${(cause as Error).message}. ${fix}`, { cause, details: { field: 'stateDir' } });
   }
 
   const stmt = {

@@ -1,0 +1,249 @@
+// One measured variant (our client or the raw Azure client) on one protocol, in a fresh process,
+// so peak RSS and the loaded-module list belong to that variant alone. Started by bench/main.ts:
+// reads a ChildConfig as JSON on stdin, prints "RESULT <ChildResult JSON>" on stdout, exits.
+// Neither variant is imported statically: each loads only what it would load in a real device.
+import https from 'node:https';
+import { createRequire } from 'node:module';
+import type { Duplex } from 'node:stream';
+import type { Protocol } from '@switchyard/profile';
+import { startCountingProxy, type CountingProxy } from './counting-proxy.ts';
+import { percentile } from './stats.ts';
+import type { ChildConfig, ChildResult, PhaseConfig, PhaseResult, WireResult } from './overhead-types.ts';
+
+interface Sender {
+  send(): Promise<unknown>;
+  close(): Promise<void>;
+  chosen?: string;
+}
+
+type Ports = ChildConfig['hub']['ports'];
+
+const MB = 1024 * 1024;
+
+const MQTT_PACKAGES = ['azure-iot-device-mqtt', 'azure-iot-mqtt-base', 'mqtt', 'mqtt-packet'];
+const AMQP_PACKAGES = ['azure-iot-device-amqp', 'azure-iot-amqp-base', 'rhea', 'rhea-promise'];
+const HTTP_PACKAGES = ['azure-iot-device-http', 'azure-iot-http-base'];
+const FOREIGN: Record<Protocol, string[]> = {
+  mqtt: [...AMQP_PACKAGES, ...HTTP_PACKAGES],
+  'mqtt-ws': [...AMQP_PACKAGES, ...HTTP_PACKAGES],
+  amqp: [...MQTT_PACKAGES, ...HTTP_PACKAGES],
+  'amqp-ws': [...MQTT_PACKAGES, ...HTTP_PACKAGES],
+  https: [...MQTT_PACKAGES, ...AMQP_PACKAGES],
+};
+
+// Same trick as packages/local-hub/test/support/azure-clients.ts, kept local so the raw variant
+// never loads any @switchyard code.
+class RedirectAgent extends https.Agent {
+  readonly #target: { host: string; port: number };
+  constructor(target: { host: string; port: number }) {
+    super({ keepAlive: true });
+    this.#target = target;
+  }
+  // Node's typings omit createConnection on https.Agent; it is the documented hook for sockets.
+  createConnection(options: Record<string, unknown>, callback?: unknown): Duplex {
+    const base = https.Agent.prototype as unknown as { createConnection(o: Record<string, unknown>, cb?: unknown): Duplex };
+    return base.createConnection.call(this, { ...options, host: this.#target.host, port: this.#target.port }, callback);
+  }
+}
+
+function redact(text: string): string {
+  return text.replace(/(SharedAccessKey=|sig=|SharedAccessSignature=)[^;&\s]+/gi, '$1<redacted>');
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function portFor(protocol: Protocol, ports: Ports): number {
+  if (protocol === 'mqtt') return ports.mqtt;
+  if (protocol === 'amqp') return ports.amqp;
+  return ports.https;
+}
+
+async function ours(config: ChildConfig, ports: Ports): Promise<Sender> {
+  const { connect } = await import('@switchyard/device');
+  const { protocol, hub } = config;
+  // HTTPS is picked by the profile alone; development mode with a long interval keeps C2D
+  // polling out of the picture (nothing listens for C2D anyway, so no poll starts).
+  const profile =
+    protocol === 'https'
+      ? { protocols: ['https' as const], features: ['telemetry' as const], environment: 'development' as const, pollIntervalSeconds: 3600 }
+      : { protocols: [protocol], features: ['telemetry' as const], c2d: 'none' as const };
+  const { client, decision } = await connect({
+    connectionString: `HostName=${hub.hostName};DeviceId=${config.deviceId};SharedAccessKey=${config.key}`,
+    profile,
+    ca: hub.ca,
+    endpoint: { host: hub.address, ports },
+    ...(protocol === 'https' ? {} : { forceProtocol: protocol }),
+  });
+  const payload = Buffer.alloc(config.payloadBytes, 'x');
+  return { send: () => client.sendEvent(payload), close: () => client.close(), chosen: decision.protocol };
+}
+
+interface RawClient {
+  setOptions(options: unknown): Promise<unknown>;
+  open(): Promise<unknown>;
+  sendEvent(message: unknown): Promise<unknown>;
+  close(): Promise<unknown>;
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+interface RawDeviceModule {
+  Client: { fromConnectionString(cs: string, transport: unknown): RawClient };
+  Message: new (data: Buffer) => unknown;
+}
+
+async function loadRawTransport(protocol: Protocol): Promise<unknown> {
+  const name = protocol === 'mqtt' ? 'Mqtt' : protocol === 'mqtt-ws' ? 'MqttWs' : protocol === 'amqp' ? 'Amqp' : protocol === 'amqp-ws' ? 'AmqpWs' : 'Http';
+  const mod = (protocol === 'mqtt' || protocol === 'mqtt-ws'
+    ? await import('azure-iot-device-mqtt')
+    : protocol === 'amqp' || protocol === 'amqp-ws'
+      ? await import('azure-iot-device-amqp')
+      : await import('azure-iot-device-http')) as unknown as Record<string, unknown> & { default?: Record<string, unknown> };
+  // CommonJS exports arrive as named exports or only under `default`, depending on the loader.
+  return mod[name] ?? mod.default?.[name];
+}
+
+async function raw(config: ChildConfig, ports: Ports): Promise<Sender> {
+  const imported = (await import('azure-iot-device')) as unknown as RawDeviceModule & { default?: RawDeviceModule };
+  const device = imported.default ?? imported;
+  const { protocol, hub } = config;
+  const Transport = await loadRawTransport(protocol);
+  let cs = `HostName=${hub.hostName};DeviceId=${config.deviceId};SharedAccessKey=${config.key}`;
+  if (protocol === 'mqtt' || protocol === 'amqp') cs += `;GatewayHostName=${hub.address}:${portFor(protocol, ports)}`;
+  const client = device.Client.fromConnectionString(cs, Transport);
+  client.on('error', () => undefined);
+  const options: Record<string, unknown> = { ca: hub.ca };
+  const agent = protocol === 'mqtt' || protocol === 'amqp' ? undefined : new RedirectAgent({ host: hub.address, port: ports.https });
+  if (protocol === 'mqtt-ws') options.mqtt = { webSocketAgent: agent };
+  if (protocol === 'amqp-ws') options.amqp = { webSocketAgent: agent };
+  // setOptions replaces rather than merges, and Http's never calls back without a receive policy;
+  // manual polling matches ours (no C2D polls while telemetry is measured).
+  if (protocol === 'https') options.http = { agent, receivePolicy: { manualPolling: true, drain: false } };
+  await client.setOptions(options);
+  await client.open();
+  const payload = Buffer.alloc(config.payloadBytes, 'x');
+  return {
+    send: () => client.sendEvent(new device.Message(payload)),
+    close: async () => {
+      await client.close();
+      agent?.destroy();
+    },
+  };
+}
+
+/** Sends with `window` in flight until `seconds` pass or `maxMessages` have been issued. */
+async function runPhase(sender: Sender, phase: PhaseConfig): Promise<PhaseResult> {
+  const latencyUs = new Float64Array(phase.maxMessages);
+  let issued = 0;
+  let done = 0;
+  let stop = false;
+  const timer = setTimeout(() => { stop = true; }, phase.seconds * 1000);
+  const cpuBefore = process.cpuUsage();
+  const started = process.hrtime.bigint();
+  const worker = async (): Promise<void> => {
+    while (!stop && issued < phase.maxMessages) {
+      const slot = issued++;
+      const t0 = process.hrtime.bigint();
+      await sender.send();
+      latencyUs[slot] = Number(process.hrtime.bigint() - t0) / 1000;
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: phase.window }, worker));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpuBefore);
+  clearTimeout(timer);
+  return {
+    window: phase.window,
+    messages: done,
+    seconds,
+    msgsPerSecond: done / seconds,
+    p50Us: percentile(latencyUs, 50, done),
+    p99Us: percentile(latencyUs, 99, done),
+    cpuUsPerMessage: (cpu.user + cpu.system) / done,
+  };
+}
+
+async function sendSequential(sender: Sender, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await sender.send();
+}
+
+function packageOf(path: string): string | undefined {
+  const at = path.lastIndexOf('/node_modules/');
+  if (at < 0) return undefined;
+  const [first, second] = path.slice(at + '/node_modules/'.length).split('/');
+  return first?.startsWith('@') && second !== undefined ? `${first}/${second}` : first;
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(await readStdin()) as ChildConfig;
+  let sampledPeak = process.memoryUsage.rss();
+  const sampler = setInterval(() => { sampledPeak = Math.max(sampledPeak, process.memoryUsage.rss()); }, 50);
+  sampler.unref();
+
+  let proxy: CountingProxy | undefined;
+  let ports: Ports = config.hub.ports;
+  if (config.wireMessages !== undefined) {
+    const target = portFor(config.protocol, config.hub.ports);
+    proxy = await startCountingProxy({ host: config.hub.address, port: target });
+    ports = config.protocol === 'mqtt' ? { ...ports, mqtt: proxy.port } : config.protocol === 'amqp' ? { ...ports, amqp: proxy.port } : { ...ports, https: proxy.port };
+  }
+
+  const connectStarted = process.hrtime.bigint();
+  const sender = config.variant === 'ours' ? await ours(config, ports) : await raw(config, ports);
+  const connectMs = Number(process.hrtime.bigint() - connectStarted) / 1e6;
+  const rssAfterConnect = process.memoryUsage.rss();
+
+  let wire: WireResult | undefined;
+  const phases: PhaseResult[] = [];
+  if (proxy !== undefined && config.wireMessages !== undefined) {
+    await sender.send();
+    const setup = proxy.counts();
+    await sendSequential(sender, config.warmup);
+    const before = proxy.counts();
+    await sendSequential(sender, config.wireMessages);
+    const after = proxy.counts();
+    wire = {
+      messages: config.wireMessages,
+      setupUp: setup.up,
+      setupDown: setup.down,
+      perMessageUp: (after.up - before.up) / config.wireMessages,
+      perMessageDown: (after.down - before.down) / config.wireMessages,
+      connections: after.connections,
+    };
+  } else {
+    // Warm-up: JIT, TLS buffers, AMQP link attach and credit, both one-at-a-time and windowed paths.
+    await sendSequential(sender, Math.ceil(config.warmup / 2));
+    await runPhase(sender, { window: 16, seconds: 60, maxMessages: Math.ceil(config.warmup / 2) });
+    for (const phase of config.phases) phases.push(await runPhase(sender, phase));
+  }
+  await sender.close();
+  await proxy?.close();
+  clearInterval(sampler);
+  sampledPeak = Math.max(sampledPeak, process.memoryUsage.rss());
+
+  const packages = [...new Set(Object.keys(createRequire(import.meta.url).cache).map(packageOf).filter((p): p is string => p !== undefined))].sort();
+  const foreign = FOREIGN[config.protocol];
+  const result: ChildResult = {
+    variant: config.variant,
+    protocol: config.protocol,
+    ...(sender.chosen === undefined ? {} : { chosen: sender.chosen }),
+    connectMs,
+    phases,
+    ...(wire === undefined ? {} : { wire }),
+    // maxRSS is in KiB on Linux.
+    peakRssMB: (process.resourceUsage().maxRSS * 1024) / MB,
+    sampledPeakRssMB: sampledPeak / MB,
+    rssAfterConnectMB: rssAfterConnect / MB,
+    foreignPackages: packages.filter((p) => foreign.includes(p)),
+    packages,
+  };
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`, () => process.exit(0));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`overhead-child failed: ${redact(String((err as Error)?.stack ?? err))}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,172 @@
+// The gateway over MQTT, MQTT-WS or HTTPS: the same Gateway interface, but each identity is a
+// plain single-device client from @switchyard/device with its own connection, because those
+// protocols authenticate one identity per connection. The decision record carries the reason.
+import { EventEmitter } from 'node:events';
+import { SwitchyardError } from '@switchyard/errors';
+import { connect, translateError, type DeviceClient } from '@switchyard/device';
+import type { Decision } from '@switchyard/selector';
+import type {
+  Gateway,
+  GatewayEvents,
+  GatewayIdentity,
+  GatewayIdentityInput,
+  GatewayOptions,
+  GatewayProtocol,
+  GatewaySettings,
+  IdentityEvents,
+  IdentityState,
+  OpenSummary,
+} from './gateway.ts';
+import { invalid, openAll, parseIdentity } from './gateway.ts';
+import type { ConnectionInfo } from './pool.ts';
+
+class SingleIdentity extends EventEmitter<IdentityEvents> implements GatewayIdentity {
+  stateValue: IdentityState = 'connected';
+  readonly client = undefined;
+  constructor(
+    readonly deviceId: string,
+    readonly device: DeviceClient,
+    readonly connectionId: string,
+  ) {
+    super();
+  }
+  get state(): IdentityState {
+    return this.stateValue;
+  }
+}
+
+export class PerConnectionGateway extends EventEmitter<GatewayEvents> implements Gateway {
+  readonly protocol: GatewayProtocol;
+  readonly multiplexed = false;
+  private readonly identities = new Map<string, SingleIdentity>();
+  private readonly pending = new Set<string>();
+  private closed = false;
+
+  constructor(
+    private readonly options: GatewayOptions,
+    private readonly settings: GatewaySettings,
+    readonly decision: Decision,
+  ) {
+    super();
+    this.protocol = decision.protocol;
+  }
+
+  open(): Promise<OpenSummary> {
+    return openAll(this.options.identities ?? [], this.settings.connectConcurrency, (identity) => this.add(identity), (err, deviceId) =>
+      this.translate(err, deviceId, 'connect'),
+    );
+  }
+
+  async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
+    if (this.closed) throw new SwitchyardError('NOT_CONNECTED', 'the gateway is closed; create a new one');
+    const parsed = parseIdentity(input, this.identities.size);
+    if (this.identities.has(parsed.deviceId) || this.pending.has(parsed.deviceId)) {
+      throw invalid('deviceId', `"${parsed.deviceId}" is already in the gateway; remove it first`);
+    }
+    this.pending.add(parsed.deviceId);
+    let device: DeviceClient;
+    try {
+      const { endpoint, ca, tokenRenewal } = this.options;
+      const result = await connect({
+        connectionString: parsed.connectionString,
+        // Each connection carries one identity, so that is what the device client is told; the
+        // protocol is the gateway's decision, not a fresh one per identity.
+        profile: { ...this.decision.profile, identities: 1 },
+        forceProtocol: this.protocol,
+        ...(ca === undefined ? {} : { ca: ca.toString() }),
+        ...(endpoint === undefined ? {} : { endpoint: { host: endpoint.host, ports: this.ports(endpoint) } }),
+        ...(tokenRenewal === undefined ? {} : { tokenRenewal }),
+        connectTimeoutMs: this.settings.openTimeoutMs,
+      });
+      device = result.client as DeviceClient;
+    } catch (err) {
+      this.pending.delete(parsed.deviceId);
+      throw this.translate(err, parsed.deviceId, 'connect');
+    }
+    this.pending.delete(parsed.deviceId);
+    if (this.closed) {
+      await device.close().catch(() => undefined);
+      throw new SwitchyardError('NOT_CONNECTED', 'the gateway was closed while the identity connected');
+    }
+    const identity = new SingleIdentity(parsed.deviceId, device, `${this.protocol}:${parsed.deviceId}`);
+    device.on('connected', () => {
+      if (identity.stateValue === 'closed') return;
+      identity.stateValue = 'connected';
+      identity.emit('connected');
+      this.emit('identity-connected', { deviceId: identity.deviceId, connectionId: identity.connectionId });
+    });
+    device.on('disconnected', ({ error, willRetry }) => {
+      if (identity.stateValue === 'closed') return;
+      identity.stateValue = willRetry ? 'reconnecting' : 'disconnected';
+      const event = error === undefined ? { willRetry } : { error, willRetry };
+      identity.emit('disconnected', event);
+      this.emit('identity-disconnected', { deviceId: identity.deviceId, ...event });
+    });
+    device.on('error', (error) => {
+      if (identity.listenerCount('error') > 0) identity.emit('error', error);
+      this.emit('identity-error', { deviceId: identity.deviceId, error });
+    });
+    this.identities.set(parsed.deviceId, identity);
+    this.emit('connection-open', { connectionId: identity.connectionId });
+    return identity;
+  }
+
+  async remove(deviceId: string): Promise<void> {
+    const identity = this.identities.get(deviceId);
+    if (!identity) return;
+    this.identities.delete(deviceId);
+    identity.stateValue = 'closed';
+    await identity.device.close().catch(() => undefined);
+    identity.emit('disconnected', { willRetry: false });
+    this.emit('identity-disconnected', { deviceId, willRetry: false });
+    this.emit('connection-closed', { connectionId: identity.connectionId });
+  }
+
+  get(deviceId: string): GatewayIdentity | undefined {
+    return this.identities.get(deviceId);
+  }
+
+  list(): GatewayIdentity[] {
+    return [...this.identities.values()];
+  }
+
+  connections(): ConnectionInfo[] {
+    return [...this.identities.values()].map((identity) => ({
+      connectionId: identity.connectionId,
+      state: identity.stateValue === 'connected' ? 'open' : 'idle',
+      identities: [identity.deviceId],
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const all = [...this.identities.values()];
+    this.identities.clear();
+    await Promise.all(
+      all.map(async (identity) => {
+        identity.stateValue = 'closed';
+        await identity.device.close().catch(() => undefined);
+      }),
+    );
+  }
+
+  private ports(endpoint: NonNullable<GatewayOptions['endpoint']>): { mqtt?: number; amqp?: number; https?: number } {
+    const ports = { ...endpoint.ports };
+    if (endpoint.port !== undefined) {
+      // A single `port` belongs to the listener the chosen protocol dials.
+      if (this.protocol === 'mqtt') ports.mqtt = endpoint.port;
+      else ports.https = endpoint.port;
+    }
+    return ports;
+  }
+
+  private translate(err: unknown, deviceId: string, operation: string): SwitchyardError {
+    const translated = translateError(err, { protocol: this.protocol, operation });
+    return new SwitchyardError(translated.code, `identity ${deviceId}: ${translated.message}`, {
+      cause: translated.cause,
+      details: { ...translated.details, deviceId },
+      retryable: translated.retryable,
+    });
+  }
+}
