@@ -25,6 +25,7 @@ const t1 = performance.now();
 await new Promise((r) => setTimeout(r, 2000));
 global.gc!(); global.gc!();
 const after = process.memoryUsage();
+if (process.env.SNAP) { const v8 = await import('node:v8'); console.log(v8.writeHeapSnapshot('/tmp/gwm/' + mode + '.heapsnapshot')); }
 child.send('stats');
 const st = await new Promise<any>((r) => child.once('message', r));
 console.log(JSON.stringify({ N, mode, connectMs: Math.round(t1 - t0), rssKiBPerId: +((after.rss - before.rss) / N / 1024).toFixed(1), heapKiBPerId: +((after.heapUsed - before.heapUsed) / N / 1024).toFixed(1), externalKiBPerId: +((after.external - before.external) / N / 1024).toFixed(1), hub: st.stats }));

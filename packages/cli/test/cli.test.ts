@@ -173,7 +173,7 @@ describe('switchyard schema, help and dispatch', () => {
   it('an unknown command or none at all exits 2 with the list of commands', async () => {
     const [unknown, none] = await Promise.all([cli(['explian']), cli([])]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/unknown command "explian"; use one of: explain, schema/);
+    expect(unknown.stderr).toMatch(/unknown command "explian"; use one of: explain, hub, send, listen, schema/);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/Usage: switchyard <command>/);
   });

@@ -19,8 +19,10 @@ export { telemetryFromAmqp, c2dToAmqp, decodeBatch, BATCH_MESSAGE_FORMAT } from 
 export interface AmqpFrontEndDeps {
   core: HubCore;
   logger: HubLogger;
-  /** Defaults to the system clock; tests inject one to drive token expiry. */
+  /** The hub's clock (the core's), against which token expiry is judged; default Date.now. */
   clock?: AmqpClock;
+  /** How long a new transport may stay silent before its AMQP open; default 30 s. */
+  openTimeoutMs?: number;
 }
 
 export interface AmqpFrontEnd extends FrontEnd {
@@ -32,6 +34,10 @@ export interface AmqpFrontEnd extends FrontEnd {
 
 /** How long close() lets a peer answer our close frame before the socket is destroyed. */
 const CLOSE_GRACE_MS = 1000;
+const DEFAULT_OPEN_TIMEOUT_MS = 30_000;
+// IoT Hub's advertised idle timeout; rhea sends heartbeats at half the peer's value and closes a
+// connection that stays silent for twice ours.
+const IDLE_TIMEOUT_MS = 240_000;
 
 /**
  * rhea 3 has no typed way to serve an already-accepted TLS socket: `container.listen` does exactly
@@ -46,6 +52,7 @@ function acceptSocket(container: Container, options: ConnectionOptions, socket: 
 export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
   const { core, logger } = deps;
   const clock = deps.clock ?? systemClock;
+  const openTimeoutMs = deps.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
   // autoaccept off: telemetry is accepted only after the core took it, so HubErrors become rejections.
   const container = rhea.create_container({ id: `local-hub-${randomUUID()}`, autoaccept: false });
   const handlers = new Map<string, AmqpConnectionHandler>();
@@ -79,7 +86,11 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     });
   };
 
-  on('connection_open', () => undefined);
+  on('connection_open', (h) => {
+    const timer = openTimers.get(h.id);
+    if (timer) clearTimeout(timer);
+    openTimers.delete(h.id);
+  });
   on('sender_open', (h, ctx) => ctx.sender && h.onSenderOpen(ctx.sender));
   on('receiver_open', (h, ctx) => ctx.receiver && h.onReceiverOpen(ctx.receiver));
   on('sender_close', (h, ctx) => ctx.sender && h.onLinkClosed(ctx.sender));
@@ -98,9 +109,12 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       logger.info(`amqp peer reported ${event}`, { connectionId: handler?.id, error: describe(ctx.error ?? ctx.sender?.error ?? ctx.receiver?.error ?? ctx.session?.error) });
     });
   }
-  const teardown = (ctx: EventContext): void => {
-    const handler = handlerOf(ctx);
+  const openTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  const teardown = (handler: AmqpConnectionHandler | undefined): void => {
     if (!handler) return;
+    const openTimer = openTimers.get(handler.id);
+    if (openTimer) clearTimeout(openTimer);
+    openTimers.delete(handler.id);
     handlers.delete(handler.id);
     connectionsById.delete(handler.id);
     try {
@@ -113,8 +127,8 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
   };
   // rhea reports 'disconnected' only for transports that drop without a close handshake; a clean
   // close (the SDK's client.close(), or the peer answering ours) shows up as 'connection_close'.
-  container.on('connection_close', teardown);
-  container.on('disconnected', teardown);
+  container.on('connection_close', (ctx: EventContext) => teardown(handlerOf(ctx)));
+  container.on('disconnected', (ctx: EventContext) => teardown(handlerOf(ctx)));
   // Malformed input: rhea ends that socket itself after dispatching these; without a listener an
   // EventEmitter 'error' would throw and take the whole hub down.
   container.on('protocol_error', (err: unknown) => logger.warn('amqp protocol error; connection closed', { error: describe(err) }));
@@ -124,7 +138,16 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     const id = `${protocol}-${randomUUID()}`;
     const handler = new AmqpConnectionHandler(id, protocol, { core, logger, clock }, peerCertificate, destroy);
     handlers.set(id, handler);
-    return { id, options: { id } as ConnectionOptions };
+    // A socket that never opens AMQP (port scanners, stuck clients) would otherwise live forever:
+    // rhea's idle timeout only starts once the AMQP header has arrived.
+    const openTimer = setTimeout(() => {
+      logger.info('amqp connection closed: no AMQP open in time', { connectionId: id });
+      handler.destroyTransport();
+      teardown(handler);
+    }, openTimeoutMs);
+    openTimer.unref();
+    openTimers.set(id, openTimer);
+    return { id, options: { id, idle_time_out: IDLE_TIMEOUT_MS } as ConnectionOptions };
   };
 
   return {
@@ -141,9 +164,8 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
         connectionsById.set(id, acceptSocket(container, options, socket));
       } catch (e) {
         logger.warn('amqp accept failed', { connectionId: id, error: describe(e) });
-        handlers.get(id)?.end();
-        handlers.delete(id);
         socket.destroy();
+        teardown(handlers.get(id));
       }
     },
 
@@ -158,9 +180,8 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
         container.websocket_accept(ws as unknown as Socket, options as Parameters<Container['websocket_accept']>[1]);
       } catch (e) {
         logger.warn('amqp websocket accept failed', { connectionId: id, error: describe(e) });
-        handlers.get(id)?.end();
-        handlers.delete(id);
         ws.terminate();
+        teardown(handlers.get(id));
       }
     },
 
@@ -178,9 +199,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
               // The peer did not answer the close in time: cut the transport; 'disconnected' may
               // never fire for a destroyed WebSocket, so tear down here as well.
               handler.destroyTransport();
-              handlers.delete(handler.id);
-              connectionsById.delete(handler.id);
-              handler.guarded(() => handler.end(), 'teardown');
+              teardown(handler);
               resolve();
             }, CLOSE_GRACE_MS);
             closedWaiters.set(handler.id, () => {
