@@ -81,6 +81,20 @@ describe('adaptAzureClient', () => {
   });
 });
 
+describe('transport factory at run time', () => {
+  it.each([
+    ['mqtt', ['azure-iot-device-mqtt', 'azure-iot-mqtt-base']],
+    ['https', ['azure-iot-device-http']],
+  ] as const)('a client on %s loads only its own transport modules', async (protocol, expected) => {
+    const script = fileURLToPath(new URL('./modules-child.ts', import.meta.url));
+    const args = ['--import', 'tsx', script, hub.deviceConnectionString('adapted', { protocol }), hub.ca, hub.address, JSON.stringify(hub.ports), protocol];
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, args, { timeout: 30_000, cwd: fileURLToPath(new URL('..', import.meta.url)) }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+    });
+    expect(JSON.parse(output.trim().split('\n').pop()!)).toEqual(expected);
+  }, 40_000);
+});
+
 describe('file upload', () => {
   it('uploads a blob through the hub (child process with NODE_EXTRA_CA_CERTS)', async () => {
     expect(hub.caPath).toBeDefined();

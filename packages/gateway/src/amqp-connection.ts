@@ -249,7 +249,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
       const timer = setTimeout(() => {
         if (opened) return;
         this.sessionWatchers.delete(session);
-        reject(new azureErrors.TimeoutError(`the hub did not begin a session within ${timeoutMs} ms`));
+        reject(new azureErrors.TimeoutError(`the hub did not begin a session within ${this.options.openTimeoutMs} ms`));
       }, this.options.openTimeoutMs);
       this.sessionWatchers.set(session, (error) => {
         clearTimeout(timer);

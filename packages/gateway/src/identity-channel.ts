@@ -75,7 +75,9 @@ export class IdentityChannel {
       .then(
         (session) => {
           if (this.epoch !== epoch) {
+            // disconnect() was called meanwhile: the base client would fail this connect too.
             void session.end();
+            done(new azureErrors.NotConnectedError(`identity ${this.deviceId} was disconnected while connecting`));
             return;
           }
           this.session = session;
@@ -84,8 +86,7 @@ export class IdentityChannel {
           done(null, new results.Connected());
         },
         (err: Error) => {
-          if (this.epoch !== epoch) return;
-          this.stateValue = 'idle';
+          if (this.epoch === epoch) this.stateValue = 'idle';
           done(err);
         },
       );
@@ -95,6 +96,8 @@ export class IdentityChannel {
   disconnect(done: Callback): void {
     const session = this.session;
     if (this.stateValue === 'idle' || !session) {
+      // Also while connecting: the bumped epoch makes the connect in flight end its session and fail.
+      if (this.stateValue === 'connecting') this.epoch++;
       this.stateValue = 'idle';
       process.nextTick(() => done(null, new results.Disconnected()));
       return;
