@@ -1,14 +1,16 @@
 // One measured variant (our client or the raw Azure client) on one protocol, in a fresh process,
-// so peak RSS and the loaded-module list belong to that variant alone. Started by bench/main.ts:
-// reads a ChildConfig as JSON on stdin, prints "RESULT <ChildResult JSON>" on stdout, exits.
+// so peak RSS and the loaded-module list belong to that variant alone. Driven by bench/main.ts
+// over stdin/stdout (protocol in overhead-types.ts): the parent alternates short slices between a
+// raw child and an ours child that are both connected, so background load hits both alike.
 // Neither variant is imported statically: each loads only what it would load in a real device.
 import https from 'node:https';
 import { createRequire } from 'node:module';
+import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import type { Protocol } from '@switchyard/profile';
 import { startCountingProxy, type CountingProxy } from './counting-proxy.ts';
-import { percentile } from './stats.ts';
-import type { ChildConfig, ChildResult, PhaseConfig, PhaseResult, WireResult } from './overhead-types.ts';
+import { LogHistogram } from './stats.ts';
+import type { ChildConfig, ChildResult, LatencySummary, ReadyInfo, SliceResult, WireResult } from './overhead-types.ts';
 
 interface Sender {
   send(): Promise<unknown>;
@@ -50,12 +52,6 @@ function redact(text: string): string {
   return text.replace(/(SharedAccessKey=|sig=|SharedAccessSignature=)[^;&\s]+/gi, '$1<redacted>');
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 function portFor(protocol: Protocol, ports: Ports): number {
   if (protocol === 'mqtt') return ports.mqtt;
   if (protocol === 'amqp') return ports.amqp;
@@ -63,7 +59,7 @@ function portFor(protocol: Protocol, ports: Ports): number {
 }
 
 async function ours(config: ChildConfig, ports: Ports): Promise<Sender> {
-  const { connect } = await import('@switchyard/device');
+  const { connect } = (config.oursModule === undefined ? await import('@switchyard/device') : await import(config.oursModule)) as typeof import('@switchyard/device');
   const { protocol, hub } = config;
   // HTTPS is picked by the profile alone; development mode with a long interval keeps C2D
   // polling out of the picture (nothing listens for C2D anyway, so no poll starts).
@@ -133,37 +129,28 @@ async function raw(config: ChildConfig, ports: Ports): Promise<Sender> {
   };
 }
 
-/** Sends with `window` in flight until `seconds` pass or `maxMessages` have been issued. */
-async function runPhase(sender: Sender, phase: PhaseConfig): Promise<PhaseResult> {
-  const latencyUs = new Float64Array(phase.maxMessages);
+/** Sends with `window` in flight until `ms` pass or `maxMessages` have been issued. */
+async function runSlice(sender: Sender, window: number, ms: number, maxMessages: number, histogram?: LogHistogram): Promise<SliceResult> {
   let issued = 0;
   let done = 0;
   let stop = false;
-  const timer = setTimeout(() => { stop = true; }, phase.seconds * 1000);
+  const timer = setTimeout(() => { stop = true; }, ms);
   const cpuBefore = process.cpuUsage();
   const started = process.hrtime.bigint();
   const worker = async (): Promise<void> => {
-    while (!stop && issued < phase.maxMessages) {
-      const slot = issued++;
+    while (!stop && issued < maxMessages) {
+      issued++;
       const t0 = process.hrtime.bigint();
       await sender.send();
-      latencyUs[slot] = Number(process.hrtime.bigint() - t0) / 1000;
+      histogram?.record(Number(process.hrtime.bigint() - t0) / 1000);
       done++;
     }
   };
-  await Promise.all(Array.from({ length: phase.window }, worker));
+  await Promise.all(Array.from({ length: window }, worker));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = process.cpuUsage(cpuBefore);
   clearTimeout(timer);
-  return {
-    window: phase.window,
-    messages: done,
-    seconds,
-    msgsPerSecond: done / seconds,
-    p50Us: percentile(latencyUs, 50, done),
-    p99Us: percentile(latencyUs, 99, done),
-    cpuUsPerMessage: (cpu.user + cpu.system) / done,
-  };
+  return { window, messages: done, seconds, cpuUs: cpu.user + cpu.system };
 }
 
 async function sendSequential(sender: Sender, count: number): Promise<void> {
@@ -177,8 +164,18 @@ function packageOf(path: string): string | undefined {
   return first?.startsWith('@') && second !== undefined ? `${first}/${second}` : first;
 }
 
+function say(line: string): Promise<void> {
+  return new Promise((resolve) => process.stdout.write(`${line}\n`, () => resolve()));
+}
+
 async function main(): Promise<void> {
-  const config = JSON.parse(await readStdin()) as ChildConfig;
+  const commands = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const next = async (): Promise<string> => {
+    const { value, done } = await commands.next();
+    if (done === true) throw new Error('stdin closed before END');
+    return value as string;
+  };
+  const config = JSON.parse(await next()) as ChildConfig;
   let sampledPeak = process.memoryUsage.rss();
   const sampler = setInterval(() => { sampledPeak = Math.max(sampledPeak, process.memoryUsage.rss()); }, 50);
   sampler.unref();
@@ -197,7 +194,8 @@ async function main(): Promise<void> {
   const rssAfterConnect = process.memoryUsage.rss();
 
   let wire: WireResult | undefined;
-  const phases: PhaseResult[] = [];
+  const slices: SliceResult[] = [];
+  const histograms = new Map<number, LogHistogram>();
   if (proxy !== undefined && config.wireMessages !== undefined) {
     await sender.send();
     const setup = proxy.counts();
@@ -216,8 +214,22 @@ async function main(): Promise<void> {
   } else {
     // Warm-up: JIT, TLS buffers, AMQP link attach and credit, both one-at-a-time and windowed paths.
     await sendSequential(sender, Math.ceil(config.warmup / 2));
-    await runPhase(sender, { window: 16, seconds: 60, maxMessages: Math.ceil(config.warmup / 2) });
-    for (const phase of config.phases) phases.push(await runPhase(sender, phase));
+    await runSlice(sender, 16, 60_000, Math.ceil(config.warmup / 2));
+    const ready: ReadyInfo = { connectMs, rssAfterConnectMB: rssAfterConnect / MB, ...(sender.chosen === undefined ? {} : { chosen: sender.chosen }) };
+    await say(`READY ${JSON.stringify(ready)}`);
+    // Bounded: the parent sends a fixed number of RUNs and then END; a closed stdin also ends it.
+    for (;;) {
+      const command = (await next()).trim().split(' ');
+      if (command[0] === 'END') break;
+      if (command[0] !== 'RUN') throw new Error(`unknown command ${JSON.stringify(command[0])}`);
+      const window = Number(command[1]);
+      const ms = Number(command[2]);
+      let histogram = histograms.get(window);
+      if (histogram === undefined) histograms.set(window, (histogram = new LogHistogram()));
+      const slice = await runSlice(sender, window, ms, config.maxMessagesPerSlice, histogram);
+      slices.push(slice);
+      await say(`SLICE ${JSON.stringify(slice)}`);
+    }
   }
   await sender.close();
   await proxy?.close();
@@ -226,12 +238,14 @@ async function main(): Promise<void> {
 
   const packages = [...new Set(Object.keys(createRequire(import.meta.url).cache).map(packageOf).filter((p): p is string => p !== undefined))].sort();
   const foreign = FOREIGN[config.protocol];
+  const latency: LatencySummary[] = [...histograms].map(([window, h]) => ({ window, samples: h.total, p50Us: h.percentile(50), p99Us: h.percentile(99) }));
   const result: ChildResult = {
     variant: config.variant,
     protocol: config.protocol,
     ...(sender.chosen === undefined ? {} : { chosen: sender.chosen }),
     connectMs,
-    phases,
+    slices,
+    latency,
     ...(wire === undefined ? {} : { wire }),
     // maxRSS is in KiB on Linux.
     peakRssMB: (process.resourceUsage().maxRSS * 1024) / MB,
@@ -240,7 +254,8 @@ async function main(): Promise<void> {
     foreignPackages: packages.filter((p) => foreign.includes(p)),
     packages,
   };
-  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`, () => process.exit(0));
+  await say(`RESULT ${JSON.stringify(result)}`);
+  process.exit(0);
 }
 
 main().catch((err: unknown) => {

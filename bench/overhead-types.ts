@@ -12,14 +12,6 @@ export interface HubInfo {
   devices: Record<string, string>;
 }
 
-export interface PhaseConfig {
-  /** Sends in flight at once. */
-  window: number;
-  seconds: number;
-  /** Upper bound on sends, so every loop ends even if the clock misbehaves. */
-  maxMessages: number;
-}
-
 export interface ChildConfig {
   variant: Variant;
   protocol: Protocol;
@@ -28,21 +20,37 @@ export interface ChildConfig {
   key: string;
   payloadBytes: number;
   warmup: number;
-  /** Throughput phases; empty in the wire round. */
-  phases: PhaseConfig[];
-  /** Wire round: relay through a counting proxy and send this many messages one at a time. */
+  /** Upper bound on sends per slice, so every loop ends even if the clock misbehaves. */
+  maxMessagesPerSlice: number;
+  /** Where ours imports the client from: the workspace package, or a bundle (--bundled). */
+  oursModule?: string;
+  /** Wire round: relay through a counting proxy, send this many messages one at a time, exit. */
   wireMessages?: number;
 }
 
-export interface PhaseResult {
+/**
+ * The parent drives a measured child line by line: after "READY" it sends "RUN <window> <ms>"
+ * any number of times (each answered by "SLICE <SliceResult>"), then "END" ("RESULT <ChildResult>").
+ */
+export interface ReadyInfo {
+  connectMs: number;
+  rssAfterConnectMB: number;
+  chosen?: string;
+}
+
+export interface SliceResult {
   window: number;
   messages: number;
   seconds: number;
-  msgsPerSecond: number;
+  /** Process CPU (user + system, all threads) spent in the slice, µs. */
+  cpuUs: number;
+}
+
+export interface LatencySummary {
+  window: number;
+  samples: number;
   p50Us: number;
   p99Us: number;
-  /** Process CPU (user + system) per message: less sensitive to a busy machine than msgs/s. */
-  cpuUsPerMessage: number;
 }
 
 export interface WireResult {
@@ -61,7 +69,8 @@ export interface ChildResult {
   /** What our client's selector chose; must equal `protocol`. */
   chosen?: string;
   connectMs: number;
-  phases: PhaseResult[];
+  slices: SliceResult[];
+  latency: LatencySummary[];
   wire?: WireResult;
   /** process.resourceUsage().maxRSS at the end: the kernel's high-water mark for the process. */
   peakRssMB: number;

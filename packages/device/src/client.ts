@@ -171,6 +171,7 @@ export class SwitchyardDeviceClient extends EventEmitter {
   #twin: Promise<TwinLike> | undefined;
   #desiredEnabled = false;
   #poller: PollRunner | undefined;
+  #closing: Promise<void> | undefined;
   readonly #queues = new Set<MessageQueue<C2DMessage>>();
 
   constructor(azure: AzureClientLike, options: AdaptOptions) {
@@ -395,7 +396,11 @@ export class SwitchyardDeviceClient extends EventEmitter {
         ? {}
         : { pollIntervalSeconds: this.#o.poll?.pollIntervalSeconds ?? this.decision?.pollIntervalSeconds ?? this.decision?.profile.pollIntervalSeconds }),
     });
-    if (development) this.emit('warning', `development mode: polling C2D every ${policy.intervalMs / 1000} s; IoT Hub asks production devices to poll at most every 1500 s`);
+    const warnings: string[] = [];
+    if (development) warnings.push(`development mode: polling C2D every ${policy.intervalMs / 1000} s; IoT Hub asks production devices to poll at most every 1500 s`);
+    else if (this.#o.pollStateDir === undefined) warnings.push(`no pollStateDir: the device cannot know when it last polled, so its first C2D poll waits ${policy.intervalMs / 1000} s`);
+    // Next turn, so a 'warning' listener attached after on('message') still hears it.
+    if (warnings.length > 0) setImmediate(() => warnings.forEach((w) => this.emit('warning', w)));
     const runner = new PollRunner({
       deviceId: this.deviceId,
       policy,
@@ -529,8 +534,17 @@ export class SwitchyardDeviceClient extends EventEmitter {
 
   // ---- lifecycle ------------------------------------------------------------------------
 
-  async close(options?: OperationOptions): Promise<void> {
-    if (this.#state === 'closed' || this.#state === 'closing') return;
+  /**
+   * Stops polling, ends every iterator and closes the Azure client. Resolves once closed (a
+   * second call waits for the first). An SDK close that hangs past the deadline, as a wedged
+   * AMQP transport does, is abandoned rather than reported: the client is closed either way.
+   */
+  close(options?: OperationOptions): Promise<void> {
+    this.#closing ??= this.#close(options);
+    return this.#closing;
+  }
+
+  async #close(options?: OperationOptions): Promise<void> {
     this.#state = 'closing';
     for (const q of this.#queues) q.end();
     this.#queues.clear();
@@ -538,6 +552,9 @@ export class SwitchyardDeviceClient extends EventEmitter {
     await this.#rebuilding?.catch(() => undefined);
     try {
       await guard(this.protocol, 'close', () => this.#azure.close(), this.#opts(options));
+    } catch (err) {
+      if ((err as SwitchyardError).code !== 'TIMEOUT') throw err;
+      this.emit('warning', `${this.protocol} close did not complete in time; the connection was abandoned`);
     } finally {
       this.#detach();
       // Keep swallowing late SDK errors after close: nobody listens any more.

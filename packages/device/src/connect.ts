@@ -37,7 +37,11 @@ export interface ConnectInternals {
 }
 
 async function resolveProfile(options: ParsedConnectOptions, env: NodeJS.ProcessEnv): Promise<{ profile: CapabilityProfile; forceProtocol?: Protocol }> {
-  const fromEnv = await resolveProfileFromEnv(env);
+  // Options win over the environment; only read (and validate) the variables they leave open.
+  const fromEnv = await resolveProfileFromEnv({
+    ...(options.forceProtocol === undefined ? { SWITCHYARD_PROTOCOL: env.SWITCHYARD_PROTOCOL } : {}),
+    ...(options.profile === undefined ? { SWITCHYARD_PROFILE: env.SWITCHYARD_PROFILE } : {}),
+  });
   const forceProtocol = options.forceProtocol ?? fromEnv.forceProtocol;
   let profile: CapabilityProfile | undefined;
   if (typeof options.profile === 'string') profile = await loadProfile(options.profile);

@@ -52,6 +52,14 @@ describe('connect() option validation names the field', () => {
     await expect(connect({ connectionString: CS }, { env: {} })).rejects.toMatchObject({ code: 'CONFIG_INVALID', details: { field: 'profile' } });
   });
 
+  it('lets options win over a broken SWITCHYARD_PROFILE / SWITCHYARD_PROTOCOL', async () => {
+    const env = { SWITCHYARD_PROFILE: '/nonexistent/profile.json', SWITCHYARD_PROTOCOL: 'carrier-pigeon' };
+    await expect(connect({ connectionString: CS }, { env })).rejects.toMatchObject({ code: 'CONFIG_INVALID', details: { field: 'SWITCHYARD_PROTOCOL' } });
+    await expect(connect({ connectionString: CS, forceProtocol: 'mqtt' }, { env })).rejects.toMatchObject({ code: 'CONFIG_INVALID', details: { field: 'profile', file: '/nonexistent/profile.json' } });
+    // With both given, the environment is not consulted: the profile refuses the forced protocol.
+    await expect(connect({ connectionString: CS, forceProtocol: 'https', profile: { features: ['twin'] } }, { env })).rejects.toMatchObject({ code: 'PROTOCOL_REFUSED' });
+  });
+
   it('reports a forced protocol the profile cannot serve (SWITCHYARD_PROTOCOL)', async () => {
     await expect(connect({ connectionString: CS, profile: { features: ['twin'] } }, { env: { SWITCHYARD_PROTOCOL: 'https' } })).rejects.toMatchObject({ code: 'PROTOCOL_REFUSED' });
   });

@@ -215,6 +215,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     const session = connection.create_session();
     const tracker = trackLinks(session, onPeerDetach);
     let ended = false;
+    let ending: Promise<void> | undefined;
     let endWaiter: (() => void) | undefined;
     let peerEnded = false;
     const timeoutMs = this.options.closeTimeoutMs;
@@ -224,23 +225,29 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
       get ended() {
         return ended;
       },
-      end: async () => {
-        if (ended) return;
+      // Every caller waits for the same ending, so nobody force-detaches links whose detach is
+      // still in flight (rhea throws on a detach for a handle it has forgotten).
+      end: () => {
+        if (ending) return ending;
+        if (ended) return Promise.resolve();
         ended = true;
         this.sessionWatchers.delete(session);
-        if (peerEnded || this.connection !== connection || this.stateValue !== 'open') return;
-        await tracker.closeAll(timeoutMs);
-        if (peerEnded || this.connection !== connection || this.stateValue !== 'open') return;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(finish, timeoutMs);
-          function finish(): void {
-            clearTimeout(timer);
-            endWaiter = undefined;
-            resolve();
-          }
-          endWaiter = finish;
-          session.close();
-        });
+        ending = (async () => {
+          if (peerEnded || this.connection !== connection || this.stateValue !== 'open') return;
+          await tracker.closeAll(timeoutMs);
+          if (peerEnded || this.connection !== connection || this.stateValue !== 'open') return;
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(finish, timeoutMs);
+            function finish(): void {
+              clearTimeout(timer);
+              endWaiter = undefined;
+              resolve();
+            }
+            endWaiter = finish;
+            session.close();
+          });
+        })();
+        return ending;
       },
     };
 

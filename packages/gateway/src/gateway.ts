@@ -9,7 +9,7 @@ import azureDeviceAmqp from 'azure-iot-device-amqp';
 import type { Amqp as BaseAmqpClient } from 'azure-iot-amqp-base';
 import azureCommon, { type RetryPolicy } from 'azure-iot-common';
 import { SwitchyardError } from '@switchyard/errors';
-import { adaptAzureClient, type DeviceClient } from '@switchyard/device';
+import { adaptAzureClient, systemClock, type Clock, type DeviceClient } from '@switchyard/device';
 import type { ProfileInput, Protocol } from '@switchyard/profile';
 import type { Decision } from '@switchyard/selector';
 import type { AmqpEndpoint } from './amqp-connection.ts';
@@ -63,6 +63,16 @@ export interface GatewayOptions {
   retryPolicy?: () => RetryPolicy;
   /** AMQP over WebSocket only: an agent for proxies. */
   webSocketAgent?: Agent;
+  /**
+   * How the gateway keeps re-opening an identity after a transient failure (connection lost, hub
+   * unreachable) once the Azure client's own retries (at most 240 s) gave up: capped exponential
+   * back-off with jitter. Defaults 1 000 and 60 000 ms. Auth and not-found failures are not retried.
+   */
+  reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
+  /** Time source for the reconnect back-off; default the system clock. */
+  clock?: Clock;
+  /** Jitter source in [0, 1); default Math.random. */
+  random?: () => number;
   /** Bound on opening a connection (TCP, TLS, AMQP open, CBS attach). Default 30 000. */
   openTimeoutMs?: number;
   /** Bound on the hub answering a detach or session end. Default 5 000. */
@@ -158,8 +168,9 @@ function splitHostPort(value: string): { host: string; port: number | undefined 
   return { host: match[1], port: Number(match[2]) };
 }
 
-export function parseIdentity(input: GatewayIdentityInput, index: number): ParsedIdentity {
-  const where = `identities[${index}]`;
+/** `index` places the identity in `options.identities` for error messages; absent for `add()`. */
+export function parseIdentity(input: GatewayIdentityInput, index?: number): ParsedIdentity {
+  const where = index === undefined ? 'identity' : `identities[${index}]`;
   if (typeof input?.deviceId !== 'string' || input.deviceId === '') throw invalid(`${where}.deviceId`, 'must be a non-empty string');
   if (typeof input.connectionString !== 'string' || input.connectionString === '') throw invalid(`${where}.connectionString`, 'must be a device connection string');
   let parsed: ReturnType<typeof ConnectionString.parse>;
@@ -183,6 +194,8 @@ export function parseIdentity(input: GatewayIdentityInput, index: number): Parse
 class Identity extends EventEmitter<IdentityEvents> implements GatewayIdentity {
   stateValue: IdentityState = 'connecting';
   deviceClient: DeviceClient | undefined;
+  /** The pending re-open back-off timer, cleared when the identity is removed. */
+  reopenTimer: unknown;
   constructor(
     readonly deviceId: string,
     readonly client: Client,
@@ -208,6 +221,31 @@ export interface GatewaySettings {
   connectConcurrency: number;
   openTimeoutMs: number;
   closeTimeoutMs: number;
+  reconnect: ReconnectPolicy;
+}
+
+export interface ReconnectPolicy {
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+/**
+ * Delay before re-open attempt `attempt` (0-based): doubling from `initialDelayMs`, capped at
+ * `maxDelayMs`, then scaled into [50 %, 100 %] by `random`, so identities that lost the same
+ * connection do not all come back in the same instant.
+ */
+export function reopenDelayMs(attempt: number, policy: ReconnectPolicy, random: number): number {
+  const exponential = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt, 30));
+  return Math.round(exponential * (0.5 + Math.min(Math.max(random, 0), 1) / 2));
+}
+
+// Failures that say nothing about the identity itself (the SDK's DefaultErrorFilter names):
+// worth re-opening for as long as the identity is in the gateway.
+const TRANSIENT = new Set(['NotConnectedError', 'TimeoutError', 'ServiceUnavailableError', 'ThrottlingError', 'InternalServerError']);
+
+export function isTransientFailure(err: unknown): boolean {
+  const name = typeof err === 'object' && err !== null ? (err as { name?: unknown }).name : undefined;
+  return typeof name === 'string' && TRANSIENT.has(name);
 }
 
 /** Everything that can be checked without the network, so a typo fails createGateway. */
@@ -219,7 +257,14 @@ export function validateOptions(options: GatewayOptions): GatewaySettings {
     connectConcurrency: positiveInteger(options.connectConcurrency, 'connectConcurrency', 50),
     openTimeoutMs: positiveInteger(options.openTimeoutMs, 'openTimeoutMs', 30_000),
     closeTimeoutMs: positiveInteger(options.closeTimeoutMs, 'closeTimeoutMs', 5_000),
+    reconnect: {
+      initialDelayMs: positiveInteger(options.reconnect?.initialDelayMs, 'reconnect.initialDelayMs', 1_000),
+      maxDelayMs: positiveInteger(options.reconnect?.maxDelayMs, 'reconnect.maxDelayMs', 60_000),
+    },
   };
+  if (settings.reconnect.maxDelayMs < settings.reconnect.initialDelayMs) {
+    throw invalid('reconnect.maxDelayMs', `must be >= reconnect.initialDelayMs (${settings.reconnect.initialDelayMs})`);
+  }
   const renewal = options.tokenRenewal;
   if (renewal !== undefined) {
     positiveInteger(renewal.tokenValidTimeInSeconds, 'tokenRenewal.tokenValidTimeInSeconds', 1);
@@ -294,7 +339,7 @@ class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
 
   async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
     if (this.closed) throw new SwitchyardError('NOT_CONNECTED', 'the gateway is closed; create a new one');
-    const parsed = parseIdentity(input, this.identities.size);
+    const parsed = parseIdentity(input);
     if (this.identities.has(parsed.deviceId) || this.pending.has(parsed.deviceId)) {
       throw invalid('deviceId', `"${parsed.deviceId}" is already in the gateway; remove it first`);
     }
@@ -363,7 +408,7 @@ class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
     if (!identity) return;
     this.identities.delete(deviceId);
     identity.stateValue = 'closed';
-    await closeIdentity(identity);
+    await closeIdentity(identity, this.options.clock ?? systemClock);
     identity.emit('disconnected', { willRetry: false });
     this.emit('identity-disconnected', { deviceId, willRetry: false });
     await this.pool?.release(deviceId);
@@ -389,7 +434,7 @@ class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
     await Promise.all(
       all.map(async (identity) => {
         identity.stateValue = 'closed';
-        await closeIdentity(identity);
+        await closeIdentity(identity, this.options.clock ?? systemClock);
       }),
     );
     await this.pool?.close();
@@ -443,20 +488,44 @@ class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
   private identityDropped(identity: Identity, err: Error | undefined): void {
     if (identity.stateValue === 'closed' || this.closed) return;
     const error = err === undefined ? undefined : translateAzureError(err, { deviceId: identity.deviceId, operation: 'connection', protocol: this.protocol });
-    const willRetry = err !== undefined && identity.retryPolicy.shouldRetry(err);
+    const willRetry = err !== undefined && isTransientFailure(err);
     identity.stateValue = willRetry ? 'reconnecting' : 'disconnected';
     const event = error === undefined ? { willRetry } : { error, willRetry };
     identity.emit('disconnected', event);
     this.emit('identity-disconnected', { deviceId: identity.deviceId, ...event });
-    if (!willRetry) return;
-    identity.client.open().catch((reopenErr: unknown) => {
-      if (identity.stateValue === 'closed' || this.closed) return;
-      identity.stateValue = 'disconnected';
-      const failure = translateAzureError(reopenErr, { deviceId: identity.deviceId, operation: 'connect', protocol: this.protocol });
-      this.identityError(identity, failure, 'reopen');
-      identity.emit('disconnected', { error: failure, willRetry: false });
-      this.emit('identity-disconnected', { deviceId: identity.deviceId, error: failure, willRetry: false });
-    });
+    if (willRetry) this.reopen(identity, 0);
+  }
+
+  /**
+   * One re-open: the Azure client's open() with its own retry policy (the pool turns the
+   * identities' concurrent attempts into one connection attempt); if that gives up on a transient
+   * failure, another try after the back-off, for as long as the identity is in the gateway.
+   */
+  private reopen(identity: Identity, attempt: number): void {
+    if (identity.stateValue === 'closed' || this.closed) return;
+    identity.stateValue = 'reconnecting';
+    identity.client.open().then(
+      () => {
+        if (identity.stateValue === 'reconnecting') identity.stateValue = 'connected';
+      },
+      (reopenErr: unknown) => {
+        if (identity.stateValue === 'closed' || this.closed) return;
+        if (isTransientFailure(reopenErr)) {
+          const delay = reopenDelayMs(attempt, this.settings.reconnect, (this.options.random ?? Math.random)());
+          const clock = this.options.clock ?? systemClock;
+          identity.reopenTimer = clock.setTimeout(() => {
+            identity.reopenTimer = undefined;
+            this.reopen(identity, attempt + 1);
+          }, delay);
+          return;
+        }
+        identity.stateValue = 'disconnected';
+        const failure = translateAzureError(reopenErr, { deviceId: identity.deviceId, operation: 'connect', protocol: this.protocol });
+        this.identityError(identity, failure, 'reopen');
+        identity.emit('disconnected', { error: failure, willRetry: false });
+        this.emit('identity-disconnected', { deviceId: identity.deviceId, error: failure, willRetry: false });
+      },
+    );
   }
 
   private identityError(identity: Identity, err: unknown, operation: string): void {
@@ -468,7 +537,9 @@ class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
   }
 }
 
-async function closeIdentity(identity: Identity): Promise<void> {
+async function closeIdentity(identity: Identity, clock: Clock): Promise<void> {
+  if (identity.reopenTimer !== undefined) clock.clearTimeout(identity.reopenTimer);
+  identity.reopenTimer = undefined;
   // The adapter closes the Azure client and detaches its own listeners; before it exists, the raw client.
   const closing = identity.deviceClient ? identity.deviceClient.close() : identity.client.close();
   await Promise.resolve(closing).catch(() => undefined);

@@ -1,6 +1,8 @@
 export {
   createGateway,
   parseIdentity,
+  reopenDelayMs,
+  isTransientFailure,
   type Gateway,
   type GatewayEvents,
   type GatewayIdentity,
@@ -10,6 +12,7 @@ export {
   type IdentityEvents,
   type IdentityState,
   type OpenSummary,
+  type ReconnectPolicy,
   type TokenRenewal,
 } from './gateway.ts';
 export { AmqpConnectionPool, chooseConnection, DEFAULT_MAX_IDENTITIES_PER_CONNECTION, type ConnectionInfo, type PoolEvents, type PoolOptions } from './pool.ts';

@@ -59,7 +59,7 @@ export class PerConnectionGateway extends EventEmitter<GatewayEvents> implements
 
   async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
     if (this.closed) throw new SwitchyardError('NOT_CONNECTED', 'the gateway is closed; create a new one');
-    const parsed = parseIdentity(input, this.identities.size);
+    const parsed = parseIdentity(input);
     if (this.identities.has(parsed.deviceId) || this.pending.has(parsed.deviceId)) {
       throw invalid('deviceId', `"${parsed.deviceId}" is already in the gateway; remove it first`);
     }

@@ -24,6 +24,9 @@ export interface Relay {
   port: number;
   /** Destroys every relayed connection (both sides); the relay keeps listening. */
   cut(): void;
+  /** While paused, new connections are accepted and dropped at once, like a hub that is down. */
+  pause(): void;
+  resume(): void;
   connectionCount(): number;
   close(): Promise<void>;
 }
@@ -31,7 +34,12 @@ export interface Relay {
 export async function startRelay(targetHost: string, targetPort: number): Promise<Relay> {
   const sockets = new Set<Socket>();
   let accepted = 0;
+  let paused = false;
   const server: Server = createServer((downstream) => {
+    if (paused) {
+      downstream.destroy();
+      return;
+    }
     accepted++;
     const upstream = connect(targetPort, targetHost);
     for (const socket of [downstream, upstream]) {
@@ -52,6 +60,12 @@ export async function startRelay(targetHost: string, targetPort: number): Promis
     port: address.port,
     cut: () => {
       for (const socket of sockets) socket.destroy();
+    },
+    pause: () => {
+      paused = true;
+    },
+    resume: () => {
+      paused = false;
     },
     connectionCount: () => accepted,
     close: async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalHub, silentLogger, type LocalHub } from '@switchyard/local-hub';
-import type { Message } from 'azure-iot-common';
+import azureCommon, { type Message } from 'azure-iot-common';
 import { createGateway, type Gateway } from '../src/index.ts';
 import { inBatches, startRelay, waitFor, type Relay } from './helpers.ts';
 
@@ -129,6 +129,49 @@ describe('recovery after the connection drops', () => {
   }, 45_000);
 });
 
+describe('a hub unreachable for longer than the Azure client retries', () => {
+  let gw: Gateway;
+  let relay: Relay;
+  afterAll(async () => {
+    await gw?.close();
+    await relay?.close();
+  });
+
+  it('keeps re-opening every identity with back-off until the hub answers again', async () => {
+    const list = identities('outage', 10);
+    relay = await startRelay(hub.address, hub.ports.amqp);
+    // NoRetry makes the Azure client give up at once, standing in for its 240 s limit.
+    gw = await createGateway({
+      env: {},
+      ca: hub.ca,
+      endpoint: { host: '127.0.0.1', port: relay.port },
+      identities: list,
+      retryPolicy: () => new azureCommon.NoRetry(),
+      reconnect: { initialDelayMs: 100, maxDelayMs: 400 },
+    });
+    expect((await gw.open()).failed).toEqual([]);
+    const gaveUp: string[] = [];
+    gw.on('identity-disconnected', ({ deviceId, willRetry }) => {
+      if (!willRetry) gaveUp.push(deviceId);
+    });
+    const back = new Set<string>();
+    gw.on('identity-connected', ({ deviceId }) => back.add(deviceId));
+    relay.pause();
+    relay.cut();
+    await waitFor(() => list.every(({ deviceId }) => gw.get(deviceId)!.state === 'reconnecting'), 'every identity to be reconnecting');
+    const acceptedBefore = relay.connectionCount();
+    // Several back-off rounds pass while the "hub" is down.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(back.size).toBe(0);
+    relay.resume();
+    await waitFor(() => back.size === list.length, 'every identity to come back', 15_000);
+    expect(gaveUp).toEqual([]);
+    expect(relay.connectionCount()).toBe(acceptedBefore + 1);
+    for (const { deviceId } of list) await gw.get(deviceId)!.device.sendEvent('after the outage');
+    expect(list.every(({ deviceId }) => hub.telemetry({ deviceId }).at(-1)?.body.toString() === 'after the outage')).toBe(true);
+  }, 30_000);
+});
+
 describe('connection pool', () => {
   let gw: Gateway;
   afterAll(async () => {
@@ -238,5 +281,26 @@ describe('swapped to MQTT by configuration', () => {
     expect(got).toEqual(['to mqtt-1']);
     await gw.remove('mqtt-0');
     await waitFor(() => hub.stats().connections.mqtt === 4, 'the removed identity\'s connection to close');
+  });
+});
+
+describe('AMQP-WS through a redirecting agent', () => {
+  let gw: Gateway;
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('dials wss://<hub name>:443 as the SDK does, redirected by webSocketAgent, with the TLS name check on the hub name', async () => {
+    const list = Array.from({ length: 3 }, (_, i) => {
+      const deviceId = `ws-agent-${i}`;
+      hub.createDevice(deviceId);
+      return { deviceId, connectionString: hub.deviceConnectionString(deviceId, { protocol: 'amqp-ws' }) };
+    });
+    expect(list[0]!.connectionString).not.toMatch(/GatewayHostName/);
+    gw = await createGateway({ env: {}, protocol: 'amqp-ws', ca: hub.ca, webSocketAgent: hub.redirectAgent(), identities: list });
+    expect((await gw.open()).failed).toEqual([]);
+    expect(hub.stats().connectedIdentities.filter((s) => s.deviceId.startsWith('ws-agent-') && s.protocol === 'amqp-ws')).toHaveLength(3);
+    await gw.get('ws-agent-1')!.device.sendEvent('through the agent');
+    expect(hub.telemetry({ deviceId: 'ws-agent-1' }).at(-1)?.body.toString()).toBe('through the agent');
   });
 });

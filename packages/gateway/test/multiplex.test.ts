@@ -99,6 +99,15 @@ describe.each<GatewayProtocol>(['amqp', 'amqp-ws'])('%s: %s identities over one 
     expect(result).toEqual({ status: 200, payload: { echoed: { n: 42 }, by: 'dev-010' } });
   });
 
+  it('reads and patches the twin of one identity', async () => {
+    const device = gw.get('dev-012')!.device;
+    await device.updateReported({ firmware: '1.2.3' });
+    const twin = await device.getTwin();
+    expect(twin.reported.firmware).toBe('1.2.3');
+    expect(hub.readTwin('dev-012').reported.firmware).toBe('1.2.3');
+    expect(hub.readTwin('dev-013').reported.firmware).toBeUndefined();
+  });
+
   it('removes an identity and adds it back without disturbing the connection', async () => {
     await gw.remove('dev-020');
     expect(gw.get('dev-020')).toBeUndefined();

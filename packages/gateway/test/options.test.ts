@@ -1,7 +1,7 @@
 // The pure parts: where an identity goes in the pool, and what options are refused and why.
 import { describe, expect, it } from 'vitest';
 import { isSwitchyardError } from '@switchyard/errors';
-import { chooseConnection, createGateway, parseIdentity, type GatewayOptions } from '../src/index.ts';
+import { chooseConnection, createGateway, isTransientFailure, parseIdentity, reopenDelayMs, type GatewayOptions } from '../src/index.ts';
 
 const KEY = Buffer.alloc(32, 1).toString('base64');
 const cs = (deviceId: string, extra = ''): string => `HostName=hub.azure-devices.net;DeviceId=${deviceId};SharedAccessKey=${KEY}${extra}`;
@@ -23,6 +23,27 @@ describe('chooseConnection', () => {
     expect(chooseConnection([1, 0], 3)).toBe(0);
     expect(chooseConnection([3, 3], 3)).toBe(-1);
     expect(chooseConnection([995, 994], 995)).toBe(1);
+  });
+});
+
+describe('reopenDelayMs', () => {
+  const policy = { initialDelayMs: 1_000, maxDelayMs: 60_000 };
+  it('doubles from the initial delay up to the cap, with jitter between half and all of it', () => {
+    expect([0, 1, 2, 5, 6, 40].map((attempt) => reopenDelayMs(attempt, policy, 0.999999))).toEqual([1_000, 2_000, 4_000, 32_000, 60_000, 60_000]);
+    expect([0, 1, 6].map((attempt) => reopenDelayMs(attempt, policy, 0))).toEqual([500, 1_000, 30_000]);
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const delay = reopenDelayMs(attempt, policy, 0.37);
+      expect(delay).toBeGreaterThanOrEqual(policy.initialDelayMs / 2);
+      expect(delay).toBeLessThanOrEqual(policy.maxDelayMs);
+    }
+  });
+});
+
+describe('isTransientFailure', () => {
+  it('retries what the network or the hub caused, not what the identity caused', () => {
+    const named = (name: string): Error => Object.assign(new Error('x'), { name });
+    expect(['NotConnectedError', 'TimeoutError', 'ServiceUnavailableError', 'ThrottlingError'].every((n) => isTransientFailure(named(n)))).toBe(true);
+    expect(['UnauthorizedError', 'DeviceNotFoundError', 'Error'].some((n) => isTransientFailure(named(n)))).toBe(false);
   });
 });
 
@@ -64,6 +85,7 @@ describe('createGateway validation', () => {
     expect(await refusal({ tokenRenewal: { tokenValidTimeInSeconds: 10, tokenRenewalMarginInSeconds: 10 } })).toMatchObject({ field: 'tokenRenewal.tokenRenewalMarginInSeconds' });
     expect(await refusal({ endpoint: { host: '127.0.0.1', port: 70000 } })).toMatchObject({ field: 'endpoint.port' });
     expect(await refusal({ endpoint: { host: '127.0.0.1', ports: { https: 0 } } })).toMatchObject({ field: 'endpoint.ports.https' });
+    expect(await refusal({ reconnect: { initialDelayMs: 5_000, maxDelayMs: 1_000 } })).toMatchObject({ field: 'reconnect.maxDelayMs' });
     expect(await refusal({ identities: [{ deviceId: 'a', connectionString: cs('a') }, { deviceId: 'a', connectionString: cs('a') }] })).toMatchObject({
       field: 'identities[1].deviceId',
     });

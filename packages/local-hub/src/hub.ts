@@ -183,13 +183,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     const amqp = createAmqpFrontEnd({
       core,
       logger,
-      ...(options.clock === undefined ? {} : {
-        clock: {
-          now: () => clock.now(),
-          setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
-          clearTimeout: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
-        },
-      }),
+      clock: { now: () => clock.now() },
     });
     const https = createHttpsFrontEnd({ core, service: core, logger });
     this.#frontEnds.push(mqtt, amqp, https);
@@ -332,8 +326,8 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   async #doClose(): Promise<void> {
     // Stop accepting first, then end sessions (front-ends see onKicked), then drop what is left.
     const serversClosed = this.#servers.map((s) => closeServer(s));
-    this.#core?.close();
     await Promise.all(this.#frontEnds.map((f) => f.close().catch(() => undefined)));
+    this.#core?.close();
     for (const client of this.#wss?.clients ?? []) client.terminate();
     this.#wss?.close();
     for (const agent of this.#agents) agent.destroy();

@@ -202,7 +202,7 @@ describe('AMQP front-end refusals', () => {
     expect(hub.local.stats().devices['neg-detach']?.queuedC2D).toBe(1);
   });
 
-  it('fails an Azure SDK client with a wrong key fast (NoRetry) without affecting others', async () => {
+  it('fails an Azure SDK client with a wrong key fast (NoRetry), maps oversize sends to MessageTooLargeError', async () => {
     deviceKey(hub, 'neg-sdk');
     const wrong = await sdkClient(hub, 'amqp', 'neg-sdk', { noRetry: true, key: Buffer.alloc(32, 9).toString('base64') });
     const error = await within(wrong.open().then(() => undefined, (e: Error) => e), 10_000, 'open refused');
@@ -212,6 +212,9 @@ describe('AMQP front-end refusals', () => {
     const right = await sdkClient(hub, 'amqp', 'neg-sdk', { noRetry: true });
     await within(right.open(), 10_000, 'open');
     await within(right.sendEvent(new Message('ok')), 10_000, 'send');
+    // Over the 256 KB limit: the rejection's condition reaches the SDK as its own error type.
+    const tooBig = await within(right.sendEvent(new Message(Buffer.alloc(300 * 1024, 2))).then(() => undefined, (e: Error) => e), 10_000, 'oversize send');
+    expect(tooBig?.name).toBe('MessageTooLargeError');
     await within(right.close(), 5000, 'close');
     await waitFor(() => (hub.local.telemetry({ deviceId: 'neg-sdk' }).length === 1 ? true : undefined), 5000, 'telemetry');
   });

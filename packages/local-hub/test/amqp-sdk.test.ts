@@ -127,6 +127,13 @@ describe.each(['amqp', 'amqp-ws'] as const)('Azure SDK over %s', (transport) => 
 
     const fresh = await within(client.getTwin(), 10_000, 'getTwin again');
     expect(fresh.properties.reported.firmware).toBe('1.2.3');
+
+    // The core refuses reported properties over 32 KB; the refusal reaches the SDK as an error.
+    const refused = await within(new Promise<Error | undefined>((resolve) => {
+      fresh.properties.reported.update({ big: 'x'.repeat(40 * 1024) }, (err?: Error) => resolve(err));
+    }), 10_000, 'oversize reported update');
+    expect(refused).toBeInstanceOf(Error);
+    expect(hub.local.readTwin(device('twin')).reported.big).toBeUndefined();
   });
 
   it('answers a direct method call', async () => {

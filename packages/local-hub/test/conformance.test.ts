@@ -35,11 +35,15 @@ describe.each(TRANSPORTS)('official Azure client over %s', (transport) => {
   const deviceId = `conf-${transport}`;
   let key: string;
   let client: Client;
+  // One 'message' listener for the client's lifetime: removing the last listener makes the SDK
+  // detach its C2D link, and a test that re-adds one at once would race that detach.
+  let onMessage: (m: Message) => void = () => undefined;
 
   beforeAll(async () => {
     key = keyOf(deviceId);
     client = await azureClient(hub, transport, deviceId, key);
     await client.open();
+    client.on('message', (m: Message) => onMessage(m));
   });
 
   afterAll(async () => {
@@ -70,7 +74,7 @@ describe.each(TRANSPORTS)('official Azure client over %s', (transport) => {
 
   it('receives a cloud-to-device message and completes it', async () => {
     const received: Array<{ data: string; props: Record<string, string>; messageId: string }> = [];
-    const onMessage = (m: Message): void => {
+    onMessage = (m: Message): void => {
       const props: Record<string, string> = {};
       for (let i = 0; i < m.properties.count(); i++) {
         const item = m.properties.getItem(i);
@@ -79,43 +83,34 @@ describe.each(TRANSPORTS)('official Azure client over %s', (transport) => {
       received.push({ data: m.data.toString(), props, messageId: String(m.messageId) });
       client.complete(m).catch(() => undefined); // the hub's completion counter is the assertion
     };
-    client.on('message', onMessage);
-    try {
-      hub.sendC2D(deviceId, { body: Buffer.from('turn-on'), properties: { color: 'red' }, messageId: `c2d-${transport}` });
-      const got = await waitFor(() => received[0], 15_000, 'C2D delivery');
-      expect(got).toEqual({ data: 'turn-on', props: { color: 'red' }, messageId: `c2d-${transport}` });
-      await waitFor(() => (hub.counters(deviceId).c2dCompleted === 1 ? true : undefined), 10_000, 'completion');
-      expect(hub.stats().devices[deviceId]?.queuedC2D).toBe(0);
-    } finally {
-      client.removeListener('message', onMessage);
-    }
+    hub.sendC2D(deviceId, { body: Buffer.from('turn-on'), properties: { color: 'red' }, messageId: `c2d-${transport}` });
+    const got = await waitFor(() => received[0], 15_000, 'C2D delivery');
+    expect(got).toEqual({ data: 'turn-on', props: { color: 'red' }, messageId: `c2d-${transport}` });
+    await waitFor(() => (hub.counters(deviceId).c2dCompleted === 1 ? true : undefined), 10_000, 'completion');
+    expect(hub.stats().devices[deviceId]?.queuedC2D).toBe(0);
   });
 
   it.runIf(canSettleNegatively(transport))('abandons (redelivered) and rejects (dead-lettered) messages', async () => {
     const deliveries: string[] = [];
     const settleErrors: string[] = [];
-    const onMessage = (m: Message): void => {
+    onMessage = (m: Message): void => {
       const body = m.data.toString();
       deliveries.push(body);
       const settle = body === 'abandon-me' && deliveries.filter((d) => d === body).length === 1 ? client.abandon(m)
         : body === 'reject-me' ? client.reject(m) : client.complete(m);
       settle.catch((err: Error) => settleErrors.push(err.message));
     };
-    client.on('message', onMessage);
-    try {
-      const before = hub.counters(deviceId);
-      hub.sendC2D(deviceId, { body: Buffer.from('abandon-me') });
-      await waitFor(() => (deliveries.filter((d) => d === 'abandon-me').length === 2 ? true : undefined), 15_000, 'redelivery after abandon');
-      hub.sendC2D(deviceId, { body: Buffer.from('reject-me') });
-      await waitFor(() => (hub.counters(deviceId).c2dRejected === before.c2dRejected + 1 ? true : undefined), 15_000, 'rejection');
-      const after = hub.counters(deviceId);
-      expect(after.c2dAbandoned).toBe(before.c2dAbandoned + 1);
-      expect(after.c2dDeadLettered).toBe(before.c2dDeadLettered + 1);
-      expect(deliveries.filter((d) => d === 'reject-me')).toHaveLength(1);
-      expect(settleErrors).toEqual([]);
-    } finally {
-      client.removeListener('message', onMessage);
-    }
+    const before = hub.counters(deviceId);
+    hub.sendC2D(deviceId, { body: Buffer.from('abandon-me') });
+    await waitFor(() => (deliveries.filter((d) => d === 'abandon-me').length === 2 ? true : undefined), 15_000, 'redelivery after abandon');
+    hub.sendC2D(deviceId, { body: Buffer.from('reject-me') });
+    await waitFor(() => (hub.counters(deviceId).c2dRejected === before.c2dRejected + 1 ? true : undefined), 15_000, 'rejection');
+    const after = hub.counters(deviceId);
+    expect(after.c2dAbandoned).toBe(before.c2dAbandoned + 1);
+    expect(after.c2dDeadLettered).toBe(before.c2dDeadLettered + 1);
+    expect(deliveries.filter((d) => d === 'reject-me')).toHaveLength(1);
+    expect(settleErrors).toEqual([]);
+
   });
 
   it.runIf(!canSettleNegatively(transport))('refuses reject and abandon, as IoT Hub does over MQTT', async () => {

@@ -63,6 +63,7 @@ interface CbsPair {
 }
 
 const UNAUTHORIZED = 'amqp:unauthorized-access';
+const MAX_PENDING_METHOD_IDS = 1000;
 // setTimeout fires immediately for delays above 2^31-1 ms; long-lived tokens re-arm instead.
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -139,6 +140,11 @@ export class AmqpConnectionHandler {
         identity.session.setMethodReceiver({
           invoke: (request) => {
             identity.methodRequestIds.set(request.requestId.toLowerCase(), request.requestId);
+            // Calls a device never answers time out in the core; forget the oldest ids here.
+            if (identity.methodRequestIds.size > MAX_PENDING_METHOD_IDS) {
+              const oldest = identity.methodRequestIds.keys().next().value;
+              if (oldest !== undefined) identity.methodRequestIds.delete(oldest);
+            }
             this.guarded(() => sendMessage(sender, methodRequestMessage(request)), 'method request');
           },
         });

@@ -32,8 +32,6 @@ export interface AmqpFrontEnd extends FrontEnd {
   connections(): Array<{ connectionId: string; protocol: AmqpProtocol; deviceIds: string[] }>;
 }
 
-/** How long close() lets a peer answer our close frame before the socket is destroyed. */
-const CLOSE_GRACE_MS = 1000;
 const DEFAULT_OPEN_TIMEOUT_MS = 30_000;
 // IoT Hub's advertised idle timeout; rhea sends heartbeats at half the peer's value and closes a
 // connection that stays silent for twice ours.
@@ -56,10 +54,8 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
   // autoaccept off: telemetry is accepted only after the core took it, so HubErrors become rejections.
   const container = rhea.create_container({ id: `local-hub-${randomUUID()}`, autoaccept: false });
   const handlers = new Map<string, AmqpConnectionHandler>();
-  const closedWaiters = new Map<string, () => void>();
   // WebSocket connections are created inside rhea, so each is learned from its first event.
   const connectionsById = new Map<string, Connection>();
-  const findConnection = (id: string): Connection | undefined => connectionsById.get(id);
   let closing = false;
 
   const handlerOf = (ctx: EventContext): AmqpConnectionHandler | undefined => {
@@ -122,8 +118,6 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     } catch (e) {
       logger.warn('amqp connection teardown failed', { connectionId: handler.id, error: describe(e) });
     }
-    closedWaiters.get(handler.id)?.();
-    closedWaiters.delete(handler.id);
   };
   // rhea reports 'disconnected' only for transports that drop without a close handshake; a clean
   // close (the SDK's client.close(), or the peer answering ours) shows up as 'connection_close'.
@@ -191,28 +185,14 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
 
     async close(): Promise<void> {
       closing = true;
-      const waits: Array<Promise<void>> = [];
+      // Cut every transport rather than sending close frames: to a device this looks like a hub
+      // that died or a network that dropped, which the Azure SDK recovers from at once. A graceful
+      // close (forced detach or connection close) leaves azure-iot-amqp-base 2.5 wedged in its
+      // 'disconnecting' state for about 45 s before it reconnects.
       for (const handler of [...handlers.values()]) {
-        waits.push(
-          new Promise<void>((resolve) => {
-            const timer = setTimeout(() => {
-              // The peer did not answer the close in time: cut the transport; 'disconnected' may
-              // never fire for a destroyed WebSocket, so tear down here as well.
-              handler.destroyTransport();
-              teardown(handler);
-              resolve();
-            }, CLOSE_GRACE_MS);
-            closedWaiters.set(handler.id, () => {
-              clearTimeout(timer);
-              resolve();
-            });
-          }),
-        );
-        const connection = findConnection(handler.id);
-        if (connection) handler.guarded(() => connection.close({ condition: 'amqp:connection:forced', description: 'the hub is closing' }), 'close');
-        else handler.destroyTransport();
+        handler.destroyTransport();
+        teardown(handler);
       }
-      await Promise.all(waits);
     },
   };
 }
