@@ -131,7 +131,8 @@ class ClientChild {
     const prof = flags['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(flags['cpu-prof'], `${config.variant}-${config.protocol}-${config.deviceId}`)}`];
     // The SDK itself sets an IP address as TLS servername when GatewayHostName is an address (both
     // variants alike); the warning would only clutter the report.
-    const [cmd, args] = pinned(1, [...prof, '--disable-warning=DEP0123', '--import', 'tsx', here('./overhead-child.ts')]);
+    const script = bundled === undefined ? ['--import', 'tsx', here('./overhead-child.ts')] : [bundled.child];
+    const [cmd, args] = pinned(1, [...prof, '--disable-warning=DEP0123', ...script]);
     this.#child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     this.#exited = once(this.#child, 'exit');
     this.#lines = createInterface({ input: this.#child.stdout! })[Symbol.asyncIterator]();
@@ -209,24 +210,24 @@ console.log(
  * What a consumer's bundler would ship: the client and zod tree-shaken into one file, the Azure
  * packages left external. It lives under bench/node_modules so the externals resolve from there.
  */
-async function bundleOurs(): Promise<string> {
+async function bundle(entry: string, name: string, external: string[]): Promise<string> {
   const { build } = await import('esbuild');
-  const outfile = here('./node_modules/.cache/switchyard-bench/device.bundle.mjs');
-  await build({
-    entryPoints: [here('../packages/device/src/index.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: ['azure-iot-*'],
-    keepNames: false,
-    outfile,
-    logLevel: 'error',
-  });
-  console.log(`ours = bundle of @switchyard/device (esbuild, tree-shaken, no keepNames), ${(statSync(outfile).size / 1024).toFixed(0)} KiB: ${outfile}`);
-  return pathToFileURL(outfile).href;
+  const outfile = here(`./node_modules/.cache/switchyard-bench/${name}`);
+  await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', external, keepNames: false, outfile, logLevel: 'error' });
+  return outfile;
 }
-const oursModule = flags.bundled ? await bundleOurs() : undefined;
+// With --bundled, the child harness is bundled too and both variants run on plain node: tsx would
+// otherwise transform the client bundle in its loader thread and charge that to ours.
+const bundled = flags.bundled
+  ? {
+      device: pathToFileURL(await bundle(here('../packages/device/src/index.ts'), 'device.bundle.mjs', ['azure-iot-*'])).href,
+      child: await bundle(here('./overhead-child.ts'), 'overhead-child.bundle.mjs', ['azure-iot-*', '@switchyard/device']),
+    }
+  : undefined;
+if (bundled !== undefined) {
+  console.log(`--bundled: ours = @switchyard/device bundled by esbuild (tree-shaken, no keepNames, ${(statSync(fileURLToPath(bundled.device)).size / 1024).toFixed(0)} KiB); both variants on plain node, no tsx`);
+}
+const oursModule = bundled?.device;
 
 const childrenPerRound = protocols.length * 2;
 // Identities from bench-10 on, so ids of equal length keep per-message bytes comparable (HTTPS

@@ -7,6 +7,7 @@ import https from 'node:https';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
+import type * as DeviceModule from '@switchyard/device';
 import type { Protocol } from '@switchyard/profile';
 import { startCountingProxy, type CountingProxy } from './counting-proxy.ts';
 import { LogHistogram } from './stats.ts';
@@ -59,7 +60,7 @@ function portFor(protocol: Protocol, ports: Ports): number {
 }
 
 async function ours(config: ChildConfig, ports: Ports): Promise<Sender> {
-  const { connect } = (config.oursModule === undefined ? await import('@switchyard/device') : await import(config.oursModule)) as typeof import('@switchyard/device');
+  const { connect } = (config.oursModule === undefined ? await import('@switchyard/device') : await import(config.oursModule)) as typeof DeviceModule;
   const { protocol, hub } = config;
   // HTTPS is picked by the profile alone; development mode with a long interval keeps C2D
   // polling out of the picture (nothing listens for C2D anyway, so no poll starts).

@@ -18,6 +18,7 @@ import { AmqpConnectionPool, DEFAULT_MAX_IDENTITIES_PER_CONNECTION, type Connect
 import { translateAzureError } from './errors.ts';
 import { decideProtocol, isMultiplexing } from './decide.ts';
 import { PerConnectionGateway } from './per-connection-gateway.ts';
+import { LeanAmqpGateway } from './lean-gateway.ts';
 
 export type GatewayProtocol = Protocol;
 
@@ -77,7 +78,16 @@ export interface GatewayOptions {
   openTimeoutMs?: number;
   /** Bound on the hub answering a detach or session end. Default 5 000. */
   closeTimeoutMs?: number;
+  /**
+   * AMQP and AMQP-WS only: what each identity runs on. 'azure-client' (default): an unmodified
+   * azure-iot-device `Client` per identity (`identity.client`), every SDK feature. 'lean': a
+   * DeviceClient implemented on the identity's session with links attached on first use, far less
+   * memory per identity; no file upload and no `identity.client` (see the README's Memory section).
+   */
+  engine?: GatewayEngine;
 }
+
+export type GatewayEngine = 'azure-client' | 'lean';
 
 export type IdentityState = 'connecting' | 'connected' | 'reconnecting' | 'disconnected' | 'closed';
 
@@ -137,7 +147,7 @@ export interface Gateway extends EventEmitter<GatewayEvents> {
   close(): Promise<void>;
 }
 
-interface ParsedIdentity {
+export interface ParsedIdentity {
   deviceId: string;
   connectionString: string;
   hubHostName: string;
@@ -217,6 +227,7 @@ class Identity extends EventEmitter<IdentityEvents> implements GatewayIdentity {
 }
 
 export interface GatewaySettings {
+  engine: GatewayEngine;
   maxPerConnection: number;
   connectConcurrency: number;
   openTimeoutMs: number;
@@ -252,7 +263,11 @@ export function isTransientFailure(err: unknown): boolean {
 export function validateOptions(options: GatewayOptions): GatewaySettings {
   const maxPerConnection = positiveInteger(options.maxIdentitiesPerConnection, 'maxIdentitiesPerConnection', DEFAULT_MAX_IDENTITIES_PER_CONNECTION);
   if (maxPerConnection > 999) throw invalid('maxIdentitiesPerConnection', `must be <= 999 (IoT Hub accepts 999 tokens per connection), got ${maxPerConnection}`);
+  if (options.engine !== undefined && options.engine !== 'azure-client' && options.engine !== 'lean') {
+    throw invalid('engine', `must be "azure-client" or "lean", got ${JSON.stringify(options.engine)}`);
+  }
   const settings: GatewaySettings = {
+    engine: options.engine ?? 'azure-client',
     maxPerConnection,
     connectConcurrency: positiveInteger(options.connectConcurrency, 'connectConcurrency', 50),
     openTimeoutMs: positiveInteger(options.openTimeoutMs, 'openTimeoutMs', 30_000),
@@ -310,6 +325,28 @@ export async function openAll(
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
   return summary;
+}
+
+/** The pool of shared connections for the hub `parsed` names, dialled where the options say. */
+export function createPool(options: GatewayOptions, settings: GatewaySettings, protocol: GatewayProtocol, parsed: ParsedIdentity): AmqpConnectionPool {
+  const tls = protocol === 'amqp';
+  const listed = tls ? options.endpoint?.ports?.amqp : options.endpoint?.ports?.https;
+  const endpoint: AmqpEndpoint = {
+    transport: tls ? 'tls' : 'wss',
+    host: options.endpoint?.host ?? parsed.dialHost,
+    // The WebSocket flavour ignores a port in the connection string, as the SDK does (443).
+    port: options.endpoint?.port ?? listed ?? (tls ? parsed.dialPort : undefined) ?? (tls ? 5671 : 443),
+    hubHostName: parsed.hubHostName,
+  };
+  if (options.ca !== undefined) endpoint.ca = options.ca;
+  if (options.webSocketAgent !== undefined) endpoint.webSocketAgent = options.webSocketAgent;
+  return new AmqpConnectionPool({
+    endpoint,
+    maxIdentitiesPerConnection: settings.maxPerConnection,
+    userAgent: 'switchyard-gateway',
+    openTimeoutMs: settings.openTimeoutMs,
+    closeTimeoutMs: settings.closeTimeoutMs,
+  });
 }
 
 class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
@@ -445,24 +482,7 @@ class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
       throw invalid('connectionString', `of "${parsed.deviceId}" names hub "${parsed.hubHostName}", but this gateway connects to "${this.hubHostName}"; one gateway serves one hub`);
     }
     if (this.pool) return this.pool;
-    const tls = this.protocol === 'amqp';
-    const listed = tls ? this.options.endpoint?.ports?.amqp : this.options.endpoint?.ports?.https;
-    const endpoint: AmqpEndpoint = {
-      transport: tls ? 'tls' : 'wss',
-      host: this.options.endpoint?.host ?? parsed.dialHost,
-      // The WebSocket flavour ignores a port in the connection string, as the SDK does (443).
-      port: this.options.endpoint?.port ?? listed ?? (tls ? parsed.dialPort : undefined) ?? (tls ? 5671 : 443),
-      hubHostName: parsed.hubHostName,
-    };
-    if (this.options.ca !== undefined) endpoint.ca = this.options.ca;
-    if (this.options.webSocketAgent !== undefined) endpoint.webSocketAgent = this.options.webSocketAgent;
-    const pool = new AmqpConnectionPool({
-      endpoint,
-      maxIdentitiesPerConnection: this.settings.maxPerConnection,
-      userAgent: 'switchyard-gateway',
-      openTimeoutMs: this.settings.openTimeoutMs,
-      closeTimeoutMs: this.settings.closeTimeoutMs,
-    });
+    const pool = createPool(this.options, this.settings, this.protocol, parsed);
     pool.on('connection-open', (event) => this.emit('connection-open', event));
     pool.on('connection-closed', (event) => this.emit('connection-closed', event));
     pool.on('connection-lost', ({ connectionId, error }) =>
@@ -554,6 +574,8 @@ async function closeIdentity(identity: Identity, clock: Clock): Promise<void> {
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const settings = validateOptions(options);
   const decision = await decideProtocol(options);
-  if (isMultiplexing(decision.protocol)) return new AmqpGateway(options, settings, decision);
+  if (isMultiplexing(decision.protocol)) {
+    return settings.engine === 'lean' ? new LeanAmqpGateway(options, settings, decision) : new AmqpGateway(options, settings, decision);
+  }
   return new PerConnectionGateway(options, settings, decision);
 }

@@ -50,6 +50,15 @@ export class IdentityChannel {
     return this.connection.id;
   }
 
+  /**
+   * The identity's session as its link tracker hands it out, for callers that open rhea links
+   * themselves (the lean engine): the hub detaching one of them is then a fault of this identity
+   * like any other. Undefined unless connected.
+   */
+  get linkSession(): IdentitySession['tracker']['session'] | undefined {
+    return this.stateValue === 'connected' ? this.session?.tracker.session : undefined;
+  }
+
   // ---- the azure-iot-amqp-base Amqp surface used by azure-iot-device-amqp ----------------------
 
   /** The device transport's URI, TLS and agent settings are ignored: the shared connection has its own. */

@@ -4,6 +4,7 @@ export {
   reopenDelayMs,
   isTransientFailure,
   type Gateway,
+  type GatewayEngine,
   type GatewayEvents,
   type GatewayIdentity,
   type GatewayIdentityInput,

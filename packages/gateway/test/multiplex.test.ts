@@ -3,13 +3,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalHub, silentLogger, type LocalHub } from '@switchyard/local-hub';
 import { isSwitchyardError } from '@switchyard/errors';
-import { createGateway, type Gateway, type GatewayProtocol } from '../src/index.ts';
+import { createGateway, type Gateway, type GatewayEngine, type GatewayProtocol } from '../src/index.ts';
 import { inBatches, waitFor } from './helpers.ts';
 
 const N = 200;
 const ids = Array.from({ length: N }, (_, i) => `dev-${String(i).padStart(3, '0')}`);
 
-describe.each<GatewayProtocol>(['amqp', 'amqp-ws'])('%s: %s identities over one connection', (protocol) => {
+// Both engines: the Azure Client per identity (default) and the lean DeviceClient on the session.
+const cases: Array<[GatewayProtocol, GatewayEngine]> = [
+  ['amqp', 'azure-client'],
+  ['amqp-ws', 'azure-client'],
+  ['amqp', 'lean'],
+  ['amqp-ws', 'lean'],
+];
+
+describe.each(cases)(`%s, engine %s: ${N} identities over one connection`, (protocol, engine) => {
   let hub: LocalHub;
   let gw: Gateway;
   const lostConnections: string[] = [];
@@ -24,6 +32,7 @@ describe.each<GatewayProtocol>(['amqp', 'amqp-ws'])('%s: %s identities over one 
     for (const id of ids) hub.createDevice(id);
     gw = await createGateway({
       protocol,
+      engine,
       ca: hub.ca,
       endpoint: { host: hub.address, port: protocol === 'amqp' ? hub.ports.amqp : hub.ports.https },
       identities: ids.map((deviceId) => ({ deviceId, connectionString: connectionString(deviceId) })),

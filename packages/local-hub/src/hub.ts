@@ -324,8 +324,11 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   }
 
   async #doClose(): Promise<void> {
-    // Stop accepting first, then end sessions (front-ends see onKicked), then drop what is left.
+    // Stop accepting, cut connections whole, and only then end what sessions remain. Kicking
+    // sessions first would detach AMQP links one by one (detach-forced), which leaves
+    // azure-iot-amqp-base wedged for ~45 s instead of reconnecting to a restarted hub.
     const serversClosed = this.#servers.map((s) => closeServer(s));
+    this.#core?.beginClose();
     await Promise.all(this.#frontEnds.map((f) => f.close().catch(() => undefined)));
     this.#core?.close();
     for (const client of this.#wss?.clients ?? []) client.terminate();

@@ -161,6 +161,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
   #requestSequence = 0;
   #serviceKey: string;
   #closed = false;
+  #closing = false;
 
   constructor(options: HubCoreOptions) {
     super();
@@ -399,6 +400,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
 
   endSession(session: Session, reason: string): void {
     if (session.closed) return;
+    if (this.#closing) reason = 'hub closing';
     session.closed = true;
     session.c2d = undefined;
     session.method = undefined;
@@ -876,6 +878,14 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * The hub is shutting down: sessions that end from now on (as front-ends cut their
+   * connections) are reported as 'hub closing' rather than as ordinary disconnects.
+   */
+  beginClose(): void {
+    this.#closing = true;
   }
 
   /** Kicks every session, fails pending method calls, clears timers. Does not close the store. */

@@ -1,0 +1,407 @@
+// Gateway memory: what N device identities cost in one process when they share the gateway's AMQP
+// connection, against one raw Azure client (AMQP, then MQTT) per identity. For every N and variant
+// a fresh hub process (CPU 0) and a fresh client process started with --expose-gc (CPU 1): the
+// child connects N identities, settles, collects garbage twice, and reports its TCP sockets, RSS
+// and connect time. RSS = a + b·N is fitted per variant; the report compares the slopes b.
+//
+//   pnpm --filter @switchyard/bench gateway-memory [--quick] [--n 1,10,100,1000]
+//        [--variants gateway-amqp,raw-amqp,raw-mqtt] [--json FILE]
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const VARIANTS = ['gateway-amqp', 'raw-amqp', 'raw-mqtt'] as const;
+type Variant = (typeof VARIANTS)[number];
+
+interface HubInfo {
+  hostName: string;
+  address: string;
+  ports: { mqtt: number; amqp: number; https: number };
+  ca: string;
+  devices: Record<string, string>;
+}
+
+interface ChildConfig {
+  variant: Variant;
+  n: number;
+  hub: HubInfo;
+  /** Raw clients connected at a time. */
+  concurrency: number;
+  /** Stop connecting more identities after this long; what connected is measured. */
+  capMs: number;
+}
+
+interface ChildResult {
+  variant: Variant;
+  n: number;
+  connected: number;
+  failed: number;
+  capped: boolean;
+  capReason?: string;
+  connectMs: number;
+  baselineRssBytes: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  tcpSockets: number;
+  /** Every socket fd, including the stdio pipes to the parent. */
+  allSockets: number;
+  connections?: number;
+}
+
+const TARGET_RATIO = 10;
+const TARGET_CONNECT_MS = 10_000;
+const CAP_MS = 120_000;
+const RAW_CONCURRENCY = 50;
+const SETTLE_MS = 1_000;
+
+const USAGE = `usage: pnpm --filter @switchyard/bench gateway-memory [options]
+  --quick            N = 1, 10, 100 (about a minute)
+  --n LIST           identity counts, comma-separated (default 1,10,100,1000)
+  --variants LIST    subset of ${VARIANTS.join(',')}
+  --json FILE        also write every child's result as JSON`;
+
+// ---- child: one variant, one N ------------------------------------------------------------------
+
+/** Open TCP sockets of this process: socket fds whose inode is in the kernel's TCP tables. */
+function countSockets(): { tcp: number; all: number } {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // the fd of the directory listing itself is gone by now
+    }
+    const match = /^socket:\[(\d+)\]$/.exec(target);
+    if (match?.[1]) inodes.add(match[1]);
+  }
+  let tcp = 0;
+  for (const table of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const inode = line.trim().split(/\s+/)[9];
+      if (inode !== undefined && inodes.has(inode)) tcp++;
+    }
+  }
+  return { tcp, all: inodes.size };
+}
+
+async function collectGarbage(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('the child needs --expose-gc');
+  gc();
+  await sleep(50);
+  gc();
+}
+
+async function withCap<T>(work: Promise<T>, capMs: number): Promise<T | 'capped'> {
+  let timer: NodeJS.Timeout | undefined;
+  const cap = new Promise<'capped'>((resolve) => {
+    timer = setTimeout(() => resolve('capped'), capMs);
+  });
+  try {
+    return await Promise.race([work, cap]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Connected {
+  connected: number;
+  failed: number;
+  capped: boolean;
+  capReason?: string;
+  connections?: number;
+  close(): Promise<void>;
+}
+
+async function connectGateway(config: ChildConfig, ids: string[]): Promise<Connected> {
+  const { createGateway } = await import('@switchyard/gateway');
+  const { hub } = config;
+  const gateway = await createGateway({
+    protocol: 'amqp',
+    env: {},
+    ca: hub.ca,
+    endpoint: { host: hub.address, ports: hub.ports },
+    identities: ids.map((deviceId) => ({
+      deviceId,
+      connectionString: `HostName=${hub.hostName};DeviceId=${deviceId};SharedAccessKey=${hub.devices[deviceId]!}`,
+    })),
+  });
+  gateway.on('identity-error', () => undefined);
+  const opened = await withCap(gateway.open(), config.capMs);
+  const connected = gateway.list().filter((i) => i.state === 'connected').length;
+  return {
+    connected,
+    failed: opened === 'capped' ? ids.length - connected : opened.failed.length,
+    capped: opened === 'capped',
+    ...(opened === 'capped' ? { capReason: `open() still running after ${config.capMs / 1000} s` } : {}),
+    connections: gateway.connections().length,
+    close: () => gateway.close(),
+  };
+}
+
+async function connectRaw(config: ChildConfig, ids: string[]): Promise<Connected> {
+  // Only the one transport package is loaded, as a plain Azure device program would.
+  const { Client } = (await import('azure-iot-device')).default;
+  const Transport = config.variant === 'raw-amqp' ? (await import('azure-iot-device-amqp')).default.Amqp : (await import('azure-iot-device-mqtt')).default.Mqtt;
+  const { hub } = config;
+  const port = config.variant === 'raw-amqp' ? hub.ports.amqp : hub.ports.mqtt;
+  const clients: Array<InstanceType<typeof Client>> = [];
+  let failed = 0;
+  let capReason: string | undefined;
+  const deadline = Date.now() + config.capMs;
+  const queue = [...ids];
+  const worker = async (): Promise<void> => {
+    for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+      if (Date.now() > deadline) {
+        capReason ??= `stopped connecting after ${config.capMs / 1000} s`;
+        return;
+      }
+      const client = Client.fromConnectionString(`HostName=${hub.hostName};DeviceId=${id};SharedAccessKey=${hub.devices[id]!};GatewayHostName=${hub.address}:${port}`, Transport);
+      // An 'error' without a listener would end the measurement.
+      client.on('error', () => undefined);
+      try {
+        await client.setOptions({ ca: hub.ca });
+        await client.open();
+        clients.push(client);
+      } catch (err) {
+        failed++;
+        capReason ??= `a client failed to connect: ${(err as Error).name}: ${(err as Error).message}`;
+        await client.close().catch(() => undefined);
+        // Refused or exhausted (file descriptors, ports): stop, and measure what is up.
+        if (failed >= 10) return;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(config.concurrency, ids.length) }, worker));
+  return {
+    connected: clients.length,
+    failed,
+    capped: clients.length < ids.length,
+    ...(capReason === undefined ? {} : { capReason }),
+    close: async () => {
+      await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    },
+  };
+}
+
+async function runChild(): Promise<void> {
+  const lines = createInterface({ input: process.stdin });
+  const [line] = (await once(lines, 'line')) as [string];
+  const config = JSON.parse(line) as ChildConfig;
+  const ids = Array.from({ length: config.n }, (_, i) => `bench-${i}`);
+
+  await collectGarbage();
+  const baselineRssBytes = process.memoryUsage().rss;
+  const start = performance.now();
+  const up = config.variant === 'gateway-amqp' ? await connectGateway(config, ids) : await connectRaw(config, ids);
+  const connectMs = performance.now() - start;
+
+  // Let handshake garbage and pending callbacks settle before the heap is measured.
+  await sleep(SETTLE_MS);
+  await collectGarbage();
+  await sleep(200);
+  const memory = process.memoryUsage();
+  const sockets = countSockets();
+  const result: ChildResult = {
+    variant: config.variant,
+    n: config.n,
+    connected: up.connected,
+    failed: up.failed,
+    capped: up.capped,
+    ...(up.capReason === undefined ? {} : { capReason: up.capReason }),
+    connectMs,
+    baselineRssBytes,
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    tcpSockets: sockets.tcp,
+    allSockets: sockets.all,
+    ...(up.connections === undefined ? {} : { connections: up.connections }),
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  await withCap(up.close(), 15_000);
+  // The measurement is out; SDK retry timers must not keep a finished child around.
+  process.exit(0);
+}
+
+// ---- parent: orchestration and report ---------------------------------------------------------
+
+const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
+const hasTaskset = (): boolean => spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
+
+function gitSha(): string {
+  const cwd = here('.');
+  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', cwd });
+  const dirty = spawnSync('git', ['status', '--porcelain'], { encoding: 'utf8', cwd }).stdout?.trim() !== '';
+  return r.status === 0 ? `${r.stdout.trim()}${dirty ? ' (uncommitted changes in tree)' : ''}` : 'unknown';
+}
+
+/** Reads one line of a child's stdout, or fails after `ms` or when the child exits first. */
+async function firstLine(child: ReturnType<typeof spawn>, ms: number, what: string): Promise<string> {
+  const lines = createInterface({ input: child.stdout! });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const [line] = await Promise.race([
+      once(lines, 'line') as Promise<[string]>,
+      once(child, 'exit').then(([code]) => {
+        throw new Error(`${what} exited (code ${String(code)}) before reporting`);
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not report within ${ms / 1000} s`)), ms);
+      }),
+    ]);
+    return line;
+  } finally {
+    clearTimeout(timer);
+    lines.close();
+  }
+}
+
+async function stopChild(child: ReturnType<typeof spawn>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.stdin?.end();
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function measure(variant: Variant, n: number, pin: (cpu: number, args: string[]) => [string, string[]]): Promise<ChildResult> {
+  const [hubCmd, hubArgs] = pin(0, ['--import', 'tsx', here('./hub-process.ts'), String(n)]);
+  const hub = spawn(hubCmd, hubArgs, { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const hubInfo = JSON.parse(await firstLine(hub, 60_000, 'the hub process')) as HubInfo;
+    const [cmd, args] = pin(1, ['--expose-gc', '--import', 'tsx', here('./gateway-memory.ts'), '--child']);
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const config: ChildConfig = { variant, n, hub: hubInfo, concurrency: RAW_CONCURRENCY, capMs: CAP_MS };
+      child.stdin!.write(`${JSON.stringify(config)}\n`);
+      return JSON.parse(await firstLine(child, CAP_MS + 60_000, `the ${variant} child (N=${n})`)) as ChildResult;
+    } finally {
+      await stopChild(child);
+    }
+  } finally {
+    await stopChild(hub);
+  }
+}
+
+/** Least squares y = a + b·x, with R². */
+export function fitLine(points: ReadonlyArray<{ x: number; y: number }>): { a: number; b: number; r2: number } {
+  const n = points.length;
+  if (n < 2) return { a: Number.NaN, b: Number.NaN, r2: Number.NaN };
+  const mx = points.reduce((s, p) => s + p.x, 0) / n;
+  const my = points.reduce((s, p) => s + p.y, 0) / n;
+  const sxx = points.reduce((s, p) => s + (p.x - mx) ** 2, 0);
+  const sxy = points.reduce((s, p) => s + (p.x - mx) * (p.y - my), 0);
+  const syy = points.reduce((s, p) => s + (p.y - my) ** 2, 0);
+  const b = sxy / sxx;
+  const a = my - b * mx;
+  const r2 = syy === 0 ? 1 : (sxy * sxy) / (sxx * syy);
+  return { a, b, r2 };
+}
+
+const MiB = 1024 * 1024;
+const fmt = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+
+async function runParent(): Promise<void> {
+  const { values: flags } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      n: { type: 'string' },
+      variants: { type: 'string' },
+      json: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (flags.help) {
+    console.log(USAGE);
+    return;
+  }
+  const counts = (flags.n ?? (flags.quick ? '1,10,100' : '1,10,100,1000')).split(',').map((s) => Number(s.trim()));
+  if (counts.some((c) => !Number.isInteger(c) || c < 1 || c > 5000)) {
+    console.error(`--n must list integers from 1 to 5000\n${USAGE}`);
+    process.exit(2);
+  }
+  const variants = (flags.variants ?? VARIANTS.join(',')).split(',').map((s) => s.trim()) as Variant[];
+  const unknown = variants.filter((v) => !(VARIANTS as readonly string[]).includes(v));
+  if (unknown.length > 0) {
+    console.error(`--variants: unknown ${unknown.join(', ')}\n${USAGE}`);
+    process.exit(2);
+  }
+
+  const taskset = hasTaskset();
+  // This process only orchestrates; keep it off the measured child's core.
+  if (taskset) spawnSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  const pin = (cpu: number, args: string[]): [string, string[]] => (taskset ? ['taskset', ['-c', String(cpu), process.execPath, ...args]] : [process.execPath, args]);
+
+  const cpu = cpus();
+  console.log('Gateway memory: N identities in one process, gateway (one AMQP connection) against one raw Azure client per identity');
+  console.log(`node ${process.version} · ${cpu[0]?.model ?? 'unknown CPU'} × ${cpu.length} · ${(totalmem() / 1024 ** 3).toFixed(1)} GiB · load ${loadavg().map((l) => l.toFixed(2)).join(' ')} · git ${gitSha()}`);
+  console.log(`hub in its own process${taskset ? ' (CPU 0)' : ''}; each variant and N in a fresh child (--expose-gc${taskset ? ', CPU 1' : ''}); raw clients connect ${RAW_CONCURRENCY} at a time, the gateway with its default concurrency (50); RSS after connect, ${SETTLE_MS} ms settling and gc() twice`);
+  console.log('');
+
+  const results: ChildResult[] = [];
+  const header = `${'variant'.padEnd(13)} ${'N'.padStart(5)} ${'connected'.padStart(9)} ${'TCP sockets'.padStart(11)} ${'connect s'.padStart(9)} ${'RSS MiB'.padStart(8)} ${'heap MiB'.padStart(8)} ${'RSS-base KiB/id'.padStart(15)}`;
+  console.log(header);
+  for (const n of counts) {
+    for (const variant of variants) {
+      let r: ChildResult;
+      try {
+        r = await measure(variant, n, pin);
+      } catch (err) {
+        console.log(`${variant.padEnd(13)} ${String(n).padStart(5)}  failed: ${(err as Error).message}`);
+        continue;
+      }
+      results.push(r);
+      const perId = r.connected > 0 ? (r.rssBytes - r.baselineRssBytes) / 1024 / r.connected : Number.NaN;
+      console.log(
+        `${variant.padEnd(13)} ${String(n).padStart(5)} ${String(r.connected).padStart(9)} ${String(r.tcpSockets).padStart(11)} ${fmt(r.connectMs / 1000, 2).padStart(9)} ${fmt(r.rssBytes / MiB).padStart(8)} ${fmt(r.heapUsedBytes / MiB).padStart(8)} ${fmt(perId).padStart(15)}` +
+          (r.capped ? `  CAPPED: ${r.capReason ?? 'not all identities connected'}` : ''),
+      );
+    }
+  }
+  if (flags.json !== undefined) writeFileSync(flags.json, JSON.stringify({ node: process.version, cpu: cpu[0]?.model, git: gitSha(), results }, null, 2));
+
+  console.log('');
+  console.log('fit RSS = a + b·N over connected identities (least squares)');
+  const fits = new Map<Variant, ReturnType<typeof fitLine>>();
+  for (const variant of variants) {
+    const points = results.filter((r) => r.variant === variant && r.connected > 0).map((r) => ({ x: r.connected, y: r.rssBytes }));
+    const fit = fitLine(points);
+    fits.set(variant, fit);
+    const heap = fitLine(results.filter((r) => r.variant === variant && r.connected > 0).map((r) => ({ x: r.connected, y: r.heapUsedBytes })));
+    console.log(`  ${variant.padEnd(13)} b = ${fmt(fit.b / 1024).padStart(6)} KiB/identity   a = ${fmt(fit.a / MiB).padStart(6)} MiB   R² = ${fmt(fit.r2, 4)}   (heap: ${fmt(heap.b / 1024)} KiB/identity)   ${points.length} points`);
+  }
+
+  console.log('');
+  const gw = fits.get('gateway-amqp');
+  for (const raw of ['raw-amqp', 'raw-mqtt'] as const) {
+    const other = fits.get(raw);
+    if (!gw || !other) continue;
+    const ratio = other.b / gw.b;
+    console.log(`per-identity slope ${raw} / gateway-amqp = ${fmt(ratio, 2)}×   target ≥ ${TARGET_RATIO}×: ${Number.isFinite(ratio) && ratio >= TARGET_RATIO ? 'met' : 'NOT met'}`);
+  }
+  const big = results.find((r) => r.variant === 'gateway-amqp' && r.n === 1000);
+  if (!big) console.log(`1000 identities connected in under ${TARGET_CONNECT_MS / 1000} s: not measured in this run (needs N = 1000 and the gateway variant)`);
+  else {
+    const ok = big.connected === 1000 && big.connectMs < TARGET_CONNECT_MS;
+    console.log(`1000 identities over the gateway connected in ${fmt(big.connectMs / 1000, 2)} s (${big.connected} connected, ${big.tcpSockets} TCP sockets)   target < ${TARGET_CONNECT_MS / 1000} s: ${ok ? 'met' : 'NOT met'}`);
+  }
+  const capped = results.filter((r) => r.capped);
+  if (capped.length > 0) console.log(`capped: ${capped.map((r) => `${r.variant} N=${r.n} (${r.connected} connected: ${r.capReason ?? ''})`).join('; ')}; their fit uses the identities that connected`);
+  console.log(`load at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (2 shared cores: read the connect times with it)`);
+}
+
+if (process.argv.includes('--child')) await runChild();
+else await runParent();

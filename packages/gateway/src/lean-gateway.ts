@@ -1,0 +1,278 @@
+// The gateway over AMQP and AMQP-WS with the `lean` engine: the same pool, shared connections,
+// identity channels and failure handling as the default engine, but each identity's DeviceClient
+// is a LeanDevice on its session instead of an Azure Client + transport. Token renewal is one
+// timer for the whole gateway rather than one per identity.
+import { EventEmitter } from 'node:events';
+import { SwitchyardError } from '@switchyard/errors';
+import { systemClock, type Clock, type DeviceClient } from '@switchyard/device';
+import type { Decision } from '@switchyard/selector';
+import azureCommon from 'azure-iot-common';
+import type {
+  Gateway,
+  GatewayEvents,
+  GatewayIdentity,
+  GatewayIdentityInput,
+  GatewayOptions,
+  GatewaySettings,
+  IdentityEvents,
+  IdentityState,
+  OpenSummary,
+  ParsedIdentity,
+} from './gateway.ts';
+import { createPool, invalid, isTransientFailure, openAll, parseIdentity, reopenDelayMs } from './gateway.ts';
+import { IdentityChannel } from './identity-channel.ts';
+import { LeanDevice, type LeanOwner } from './lean-device.ts';
+import type { AmqpConnectionPool, ConnectionInfo } from './pool.ts';
+import { translateAzureError } from './errors.ts';
+
+const { ConnectionString } = azureCommon;
+
+// The SDK's defaults (azure-iot-device's SharedAccessKeyAuthenticationProvider).
+const DEFAULT_TOKEN_VALID_SECONDS = 3600;
+const DEFAULT_TOKEN_MARGIN_SECONDS = 900;
+/** Renewals due within this much of a timer firing are done in the same pass, so the timer fires rarely. */
+const RENEWAL_BATCH_MS = 1_000;
+
+class LeanIdentity extends EventEmitter<IdentityEvents> implements GatewayIdentity {
+  stateValue: IdentityState = 'connecting';
+  readonly client = undefined;
+  reopenTimer: unknown;
+  reopenAttempt = 0;
+  constructor(readonly lean: LeanDevice) {
+    super();
+  }
+  get deviceId(): string {
+    return this.lean.deviceId;
+  }
+  get device(): DeviceClient {
+    return this.lean as unknown as DeviceClient;
+  }
+  get state(): IdentityState {
+    return this.stateValue;
+  }
+  get connectionId(): string {
+    return this.lean.channel.connectionId;
+  }
+}
+
+export class LeanAmqpGateway extends EventEmitter<GatewayEvents> implements Gateway, LeanOwner {
+  readonly protocol: 'amqp' | 'amqp-ws';
+  readonly multiplexed = true;
+  readonly clock: Clock;
+  readonly operationTimeoutMs = 30_000;
+  readonly tokenValidTimeInSeconds: number;
+  readonly tokenRenewalMarginInSeconds: number;
+  private pool: AmqpConnectionPool | undefined;
+  private hubHostName: string | undefined;
+  private readonly identities = new Map<string, LeanIdentity>();
+  /** Identities by device, also while connecting, so drops and faults find their owner. */
+  private readonly byDevice = new Map<LeanDevice, LeanIdentity>();
+  private readonly pending = new Set<string>();
+  private closed = false;
+  private renewalTimer: unknown;
+  private renewalDue: number | undefined;
+
+  constructor(
+    private readonly options: GatewayOptions,
+    private readonly settings: GatewaySettings,
+    readonly decision: Decision,
+  ) {
+    super();
+    this.protocol = decision.protocol as 'amqp' | 'amqp-ws';
+    this.clock = options.clock ?? systemClock;
+    this.tokenValidTimeInSeconds = options.tokenRenewal?.tokenValidTimeInSeconds ?? DEFAULT_TOKEN_VALID_SECONDS;
+    this.tokenRenewalMarginInSeconds = options.tokenRenewal?.tokenRenewalMarginInSeconds ?? DEFAULT_TOKEN_MARGIN_SECONDS;
+  }
+
+  open(): Promise<OpenSummary> {
+    return openAll(this.options.identities ?? [], this.settings.connectConcurrency, (identity) => this.add(identity), (err, deviceId) =>
+      translateAzureError(err, { deviceId, operation: 'connect', protocol: this.protocol }),
+    );
+  }
+
+  async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
+    if (this.closed) throw new SwitchyardError('NOT_CONNECTED', 'the gateway is closed; create a new one');
+    const parsed = parseIdentity(input);
+    if (this.identities.has(parsed.deviceId) || this.pending.has(parsed.deviceId)) {
+      throw invalid('deviceId', `"${parsed.deviceId}" is already in the gateway; remove it first`);
+    }
+    const pool = this.poolFor(parsed);
+    const fields = ConnectionString.parse(parsed.connectionString);
+    this.pending.add(parsed.deviceId);
+    const connection = pool.assign(parsed.deviceId);
+    const channel = new IdentityChannel(parsed.deviceId, connection, { onIdentityFault: (error) => this.channelFault(channel, error) });
+    const credentials = { hubHostName: parsed.hubHostName, ...(fields.SharedAccessKey ? { sharedAccessKey: fields.SharedAccessKey } : { sharedAccessSignature: fields.SharedAccessSignature! }) };
+    const device = new LeanDevice(parsed.deviceId, channel, credentials, this);
+    const identity = new LeanIdentity(device);
+    this.byDevice.set(device, identity);
+    try {
+      await device.open();
+    } catch (err) {
+      this.pending.delete(parsed.deviceId);
+      this.byDevice.delete(device);
+      identity.stateValue = 'closed';
+      await device.close();
+      await pool.release(parsed.deviceId);
+      throw translateAzureError(err, { deviceId: parsed.deviceId, operation: 'connect', protocol: this.protocol });
+    }
+    this.pending.delete(parsed.deviceId);
+    if (this.closed) {
+      this.byDevice.delete(device);
+      await device.close();
+      throw new SwitchyardError('NOT_CONNECTED', 'the gateway was closed while the identity connected');
+    }
+    identity.stateValue = 'connected';
+    this.identities.set(parsed.deviceId, identity);
+    return identity;
+  }
+
+  async remove(deviceId: string): Promise<void> {
+    const identity = this.identities.get(deviceId);
+    if (!identity) return;
+    this.identities.delete(deviceId);
+    await this.closeIdentity(identity);
+    identity.emit('disconnected', { willRetry: false });
+    this.emit('identity-disconnected', { deviceId, willRetry: false });
+    await this.pool?.release(deviceId);
+  }
+
+  get(deviceId: string): GatewayIdentity | undefined {
+    return this.identities.get(deviceId);
+  }
+
+  list(): GatewayIdentity[] {
+    return [...this.identities.values()];
+  }
+
+  connections(): ConnectionInfo[] {
+    return this.pool?.connections() ?? [];
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.renewalTimer !== undefined) this.clock.clearTimeout(this.renewalTimer);
+    this.renewalTimer = undefined;
+    const all = [...this.identities.values()];
+    this.identities.clear();
+    await Promise.all(all.map((identity) => this.closeIdentity(identity)));
+    await this.pool?.close();
+  }
+
+  private async closeIdentity(identity: LeanIdentity): Promise<void> {
+    identity.stateValue = 'closed';
+    if (identity.reopenTimer !== undefined) this.clock.clearTimeout(identity.reopenTimer);
+    identity.reopenTimer = undefined;
+    this.byDevice.delete(identity.lean);
+    await identity.lean.close();
+  }
+
+  private poolFor(parsed: ParsedIdentity): AmqpConnectionPool {
+    if (this.hubHostName !== undefined && this.hubHostName.toLowerCase() !== parsed.hubHostName.toLowerCase()) {
+      throw invalid('connectionString', `of "${parsed.deviceId}" names hub "${parsed.hubHostName}", but this gateway connects to "${this.hubHostName}"; one gateway serves one hub`);
+    }
+    if (this.pool) return this.pool;
+    const pool = createPool(this.options, this.settings, this.protocol, parsed);
+    pool.on('connection-open', (event) => this.emit('connection-open', event));
+    pool.on('connection-closed', (event) => this.emit('connection-closed', event));
+    pool.on('connection-lost', ({ connectionId, error }) =>
+      this.emit('connection-lost', { connectionId, error: translateAzureError(error, { operation: 'connection', protocol: this.protocol }) }),
+    );
+    this.pool = pool;
+    this.hubHostName = parsed.hubHostName;
+    return pool;
+  }
+
+  // ---- LeanOwner ---------------------------------------------------------------------------
+
+  private channelFault(channel: IdentityChannel, error: Error): void {
+    const identity = this.identities.get(channel.deviceId);
+    if (identity && identity.lean.channel === channel) this.identityError(identity, error, 'link');
+  }
+
+  deviceFault(device: LeanDevice, error: Error, operation: string): void {
+    const identity = this.byDevice.get(device);
+    if (identity) this.identityError(identity, error, operation);
+  }
+
+  /**
+   * The identity lost its session. Unlike the Azure client, which re-opens only identities with
+   * C2D, methods or desired-property listeners, every identity is re-opened: at once after the
+   * first drop (the pool coalesces the attempts into one connection), then with capped back-off.
+   */
+  deviceDropped(device: LeanDevice, err: Error): void {
+    const identity = this.byDevice.get(device);
+    if (!identity || identity.stateValue === 'closed' || this.closed || !this.identities.has(identity.deviceId)) return;
+    const error = translateAzureError(err, { deviceId: identity.deviceId, operation: 'connection', protocol: this.protocol });
+    const willRetry = isTransientFailure(err);
+    identity.stateValue = willRetry ? 'reconnecting' : 'disconnected';
+    const event = { error, willRetry };
+    identity.emit('disconnected', event);
+    this.emit('identity-disconnected', { deviceId: identity.deviceId, ...event });
+    if (willRetry) {
+      identity.reopenAttempt = 0;
+      this.reopen(identity);
+    } else device.gaveUp();
+  }
+
+  private reopen(identity: LeanIdentity): void {
+    if (identity.stateValue === 'closed' || this.closed) return;
+    identity.lean.open().then(
+      () => {
+        if (identity.stateValue === 'closed') return;
+        identity.stateValue = 'connected';
+        identity.emit('connected');
+        this.emit('identity-connected', { deviceId: identity.deviceId, connectionId: identity.connectionId });
+      },
+      (reopenErr: unknown) => {
+        if (identity.stateValue === 'closed' || this.closed) return;
+        if (isTransientFailure(reopenErr)) {
+          const delay = reopenDelayMs(identity.reopenAttempt++, this.settings.reconnect, (this.options.random ?? Math.random)());
+          identity.reopenTimer = this.clock.setTimeout(() => {
+            identity.reopenTimer = undefined;
+            this.reopen(identity);
+          }, delay);
+          return;
+        }
+        identity.stateValue = 'disconnected';
+        identity.lean.gaveUp();
+        const failure = translateAzureError(reopenErr, { deviceId: identity.deviceId, operation: 'connect', protocol: this.protocol });
+        this.identityError(identity, failure, 'reopen');
+        identity.emit('disconnected', { error: failure, willRetry: false });
+        this.emit('identity-disconnected', { deviceId: identity.deviceId, error: failure, willRetry: false });
+      },
+    );
+  }
+
+  private identityError(identity: LeanIdentity, err: unknown, operation: string): void {
+    if (identity.stateValue === 'closed') return;
+    const error = translateAzureError(err, { deviceId: identity.deviceId, operation, protocol: this.protocol });
+    if (identity.listenerCount('error') > 0) identity.emit('error', error);
+    this.emit('identity-error', { deviceId: identity.deviceId, error });
+  }
+
+  /** One timer for every identity's renewal, armed for the earliest one due. */
+  scheduleRenewal(device: LeanDevice): void {
+    const due = device.renewAt;
+    if (due === undefined || this.closed) return;
+    if (this.renewalDue !== undefined && this.renewalDue <= due) return;
+    if (this.renewalTimer !== undefined) this.clock.clearTimeout(this.renewalTimer);
+    this.renewalDue = due;
+    this.renewalTimer = this.clock.setTimeout(() => this.renewDue(), Math.max(0, due - this.clock.now()));
+  }
+
+  private renewDue(): void {
+    this.renewalTimer = undefined;
+    this.renewalDue = undefined;
+    if (this.closed) return;
+    const horizon = this.clock.now() + RENEWAL_BATCH_MS;
+    let next: LeanDevice | undefined;
+    for (const device of this.byDevice.keys()) {
+      const due = device.renewAt;
+      if (due === undefined) continue;
+      if (due <= horizon) device.renew();
+      else if (next === undefined || due < next.renewAt!) next = device;
+    }
+    if (next) this.scheduleRenewal(next);
+  }
+}
