@@ -39,6 +39,21 @@ function isDeviceMessage(value: OutgoingMessage): value is DeviceMessage {
   return typeof value === 'object' && value !== null && !(value instanceof Uint8Array) && 'body' in value;
 }
 
+// Over HTTPS each property becomes an `iothub-app-<key>` header. Node refuses a header name that is
+// not an HTTP token, or a value with control characters, by throwing inside the SDK's request
+// code, where nothing catches it and the process dies; refuse it here instead.
+const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const HTTP_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+function checkHttpProperty(key: string, value: string): void {
+  if (!HTTP_TOKEN.test(key)) {
+    throw new SwitchyardError('CONFIG_INVALID', `message property name ${JSON.stringify(key)} cannot travel over HTTPS, where properties are HTTP headers: use letters, digits and - . _ ~ only (no spaces)`, { details: { field: `properties.${key}` } });
+  }
+  if (!HTTP_VALUE.test(value)) {
+    throw new SwitchyardError('CONFIG_INVALID', `message property ${JSON.stringify(key)} has a value with control characters or characters beyond Latin-1, which cannot travel over HTTPS as a header: encode it (e.g. with encodeURIComponent)`, { details: { field: `properties.${key}` } });
+  }
+}
+
 /** Builds the SDK Message, with the expiry in the form each transport can encode. */
 export function toAzureMessage(input: OutgoingMessage, protocol: Protocol): AzureMessage {
   if (!isDeviceMessage(input)) return new azureDevice.Message(typeof input === 'string' ? Buffer.from(input, 'utf8') : Buffer.from(input));
@@ -56,6 +71,7 @@ export function toAzureMessage(input: OutgoingMessage, protocol: Protocol): Azur
     if (typeof value !== 'string') {
       throw new SwitchyardError('CONFIG_INVALID', `message property ${JSON.stringify(key)} must be a string, got ${typeof value}`, { details: { field: `properties.${key}` } });
     }
+    if (protocol === 'https') checkHttpProperty(key, value);
     message.properties.add(key, value);
   }
   if (input.messageId !== undefined) message.messageId = input.messageId;

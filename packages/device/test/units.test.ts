@@ -147,6 +147,13 @@ describe('messages', () => {
     expect(toAzureMessage({ body: 'x', expiresAt }, 'https').expiryTimeUtc).toBe('2030-01-01T00:00:00.000Z');
   });
 
+  it('refuses, over HTTPS only, property names and values that cannot be HTTP headers (the SDK would crash the process)', () => {
+    expect(() => toAzureMessage({ body: 'x', properties: { 'spaced key': 'v' } }, 'https')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', details: { field: 'properties.spaced key' } }));
+    expect(() => toAzureMessage({ body: 'x', properties: { k: 'line\nbreak' } }, 'https')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', details: { field: 'properties.k' } }));
+    expect(toAzureMessage({ body: 'x', properties: { 'unit-of_measure.v2': 'kWh / h' } }, 'https').properties.getValue('unit-of_measure.v2')).toBe('kWh / h');
+    expect(toAzureMessage({ body: 'x', properties: { 'spaced key': 'line\nbreak' } }, 'mqtt').properties.getValue('spaced key')).toBe('line\nbreak');
+  });
+
   it('sends objects as JSON with content type and encoding', () => {
     const m = toAzureMessage({ body: { a: 1 } }, 'mqtt');
     expect(m.getData().toString()).toBe('{"a":1}');
