@@ -8,7 +8,7 @@ import { Amqp as DeviceAmqp } from 'azure-iot-device-amqp';
 import { Amqp as BaseAmqp } from 'azure-iot-amqp-base';
 import rhea from 'rhea';
 import type { Sender } from 'rhea';
-import { HUB_NAME, RawAmqpClient, RedirectAgent, deviceKey, sasToken, startAmqpTestHub, waitFor, within, type AmqpTestHub } from './amqp-harness.ts';
+import { HUB_NAME, RawAmqpClient, RedirectAgent, deviceKey, sasToken, startAmqpTestHub, waitFor, within, type AmqpTestHub } from './support/amqp-harness.ts';
 
 type Callback = (err?: Error | null, result?: unknown) => void;
 
@@ -81,7 +81,7 @@ describe.each(['amqp', 'amqp-ws'] as const)('several device identities on one %s
       const Transport = protocol === 'amqp' ? DeviceAmqp : SharedAmqpWs;
       const transport = new Transport(auth, shared.view() as ConstructorParameters<typeof DeviceAmqp>[1]);
       const client = new Client(transport);
-      await client.setOptions(protocol === 'amqp' ? { ca: hub.ca } : { ca: hub.ca, amqp: { webSocketAgent: new RedirectAgent(hub.httpsPort) } });
+      await client.setOptions(protocol === 'amqp' ? { ca: hub.ca } : { ca: hub.ca, amqp: { webSocketAgent: new RedirectAgent({ host: '127.0.0.1', port: hub.httpsPort }) } });
       client.on('error', () => undefined);
       clients.set(id, client);
     }

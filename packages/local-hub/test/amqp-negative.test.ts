@@ -7,7 +7,7 @@ import rhea from 'rhea';
 import type { EventContext, Receiver, Sender } from 'rhea';
 import { Message } from 'azure-iot-device';
 import { BATCH_MESSAGE_FORMAT } from '../src/amqp/index.ts';
-import { RawAmqpClient, deviceKey, sasToken, sdkClient, startAmqpTestHub, waitFor, within, type AmqpTestHub } from './amqp-harness.ts';
+import { RawAmqpClient, deviceKey, sasToken, sdkClient, startAmqpTestHub, waitFor, within, type AmqpTestHub } from './support/amqp-harness.ts';
 
 describe('AMQP front-end refusals', () => {
   let hub: AmqpTestHub;

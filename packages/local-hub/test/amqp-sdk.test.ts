@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Message } from 'azure-iot-device';
 import type { Client } from 'azure-iot-device';
-import { sdkClient, startAmqpTestHub, waitFor, within, type AmqpTestHub } from './amqp-harness.ts';
+import { sdkClient, startAmqpTestHub, waitFor, within, type AmqpTestHub } from './support/amqp-harness.ts';
 
 type C2DMessage = Message & { transportObj?: { delivery_count?: number } };
 

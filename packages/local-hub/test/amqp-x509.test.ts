@@ -7,7 +7,7 @@ import { Client, Message } from 'azure-iot-device';
 import { Amqp } from 'azure-iot-device-amqp';
 import azureIotCommon from 'azure-iot-common';
 import { issueDeviceCertificate, type DeviceCertificate } from '../src/tls/index.ts';
-import { RawAmqpClient, startAmqpTestHub, within, type AmqpTestHub } from './amqp-harness.ts';
+import { RawAmqpClient, startAmqpTestHub, within, type AmqpTestHub } from './support/amqp-harness.ts';
 
 describe('X.509 devices over AMQP', () => {
   let hub: AmqpTestHub;

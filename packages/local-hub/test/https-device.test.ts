@@ -9,7 +9,7 @@ import { Client, Message } from 'azure-iot-device';
 import { Http } from 'azure-iot-device-http';
 import { NoRetry } from 'azure-iot-common';
 import { createSasToken, silentLogger, startLocalHub, type LocalHub } from '../src/index.ts';
-import { API, hubRequest, serviceHeaders, waitUntil } from './https-helpers.ts';
+import { API, hubRequest, serviceHeaders, waitUntil } from './support/https-helpers.ts';
 
 let hub: LocalHub;
 const clients: Client[] = [];

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from 'azure-iot-device';
 import { Mqtt } from 'azure-iot-device-mqtt';
 import { createSasToken, silentLogger, startLocalHub, type LocalHub } from '../src/index.ts';
-import { API, hubRequest, serviceHeaders, waitUntil, type HubResponse } from './https-helpers.ts';
+import { API, hubRequest, serviceHeaders, waitUntil, type HubResponse } from './support/https-helpers.ts';
 
 let hub: LocalHub;
 const clients: Client[] = [];

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { generate, parser, type IPublishPacket, type Packet } from 'mqtt-packet';
 import type { LocalHub } from '../src/index.ts';
-import { deviceKey, deviceToken, refusals as refusalsOf, startTestHub, type MemoryLogger } from './mqtt-harness.ts';
+import { deviceKey, deviceToken, refusals as refusalsOf, startTestHub, type MemoryLogger } from './support/mqtt-harness.ts';
 import { waitFor } from './support/azure-clients.ts';
 
 let hub: LocalHub;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Message, type Client, type Twin } from 'azure-iot-device';
 import { NoRetry } from 'azure-iot-common';
 import type { LocalHub } from '../src/index.ts';
-import { deviceKey, startTestHub } from './mqtt-harness.ts';
+import { deviceKey, startTestHub } from './support/mqtt-harness.ts';
 import { azureClient, waitFor } from './support/azure-clients.ts';
 
 const WAIT_MS = 10_000;

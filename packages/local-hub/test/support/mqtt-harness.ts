@@ -1,7 +1,7 @@
 // Shared set-up for the MQTT front-end suites: the real hub from startLocalHub() on 127.0.0.1:0,
 // with an in-memory log so tests can check that refusals were audited.
-import { createMemoryLogger } from '../src/logger.ts';
-import { createSasToken, startLocalHub, type LocalHub, type LocalHubOptions } from '../src/index.ts';
+import { createMemoryLogger } from '../../src/logger.ts';
+import { createSasToken, startLocalHub, type LocalHub, type LocalHubOptions } from '../../src/index.ts';
 
 export type MemoryLogger = ReturnType<typeof createMemoryLogger>;
 

@@ -1,6 +1,6 @@
 // Plain HTTPS requests against a local hub, with the hub's CA as `ca` (verification stays on).
 import https from 'node:https';
-import type { LocalHub } from '../src/index.ts';
+import type { LocalHub } from '../../src/index.ts';
 
 export interface HubResponse {
   status: number;

@@ -1,14 +1,15 @@
 // Test bench for the AMQP front-end: the real hub (startLocalHub, in memory, ephemeral ports),
 // Azure SDK client builders, and a raw rhea client for what the SDK never sends.
-import https from 'node:https';
-import type { Duplex } from 'node:stream';
 import rhea from 'rhea';
 import type { Connection, EventContext, Message, Receiver, Sender } from 'rhea';
 import azureIotDevice from 'azure-iot-device';
 import type { Client } from 'azure-iot-device';
 import azureIotDeviceAmqp from 'azure-iot-device-amqp';
 import azureIotCommon from 'azure-iot-common';
-import { createMemoryLogger, createSasToken, startLocalHub, type LocalHub } from '../src/index.ts';
+import { createMemoryLogger, createSasToken, startLocalHub, type LocalHub } from '../../src/index.ts';
+import { RedirectAgent } from './azure-clients.ts';
+
+export { RedirectAgent };
 
 export const HUB_NAME = 'testhub.azure-devices.net';
 
@@ -40,16 +41,6 @@ export function sasToken(deviceId: string, key: string, ttlSeconds = 3600): stri
 
 // ---- Azure SDK clients --------------------------------------------------------------------------
 
-export class RedirectAgent extends https.Agent {
-  constructor(private readonly port: number) {
-    super({ keepAlive: false });
-  }
-  // Node's typings omit createConnection on Agent; it is the documented hook for custom sockets.
-  createConnection(options: Record<string, unknown>, callback?: unknown): Duplex {
-    const base = https.Agent.prototype as unknown as { createConnection(o: Record<string, unknown>, cb?: unknown): Duplex };
-    return base.createConnection.call(this, { ...options, host: '127.0.0.1', port: this.port }, callback);
-  }
-}
 
 export interface SdkClientOptions {
   tokenRenewal?: { tokenValidTimeInSeconds: number; tokenRenewalMarginInSeconds: number };
@@ -68,7 +59,7 @@ export async function sdkClient(hub: AmqpTestHub, transport: 'amqp' | 'amqp-ws',
     : Client.fromConnectionString(base, AmqpWs);
   const options: Record<string, unknown> = { ca: hub.ca };
   if (opts.tokenRenewal) options.tokenRenewal = opts.tokenRenewal;
-  if (transport === 'amqp-ws') options.amqp = { webSocketAgent: new RedirectAgent(hub.httpsPort) };
+  if (transport === 'amqp-ws') options.amqp = { webSocketAgent: new RedirectAgent({ host: '127.0.0.1', port: hub.httpsPort }) };
   // setOptions replaces rather than merges: everything goes in one call.
   await client.setOptions(options as Parameters<Client['setOptions']>[0]);
   if (opts.noRetry) client.setRetryPolicy(new azureIotCommon.NoRetry());
