@@ -11,13 +11,6 @@ export function median(values: readonly number[]): number {
   return percentile(finite, 50);
 }
 
-/** (max − min) / median: the run-to-run spread quoted next to every median. */
-export function spread(values: readonly number[]): number {
-  const finite = values.filter((v) => Number.isFinite(v));
-  if (finite.length < 2) return Number.NaN;
-  return (Math.max(...finite) - Math.min(...finite)) / median(finite);
-}
-
 /**
  * Latencies in log-spaced buckets (2 % wide), so every sample of a run can be kept in constant
  * memory: a growing array would add to the very RSS the bench compares.

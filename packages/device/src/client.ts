@@ -274,17 +274,18 @@ export class SwitchyardDeviceClient extends EventEmitter {
   }
 
   /** Runs an SDK operation with deadline and abort; an AMQP timeout triggers #recycle. */
-  async #run<T>(what: string, op: (azure: AzureClientLike) => Promise<T>, options?: OperationOptions): Promise<T> {
-    if (this.#rebuilding !== undefined) await this.#rebuilding;
+  #run<T>(what: string, op: (azure: AzureClientLike) => Promise<T>, options?: OperationOptions): Promise<T> {
+    // Not async: this is on every send, and each extra await is a promise and a tick.
+    if (this.#rebuilding !== undefined) return this.#rebuilding.then(() => this.#run(what, op, options));
     const azure = this.#azure;
-    try {
-      return await guard(this.protocol, what, () => op(azure), this.#opts(options));
-    } catch (err) {
-      if ((this.protocol === 'amqp' || this.protocol === 'amqp-ws') && (err as SwitchyardError).code === 'TIMEOUT' && azure === this.#azure) {
+    const attempt = guard(this.protocol, what, () => op(azure), this.#opts(options));
+    if (this.protocol !== 'amqp' && this.protocol !== 'amqp-ws') return attempt;
+    return attempt.catch((err: unknown) => {
+      if ((err as SwitchyardError).code === 'TIMEOUT' && azure === this.#azure) {
         this.#recycle(`${this.protocol} ${what} timed out; replacing the connection`);
       }
       throw err;
-    }
+    });
   }
 
   get state(): ConnectionState {
@@ -302,7 +303,7 @@ export class SwitchyardDeviceClient extends EventEmitter {
   }
 
   #opts(options: OperationOptions | undefined): OperationOptions & { defaultTimeoutMs: number } {
-    return { ...options, defaultTimeoutMs: this.#timeoutMs };
+    return options === undefined ? { defaultTimeoutMs: this.#timeoutMs } : { ...options, defaultTimeoutMs: this.#timeoutMs };
   }
 
   #assertOpen(what: string): void {

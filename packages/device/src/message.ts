@@ -61,7 +61,7 @@ export function toAzureMessage(input: OutgoingMessage, protocol: Protocol): Azur
   let data: Buffer;
   let json = false;
   if (typeof body === 'string') data = Buffer.from(body, 'utf8');
-  else if (body instanceof Uint8Array) data = Buffer.from(body);
+  else if (body instanceof Uint8Array) data = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   else {
     data = Buffer.from(JSON.stringify(body), 'utf8');
     json = true;
