@@ -14,7 +14,6 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { median } from './stats.ts';
 // Types only: each child loads just its own variant's modules, at run time.
 import type { createGateway as createGatewayType } from '@switchyard/gateway';
 import type { Client as AzureClientType } from 'azure-iot-device';
@@ -426,11 +425,11 @@ async function runParent(): Promise<void> {
   const big = results.filter((r) => r.variant === 'gateway-amqp' && r.n === 1000);
   if (big.length === 0) console.log(`1000 identities connected in under ${TARGET_CONNECT_MS / 1000} s: not measured in this run (needs N = 1000 and the gateway variant)`);
   else {
-    const times = big.map((r) => r.connectMs);
-    const typical = median(times);
-    const ok = big.every((r) => r.connected === 1000) && typical < TARGET_CONNECT_MS;
+    // Judged on the slowest run: the target is about every start of a gateway, not a good one.
+    const slowest = Math.max(...big.map((r) => r.connectMs));
+    const ok = big.every((r) => r.connected === 1000) && slowest < TARGET_CONNECT_MS;
     const sockets = [...new Set(big.map((r) => r.tcpSockets))].join('/');
-    console.log(`1000 identities over the gateway connected in ${fmt(typical / 1000, 2)} s (median of ${big.length}; slowest ${fmt(Math.max(...times) / 1000, 2)} s; ${sockets} TCP sockets)   target < ${TARGET_CONNECT_MS / 1000} s: ${ok ? 'met' : 'NOT met'}`);
+    console.log(`1000 identities over the gateway connected in ${big.map((r) => fmt(r.connectMs / 1000, 2)).join(', ')} s (${big.length === 1 ? 'one run' : `${big.length} runs`}; ${sockets} TCP sockets)   target < ${TARGET_CONNECT_MS / 1000} s: ${ok ? 'met' : 'NOT met'}`);
   }
   const capped = results.filter((r) => r.capped);
   if (capped.length > 0) console.log(`capped: ${capped.map((r) => `${r.variant} N=${r.n} (${r.connected} connected: ${r.capReason ?? ''})`).join('; ')}; their fit uses the identities that connected`);

@@ -7,7 +7,7 @@
 // measure bytes on the wire; it is not timed, because the relay's hop would be charged to both.
 //
 //   pnpm bench [--quick] [--protocols mqtt,amqp] [--rounds N] [--slices N] [--slice-ms MS]
-//              [--bundled] [--json FILE] [--cpu-prof DIR] [--hub-throughput]
+//              [--bundled] [--json FILE] [--cpu-prof DIR] [--hub-throughput] [--gateway-memory]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { statSync, writeFileSync } from 'node:fs';
@@ -30,7 +30,8 @@ const USAGE = `usage: pnpm bench [options]
                       the TypeScript sources run through tsx
   --json FILE         also write every child's result as JSON
   --cpu-prof DIR      run each client child under node --cpu-prof, profiles into DIR
-  --hub-throughput    afterwards, run the hub's own throughput bench (bench/hub-throughput.ts)`;
+  --hub-throughput    afterwards, run the hub's own throughput bench (bench/hub-throughput.ts)
+  --gateway-memory    afterwards, run the gateway memory bench (bench/gateway-memory.ts; --quick passed on)`;
 
 const { values: flags } = parseArgs({
   options: {
@@ -43,6 +44,7 @@ const { values: flags } = parseArgs({
     json: { type: 'string' },
     'cpu-prof': { type: 'string' },
     'hub-throughput': { type: 'boolean', default: false },
+    'gateway-memory': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -452,10 +454,12 @@ if (flags.json !== undefined) {
   console.log(`Wrote ${flags.json}.`);
 }
 
-if (flags['hub-throughput']) {
+async function runAfter(script: string, args: string[]): Promise<void> {
   console.log('');
-  const child = spawn(process.execPath, ['--import', 'tsx', here('./hub-throughput.ts'), String(flags.quick ? 3 : 10)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', here(script), ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
   const [code] = (await once(child, 'exit')) as [number | null];
   if (code !== 0) process.exitCode = 1;
 }
+if (flags['hub-throughput']) await runAfter('./hub-throughput.ts', [String(flags.quick ? 3 : 10)]);
+if (flags['gateway-memory']) await runAfter('./gateway-memory.ts', flags.quick ? ['--quick'] : []);
 if (failures.length > 0) process.exitCode = 1;

@@ -31,7 +31,6 @@ Protocol: SWITCHYARD_PROTOCOL=amqp|amqp-ws|mqtt, or SWITCHYARD_PROFILE=<profile.
 const DEFAULT_PROFILE = fileURLToPath(new URL('./profiles/relay.json', import.meta.url));
 // Waits that end the run even when the hub or the network stops answering.
 const DRAIN_MS = 10_000;
-const EXIT_GRACE_MS = 2_000;
 
 interface SensorTally {
   deviceId: string;
@@ -316,7 +315,9 @@ function printSummary(s: FieldGatewaySummary): void {
   line('hub', s.hub);
   line('protocol', s.protocol);
   line('multiplexed', s.multiplexed ? 'yes' : 'no');
-  for (const reason of s.multiplexed ? s.because.slice(0, 1) : s.warnings) line('  why', reason);
+  const lost = s.warnings.filter((w) => w.startsWith('multiplexing lost'));
+  for (const reason of s.multiplexed ? s.because.slice(0, 1) : lost) line('  why', reason);
+  for (const warning of s.warnings.filter((w) => !lost.includes(w))) line('  warning', warning);
   line('sensors', s.sensors);
   line('connect time', `${s.connectMs} ms`);
   line('connections opened', `${s.connectionsOpened} (${s.connectionsSource})`);
@@ -338,10 +339,4 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     console.error(`field gateway failed: ${isSwitchyardError(err) ? `${err.code}: ` : ''}${redactSecrets((err as Error).message ?? String(err))}`);
     process.exitCode = 1;
   }
-  // The Azure clients can leave a timer behind after close; the run is over either way.
-  setTimeout(() => {
-    // Known: the local hub's AMQP front-end leaves a rhea heartbeat timer behind (README.md).
-    console.error(`field gateway: ${process.getActiveResourcesInfo().join(', ')} still pending after close; exiting`);
-    process.exit(process.exitCode ?? 0);
-  }, EXIT_GRACE_MS).unref();
 }

@@ -47,6 +47,24 @@ function acceptSocket(container: Container, options: ConnectionOptions, socket: 
   return connection.accept(socket);
 }
 
+/**
+ * rhea 3.0.5 re-arms its idle timer (twice the advertised idle timeout: 8 minutes here) while it
+ * reads a peer's final close frame, after the close has been dispatched, and clears it only if the
+ * socket's close event comes later. When it came first, that timer keeps the process alive long
+ * after hub.close(). Once rhea has finished with the frame, the timers of a closed connection
+ * have nothing left to guard.
+ */
+function releaseIdleTimers(connection: Connection | undefined): void {
+  if (connection === undefined) return;
+  const timers = connection as unknown as { heartbeat_in?: ReturnType<typeof setTimeout>; heartbeat_out?: ReturnType<typeof setTimeout> };
+  setImmediate(() => {
+    if (timers.heartbeat_in !== undefined) clearTimeout(timers.heartbeat_in);
+    if (timers.heartbeat_out !== undefined) clearTimeout(timers.heartbeat_out);
+    timers.heartbeat_in = undefined;
+    timers.heartbeat_out = undefined;
+  });
+}
+
 export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
   const { core, logger } = deps;
   const clock = deps.clock ?? systemClock;
@@ -121,8 +139,14 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
   };
   // rhea reports 'disconnected' only for transports that drop without a close handshake; a clean
   // close (the SDK's client.close(), or the peer answering ours) shows up as 'connection_close'.
-  container.on('connection_close', (ctx: EventContext) => teardown(handlerOf(ctx)));
-  container.on('disconnected', (ctx: EventContext) => teardown(handlerOf(ctx)));
+  container.on('connection_close', (ctx: EventContext) => {
+    teardown(handlerOf(ctx));
+    releaseIdleTimers(ctx.connection);
+  });
+  container.on('disconnected', (ctx: EventContext) => {
+    teardown(handlerOf(ctx));
+    releaseIdleTimers(ctx.connection);
+  });
   // Malformed input: rhea ends that socket itself after dispatching these; without a listener an
   // EventEmitter 'error' would throw and take the whole hub down.
   container.on('protocol_error', (err: unknown) => logger.warn('amqp protocol error; connection closed', { error: describe(err) }));

@@ -4,10 +4,16 @@
 // https.Agent that redirects the TCP connection while TLS still verifies the hub's name.
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import { Client } from 'azure-iot-device';
-import { Mqtt, MqttWs } from 'azure-iot-device-mqtt';
-import { Amqp, AmqpWs } from 'azure-iot-device-amqp';
-import { Http } from 'azure-iot-device-http';
+// Default imports: these are CommonJS packages, and plain Node (unlike vitest) cannot always
+// name their exports from ESM.
+import azureDevice, { type Client } from 'azure-iot-device';
+import azureMqtt from 'azure-iot-device-mqtt';
+import azureAmqp from 'azure-iot-device-amqp';
+import azureHttp from 'azure-iot-device-http';
+
+const { Mqtt, MqttWs } = azureMqtt;
+const { Amqp, AmqpWs } = azureAmqp;
+const { Http } = azureHttp;
 
 export type TransportName = 'mqtt' | 'mqtt-ws' | 'amqp' | 'amqp-ws' | 'https';
 export const TRANSPORTS: TransportName[] = ['mqtt', 'mqtt-ws', 'amqp', 'amqp-ws', 'https'];
@@ -46,7 +52,7 @@ export interface ClientOptions {
 }
 
 export async function azureClient(hub: HubAddress, transport: TransportName, deviceId: string, key: string, opts: ClientOptions = {}): Promise<Client> {
-  const client = Client.fromConnectionString(connectionString(hub, transport, deviceId, key), ctor[transport]);
+  const client = azureDevice.Client.fromConnectionString(connectionString(hub, transport, deviceId, key), ctor[transport]);
   const agent = new RedirectAgent({ host: hub.address, port: hub.ports.https });
   const options: Record<string, unknown> = { ca: hub.ca };
   if (opts.tokenRenewal) options.tokenRenewal = opts.tokenRenewal;
