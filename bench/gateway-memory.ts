@@ -5,7 +5,7 @@
 // and connect time. RSS = a + b·N is fitted per variant; the report compares the slopes b.
 //
 //   pnpm --filter @switchyard/bench gateway-memory [--quick] [--n 1,10,100,1000] [--repeat 2]
-//        [--variants gateway-amqp,raw-amqp,raw-mqtt] [--json FILE]
+//        [--variants gateway-amqp,gateway-amqp-lean,raw-amqp,raw-mqtt] [--json FILE]
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import type { createGateway as createGatewayType } from '@switchyard/gateway';
 import type { Client as AzureClientType } from 'azure-iot-device';
 
-const VARIANTS = ['gateway-amqp', 'raw-amqp', 'raw-mqtt'] as const;
+const VARIANTS = ['gateway-amqp', 'gateway-amqp-lean', 'raw-amqp', 'raw-mqtt'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 interface HubInfo {
@@ -133,9 +133,10 @@ type Connector = (config: ChildConfig, ids: string[]) => Promise<Connected>;
 
 /** Loads only what the variant needs, before the baseline, so module code is not charged per identity. */
 async function loadVariant(variant: Variant): Promise<Connector> {
-  if (variant === 'gateway-amqp') {
+  if (variant === 'gateway-amqp' || variant === 'gateway-amqp-lean') {
     const { createGateway } = await import('@switchyard/gateway');
-    return (config, ids) => connectGateway(createGateway, config, ids);
+    const engine = variant === 'gateway-amqp-lean' ? 'lean' : 'azure-client';
+    return (config, ids) => connectGateway(createGateway, config, ids, engine);
   }
   // Only the one transport package, as a plain Azure device program would load.
   const { Client } = (await import('azure-iot-device')).default;
@@ -147,10 +148,11 @@ type CreateGateway = typeof createGatewayType;
 type AzureClient = typeof AzureClientType;
 type AzureTransport = Parameters<AzureClient['fromConnectionString']>[1];
 
-async function connectGateway(createGateway: CreateGateway, config: ChildConfig, ids: string[]): Promise<Connected> {
+async function connectGateway(createGateway: CreateGateway, config: ChildConfig, ids: string[], engine: 'lean' | 'azure-client'): Promise<Connected> {
   const { hub } = config;
   const gateway = await createGateway({
     protocol: 'amqp',
+    engine,
     env: {},
     ca: hub.ca,
     endpoint: { host: hub.address, ports: hub.ports },
@@ -378,7 +380,7 @@ async function runParent(): Promise<void> {
   console.log('');
 
   const results: ChildResult[] = [];
-  const header = `${'run'.padStart(3)} ${'variant'.padEnd(13)} ${'N'.padStart(5)} ${'connected'.padStart(9)} ${'TCP sockets'.padStart(11)} ${'connect s'.padStart(9)} ${'RSS MiB'.padStart(8)} ${'heap MiB'.padStart(8)} ${'added KiB/id'.padStart(15)}`;
+  const header = `${'run'.padStart(3)} ${'variant'.padEnd(17)} ${'N'.padStart(5)} ${'connected'.padStart(9)} ${'TCP sockets'.padStart(11)} ${'connect s'.padStart(9)} ${'RSS MiB'.padStart(8)} ${'heap MiB'.padStart(8)} ${'added KiB/id'.padStart(15)}`;
   console.log(header);
   for (let run = 1; run <= repeat; run++) {
     // Every other run reverses the variant order, so a drift in the machine's load is shared.
@@ -389,13 +391,13 @@ async function runParent(): Promise<void> {
         try {
           r = await measure(variant, n, pin);
         } catch (err) {
-          console.log(`${String(run).padStart(3)} ${variant.padEnd(13)} ${String(n).padStart(5)}  failed: ${(err as Error).message}`);
+          console.log(`${String(run).padStart(3)} ${variant.padEnd(17)} ${String(n).padStart(5)}  failed: ${(err as Error).message}`);
           continue;
         }
         results.push(r);
         const perId = r.connected > 0 ? (r.rssBytes - r.baselineRssBytes) / 1024 / r.connected : Number.NaN;
         console.log(
-          `${String(run).padStart(3)} ${variant.padEnd(13)} ${String(n).padStart(5)} ${String(r.connected).padStart(9)} ${String(r.tcpSockets).padStart(11)} ${fmt(r.connectMs / 1000, 2).padStart(9)} ${fmt(r.rssBytes / MiB).padStart(8)} ${fmt(r.heapUsedBytes / MiB).padStart(8)} ${fmt(perId).padStart(15)}` +
+          `${String(run).padStart(3)} ${variant.padEnd(17)} ${String(n).padStart(5)} ${String(r.connected).padStart(9)} ${String(r.tcpSockets).padStart(11)} ${fmt(r.connectMs / 1000, 2).padStart(9)} ${fmt(r.rssBytes / MiB).padStart(8)} ${fmt(r.heapUsedBytes / MiB).padStart(8)} ${fmt(perId).padStart(15)}` +
             (r.capped ? `  CAPPED: ${r.capReason ?? 'not all identities connected'}` : ''),
         );
       }
@@ -411,18 +413,20 @@ async function runParent(): Promise<void> {
     const fit = fitLine(points);
     fits.set(variant, fit);
     const heap = fitLine(results.filter((r) => r.variant === variant && r.connected > 0).map((r) => ({ x: r.connected, y: r.heapUsedBytes })));
-    console.log(`  ${variant.padEnd(13)} b = ${fmt(fit.b / 1024).padStart(6)} KiB/identity   a = ${fmt(fit.a / MiB).padStart(6)} MiB   R² = ${fmt(fit.r2, 4)}   (heap: ${fmt(heap.b / 1024)} KiB/identity)   ${points.length} points`);
+    console.log(`  ${variant.padEnd(17)} b = ${fmt(fit.b / 1024).padStart(6)} KiB/identity   a = ${fmt(fit.a / MiB).padStart(6)} MiB   R² = ${fmt(fit.r2, 4)}   (heap: ${fmt(heap.b / 1024)} KiB/identity)   ${points.length} points`);
   }
 
   console.log('');
-  const gw = fits.get('gateway-amqp');
-  for (const raw of ['raw-amqp', 'raw-mqtt'] as const) {
-    const other = fits.get(raw);
-    if (!gw || !other) continue;
-    const ratio = other.b / gw.b;
-    console.log(`per-identity slope ${raw} / gateway-amqp = ${fmt(ratio, 2)}×   target ≥ ${TARGET_RATIO}×: ${Number.isFinite(ratio) && ratio >= TARGET_RATIO ? 'met' : 'NOT met'}`);
+  for (const engine of ['gateway-amqp', 'gateway-amqp-lean'] as const) {
+    const gw = fits.get(engine);
+    for (const raw of ['raw-amqp', 'raw-mqtt'] as const) {
+      const other = fits.get(raw);
+      if (!gw || !other) continue;
+      const ratio = other.b / gw.b;
+      console.log(`per-identity slope ${raw} / ${engine} = ${fmt(ratio, 2)}×   target ≥ ${TARGET_RATIO}×: ${Number.isFinite(ratio) && ratio >= TARGET_RATIO ? 'met' : 'NOT met'}`);
+    }
   }
-  const big = results.filter((r) => r.variant === 'gateway-amqp' && r.n === 1000);
+  const big = results.filter((r) => (r.variant === 'gateway-amqp' || r.variant === 'gateway-amqp-lean') && r.n === 1000);
   if (big.length === 0) console.log(`1000 identities connected in under ${TARGET_CONNECT_MS / 1000} s: not measured in this run (needs N = 1000 and the gateway variant)`);
   else {
     // Judged on the slowest run: the target is about every start of a gateway, not a good one.

@@ -14,7 +14,13 @@ for (let i = 0; i < count; i++) {
 }
 process.stdout.write(JSON.stringify({ hostName: hub.hostName, address: hub.address, ports: hub.ports, ca: hub.ca, devices }) + '\n');
 
-const stop = async (): Promise<void> => { await hub.close(); process.exit(0); };
+// On the way out, report what the hub itself accepted, so a benchmark can check its own count.
+const stop = async (): Promise<void> => {
+  const received = hub.listDevices().reduce((sum, d) => sum + hub.counters(d.deviceId).telemetryReceived, 0);
+  process.stdout.write(JSON.stringify({ telemetryReceived: received }) + '\n');
+  await hub.close();
+  process.exit(0);
+};
 process.on('SIGTERM', () => void stop());
 process.stdin.on('end', () => void stop());
 process.stdin.resume();

@@ -21,17 +21,24 @@ const payload = Buffer.alloc(100, 'x');
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
 if (hasTaskset) spawnSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 
-async function startHub(devices: number): Promise<{ info: HubInfo; stop: () => Promise<void> }> {
+async function startHub(devices: number): Promise<{ info: HubInfo; stop: () => Promise<number> }> {
   const script = fileURLToPath(new URL('./hub-process.ts', import.meta.url));
   const args = ['--import', 'tsx', script, String(devices)];
   const child = hasTaskset ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
     : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const [line] = (await once(lines, 'line')) as [string];
-  return { info: JSON.parse(line) as HubInfo, stop: async () => { child.stdin!.end(); await once(child, 'exit'); } };
+  const stop = async (): Promise<number> => {
+    const last = once(lines, 'line') as Promise<[string]>;
+    child.stdin!.end();
+    const [report] = await last;
+    await once(child, 'exit');
+    return (JSON.parse(report) as { telemetryReceived: number }).telemetryReceived;
+  };
+  return { info: JSON.parse(line) as HubInfo, stop };
 }
 
-async function run(devices: number): Promise<{ devices: number; msgsPerSecond: number; acked: number }> {
+async function run(devices: number): Promise<{ devices: number; msgsPerSecond: number; acked: number; sent: number; hubReceived: number }> {
   const hub = await startHub(devices);
   const { info } = hub;
   const clients = await Promise.all(Object.entries(info.devices).map(async ([id, key]) => {
@@ -48,12 +55,14 @@ async function run(devices: number): Promise<{ devices: number; msgsPerSecond: n
   }));
 
   let acked = 0;
+  let ackedTotal = 0;
   let counting = false;
   let running = true;
   const pump = (id: string, client: mqtt.MqttClient): void => {
     if (!running) return;
     client.publish(`devices/${id}/messages/events/`, payload, { qos: 1 }, (err) => {
       if (err) { running = false; return; }
+      ackedTotal++;
       if (counting) acked++;
       pump(id, client);
     });
@@ -67,13 +76,15 @@ async function run(devices: number): Promise<{ devices: number; msgsPerSecond: n
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
   running = false;
   await Promise.all(clients.map(({ client }) => client.endAsync()));
-  await hub.stop();
-  return { devices, msgsPerSecond: Math.round(acked / elapsed), acked };
+  const hubReceived = await hub.stop();
+  return { devices, msgsPerSecond: Math.round(acked / elapsed), acked, sent: ackedTotal, hubReceived };
 }
 
 console.log(`hub throughput: QoS 1 MQTT telemetry, ${payload.length} B payload, window ${window} per device, ${seconds} s per cell`);
 console.log(`node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, taskset ${hasTaskset ? 'hub on CPU 0, clients on CPU 1' : 'not available'}`);
 for (const n of [1, 100]) {
   const r = await run(n);
-  console.log(`devices=${String(r.devices).padStart(3)}  msgs/s=${String(r.msgsPerSecond).padStart(7)}  acked=${r.acked}`);
+  // Every PUBACK the clients saw must match a message the hub recorded, or the rate means nothing.
+  const check = r.hubReceived === r.sent ? 'hub count matches' : `MISMATCH: hub recorded ${r.hubReceived}`;
+  console.log(`devices=${String(r.devices).padStart(3)}  msgs/s=${String(r.msgsPerSecond).padStart(7)}  acked in window=${r.acked}  acked in all=${r.sent} (${check})`);
 }

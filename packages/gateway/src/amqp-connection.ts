@@ -16,7 +16,7 @@ import WebSocket from 'ws';
 import amqpCbs from 'azure-iot-amqp-base/dist/amqp_cbs.js';
 // The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
 import azureCommon from 'azure-iot-common';
-import { trackLinks, type LinkTracker, type PeerDetach } from './link-tracker.ts';
+import { createLinkTracker, trackLinks, type LinkTracker, type PeerDetach, type PeerDetachListener } from './link-tracker.ts';
 
 export type AmqpTransportKind = 'tls' | 'wss';
 
@@ -69,7 +69,9 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   private stateValue: ConnectionState = 'idle';
   /** Bumped on every open and loss, so late events of an old connection are ignored. */
   private epoch = 0;
-  private readonly sessionWatchers = new Map<Session, (error: Error) => void>();
+  private readonly sessionWatchers = new Set<ManagedSession>();
+  /** Identities to tell when the connection drops: a set rather than one 'lost' listener closure each. */
+  private readonly lossWatchers = new Set<{ connectionLost(error: Error): void }>();
 
   constructor(
     readonly id: string,
@@ -77,8 +79,6 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     private readonly options: SharedConnectionOptions,
   ) {
     super();
-    // Each identity listens for `lost`; a pool of 995 identities is expected, not a leak.
-    this.setMaxListeners(0);
   }
 
   get state(): ConnectionState {
@@ -204,85 +204,40 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   }
 
   /**
-   * Begins a session for one identity. `onPeerDetach` hears about every link of that session the
-   * hub detaches; `onSessionLost` hears about the hub ending the session.
+   * Begins a session for one identity. `listener` hears about every link of that session the hub
+   * detaches and about the hub ending the session; one listener object may serve many sessions.
    */
-  beginSession(onPeerDetach: (detach: PeerDetach) => void, onSessionLost: (error: Error) => void): Promise<IdentitySession> {
+  beginSession(listener: SessionListener): Promise<IdentitySession> {
     const connection = this.connection;
     if (this.stateValue !== 'open' || !connection) {
       return Promise.reject(new azureErrors.NotConnectedError(`connection ${this.id} is not open`));
     }
-    const session = connection.create_session();
-    const tracker = trackLinks(session, onPeerDetach);
-    let ended = false;
-    let ending: Promise<void> | undefined;
-    let endWaiter: (() => void) | undefined;
-    let peerEnded = false;
-    const timeoutMs = this.options.closeTimeoutMs;
+    const managed = new ManagedSession(this, connection, connection.create_session(), listener);
+    this.sessionWatchers.add(managed);
+    return managed.begin(this.options.openTimeoutMs);
+  }
 
-    const identitySession: IdentitySession = {
-      tracker,
-      get ended() {
-        return ended;
-      },
-      // Every caller waits for the same ending, so nobody force-detaches links whose detach is
-      // still in flight (rhea throws on a detach for a handle it has forgotten).
-      end: () => {
-        if (ending) return ending;
-        if (ended) return Promise.resolve();
-        ended = true;
-        this.sessionWatchers.delete(session);
-        ending = (async () => {
-          if (peerEnded || this.connection !== connection || this.stateValue !== 'open') return;
-          await tracker.closeAll(timeoutMs);
-          if (peerEnded || this.connection !== connection || this.stateValue !== 'open') return;
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(finish, timeoutMs);
-            function finish(): void {
-              clearTimeout(timer);
-              endWaiter = undefined;
-              resolve();
-            }
-            endWaiter = finish;
-            session.close();
-          });
-        })();
-        return ending;
-      },
-    };
+  /** `watcher.connectionLost` is called once, when the connection next drops. */
+  watchLoss(watcher: { connectionLost(error: Error): void }): void {
+    this.lossWatchers.add(watcher);
+  }
 
-    return new Promise<IdentitySession>((resolve, reject) => {
-      let opened = false;
-      const timer = setTimeout(() => {
-        if (opened) return;
-        this.sessionWatchers.delete(session);
-        reject(new azureErrors.TimeoutError(`the hub did not begin a session within ${this.options.openTimeoutMs} ms`));
-      }, this.options.openTimeoutMs);
-      this.sessionWatchers.set(session, (error) => {
-        clearTimeout(timer);
-        if (!opened) reject(error);
-      });
-      session.on('session_error', () => undefined);
-      session.on('session_open', () => {
-        opened = true;
-        clearTimeout(timer);
-        resolve(identitySession);
-      });
-      session.on('session_close', (context: EventContext) => {
-        peerEnded = true;
-        if (endWaiter) return endWaiter();
-        this.sessionWatchers.delete(session);
-        if (!ended) {
-          ended = true;
-          const error = new azureErrors.NotConnectedError(`the hub ended the session${describe(context.session?.error as AmqpError | undefined)}`);
-          if (!opened) {
-            clearTimeout(timer);
-            reject(error);
-          } else onSessionLost(error);
-        }
-      });
-      session.begin();
-    });
+  unwatchLoss(watcher: { connectionLost(error: Error): void }): void {
+    this.lossWatchers.delete(watcher);
+  }
+
+  /** For ManagedSession: whether `connection` is still this connection's live one. */
+  isLive(connection: Connection): boolean {
+    return this.connection === connection && this.stateValue === 'open';
+  }
+
+  /** For ManagedSession: stop telling it about the connection failing. */
+  forgetSession(session: ManagedSession): void {
+    this.sessionWatchers.delete(session);
+  }
+
+  get closeTimeoutMs(): number {
+    return this.options.closeTimeoutMs;
   }
 
   /** Closes the connection for everyone. */
@@ -327,12 +282,150 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     this.cbs = undefined;
     this.failSessions(error);
     this.emit('lost', error);
+    const watchers = [...this.lossWatchers];
+    this.lossWatchers.clear();
+    for (const watcher of watchers) watcher.connectionLost(error);
   }
 
   private failSessions(error: Error): void {
-    const watchers = [...this.sessionWatchers.values()];
+    const watchers = [...this.sessionWatchers];
     this.sessionWatchers.clear();
-    for (const watcher of watchers) watcher(error);
+    for (const watcher of watchers) watcher.connectionFailed(error);
+  }
+}
+
+/** What an identity's session reports; told which session, so one object can serve many. */
+export interface SessionListener {
+  peerDetached(session: IdentitySession, detach: PeerDetach): void;
+  /** The hub ended the session. */
+  sessionLost(session: IdentitySession, error: Error): void;
+}
+
+// The gateway keeps one session per identity, so its bookkeeping is a class whose rhea event
+// handlers are shared functions that find their session here, rather than closures per session.
+const managedSessions = new WeakMap<Session, ManagedSession>();
+
+function ignore(): void {}
+
+function onSessionOpen(context: EventContext): void {
+  if (context.session) managedSessions.get(context.session)?.opened();
+}
+
+function onSessionClose(context: EventContext): void {
+  if (context.session) managedSessions.get(context.session)?.peerClosed(context);
+}
+
+function onOpenTimeout(session: ManagedSession, timeoutMs: number): void {
+  session.openTimedOut(timeoutMs);
+}
+
+class ManagedSession implements IdentitySession, PeerDetachListener {
+  readonly tracker: LinkTracker;
+  private endedValue = false;
+  private ending: Promise<void> | undefined;
+  private endWaiter: (() => void) | undefined;
+  private peerEnded = false;
+  private isOpen = false;
+  private openTimer: ReturnType<typeof setTimeout> | undefined;
+  private pendingOpen: { resolve(session: IdentitySession): void; reject(error: Error): void } | undefined;
+
+  constructor(
+    private readonly owner: SharedAmqpConnection,
+    private readonly rheaConnection: Connection,
+    private readonly rheaSession: Session,
+    private readonly listener: SessionListener,
+  ) {
+    this.tracker = createLinkTracker(rheaSession, this);
+  }
+
+  get ended(): boolean {
+    return this.endedValue;
+  }
+
+  begin(openTimeoutMs: number): Promise<IdentitySession> {
+    return new Promise<IdentitySession>((resolve, reject) => {
+      this.pendingOpen = { resolve, reject };
+      this.openTimer = setTimeout(onOpenTimeout, openTimeoutMs, this, openTimeoutMs);
+      managedSessions.set(this.rheaSession, this);
+      this.rheaSession.on('session_error', ignore);
+      this.rheaSession.on('session_open', onSessionOpen);
+      this.rheaSession.on('session_close', onSessionClose);
+      this.rheaSession.begin();
+    });
+  }
+
+  linkDetachedByPeer(detach: PeerDetach): void {
+    this.listener.peerDetached(this, detach);
+  }
+
+  opened(): void {
+    this.isOpen = true;
+    this.settleOpen();
+  }
+
+  openTimedOut(timeoutMs: number): void {
+    if (this.isOpen) return;
+    this.owner.forgetSession(this);
+    this.settleOpen(new azureErrors.TimeoutError(`the hub did not begin a session within ${timeoutMs} ms`));
+  }
+
+  /** The connection failed or was closed: a session still beginning fails with it. */
+  connectionFailed(error: Error): void {
+    if (!this.isOpen) this.settleOpen(error);
+    else this.clearOpenTimer();
+  }
+
+  peerClosed(context: EventContext): void {
+    this.peerEnded = true;
+    if (this.endWaiter) return this.endWaiter();
+    this.owner.forgetSession(this);
+    if (this.endedValue) return;
+    this.endedValue = true;
+    const error = new azureErrors.NotConnectedError(`the hub ended the session${describe(context.session?.error as AmqpError | undefined)}`);
+    if (!this.isOpen) this.settleOpen(error);
+    else this.listener.sessionLost(this, error);
+  }
+
+  // Every caller waits for the same ending, so nobody force-detaches links whose detach is still
+  // in flight (rhea throws on a detach for a handle it has forgotten).
+  end(): Promise<void> {
+    if (this.ending) return this.ending;
+    if (this.endedValue) return Promise.resolve();
+    this.endedValue = true;
+    this.owner.forgetSession(this);
+    this.ending = this.doEnd();
+    return this.ending;
+  }
+
+  private async doEnd(): Promise<void> {
+    const timeoutMs = this.owner.closeTimeoutMs;
+    if (this.peerEnded || !this.owner.isLive(this.rheaConnection)) return;
+    await this.tracker.closeAll(timeoutMs);
+    if (this.peerEnded || !this.owner.isLive(this.rheaConnection)) return;
+    await new Promise<void>((resolve) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.endWaiter = undefined;
+        resolve();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.endWaiter = finish;
+      this.rheaSession.close();
+    });
+  }
+
+  private clearOpenTimer(): void {
+    if (this.openTimer !== undefined) clearTimeout(this.openTimer);
+    this.openTimer = undefined;
+  }
+
+  private settleOpen(error?: Error): void {
+    this.clearOpenTimer();
+    const pending = this.pendingOpen;
+    this.pendingOpen = undefined;
+    if (!pending) return;
+    if (error) pending.reject(error);
+    else pending.resolve(this);
   }
 }
 

@@ -11,7 +11,7 @@
 import amqpBase, { type ReceiverLink, type SenderLink } from 'azure-iot-amqp-base';
 import type { ReceiverOptions, SenderOptions } from 'rhea';
 import azureCommon, { type Message } from 'azure-iot-common';
-import type { SharedAmqpConnection, IdentitySession } from './amqp-connection.ts';
+import type { SharedAmqpConnection, IdentitySession, SessionListener } from './amqp-connection.ts';
 import type { PeerDetach } from './link-tracker.ts';
 
 const { AmqpMessage, ReceiverLink: ReceiverLinkClass, SenderLink: SenderLinkClass, translateError: translateAmqpError } = amqpBase;
@@ -23,18 +23,18 @@ export type ChannelState = 'idle' | 'connecting' | 'connected' | 'failing' | 'di
 
 export interface ChannelHooks {
   /** The hub refused or dropped something of this identity alone (a link detach, its session). */
-  onIdentityFault?(error: Error): void;
+  onIdentityFault?(error: Error, channel: IdentityChannel): void;
 }
 
-export class IdentityChannel {
+export class IdentityChannel implements SessionListener {
   private stateValue: ChannelState = 'idle';
   private session: IdentitySession | undefined;
   private disconnectHandler: Callback | undefined;
-  private readonly senders = new Map<string, SenderLink>();
-  private readonly receivers = new Map<string, ReceiverLink>();
+  // Created on first attach: an identity of the lean engine never attaches through the channel.
+  private sendersMap: Map<string, SenderLink> | undefined;
+  private receiversMap: Map<string, ReceiverLink> | undefined;
   /** Bumped on every connect and loss, so that callbacks of an older session are dropped. */
   private epoch = 0;
-  private readonly onLost = (error: Error): void => this.connectionLost(error);
 
   constructor(
     readonly deviceId: string,
@@ -75,12 +75,7 @@ export class IdentityChannel {
     this.stateValue = 'connecting';
     this.connection
       .open(config?.userAgentString)
-      .then(() =>
-        this.connection.beginSession(
-          (detach) => this.peerDetached(epoch, detach),
-          (error) => this.sessionLost(epoch, error),
-        ),
-      )
+      .then(() => this.connection.beginSession(this))
       .then(
         (session) => {
           if (this.epoch !== epoch) {
@@ -91,7 +86,7 @@ export class IdentityChannel {
           }
           this.session = session;
           this.stateValue = 'connected';
-          this.connection.on('lost', this.onLost);
+          this.connection.watchLoss(this);
           done(null, new results.Connected());
         },
         (err: Error) => {
@@ -113,7 +108,7 @@ export class IdentityChannel {
     }
     this.epoch++;
     this.stateValue = 'disconnecting';
-    this.connection.off('lost', this.onLost);
+    this.connection.unwatchLoss(this);
     void session.end().then(() => {
       this.forgetLinks();
       if (this.session === session) this.session = undefined;
@@ -142,27 +137,27 @@ export class IdentityChannel {
 
   attachSenderLink(endpoint: string, linkOptions: unknown, done: Callback<SenderLink>): void {
     if (!endpoint) throw new ReferenceError(`endpoint cannot be '${endpoint}'`);
-    this.attachLink(this.senders, endpoint, done, (session) => new SenderLinkClass(endpoint, linkOptions as SenderOptions, session));
+    this.attachLink((this.sendersMap ??= new Map()), endpoint, done, (session) => new SenderLinkClass(endpoint, linkOptions as SenderOptions, session));
   }
 
   attachReceiverLink(endpoint: string, linkOptions: unknown, done: Callback<ReceiverLink>): void {
     if (!endpoint) throw new ReferenceError(`endpoint cannot be '${endpoint}'`);
-    this.attachLink(this.receivers, endpoint, done, (session) => new ReceiverLinkClass(endpoint, linkOptions as ReceiverOptions, session));
+    this.attachLink((this.receiversMap ??= new Map()), endpoint, done, (session) => new ReceiverLinkClass(endpoint, linkOptions as ReceiverOptions, session));
   }
 
   detachSenderLink(endpoint: string, done: Callback): void {
-    this.detachLink(this.senders, endpoint, done);
+    this.detachLink(this.sendersMap, endpoint, done);
   }
 
   detachReceiverLink(endpoint: string, done: Callback): void {
-    this.detachLink(this.receivers, endpoint, done);
+    this.detachLink(this.receiversMap, endpoint, done);
   }
 
   /** The deprecated base `send`, which the device transport still uses for method responses. */
   send(message: Message, endpoint: string, to: string | undefined, done: Callback): void {
     const amqpMessage = AmqpMessage.fromMessage(message);
     if (to !== undefined) amqpMessage.to = to;
-    const existing = this.senders.get(endpoint);
+    const existing = this.sendersMap?.get(endpoint);
     if (existing) {
       existing.send(amqpMessage, done);
       return;
@@ -174,7 +169,7 @@ export class IdentityChannel {
   }
 
   getReceiver(endpoint: string, done: Callback<ReceiverLink>): void {
-    const existing = this.receivers.get(endpoint);
+    const existing = this.receiversMap?.get(endpoint);
     if (existing) done(null, existing);
     else this.attachReceiverLink(endpoint, null, done);
   }
@@ -213,28 +208,29 @@ export class IdentityChannel {
     });
   }
 
-  private detachLink(map: Map<string, SenderLink | ReceiverLink>, endpoint: string, done: Callback): void {
+  private detachLink(map: Map<string, SenderLink | ReceiverLink> | undefined, endpoint: string, done: Callback): void {
     if (!endpoint) throw new ReferenceError(`endpoint cannot be '${endpoint}'`);
-    const link = map.get(endpoint);
+    const link = map?.get(endpoint);
     if (!link) {
       process.nextTick(() => done());
       return;
     }
     link.detach((err?: Error) => {
-      if (map.get(endpoint) === link) map.delete(endpoint);
+      if (map?.get(endpoint) === link) map.delete(endpoint);
       done(err);
     });
   }
 
   /** Like the base client on a dropped connection: links are force-detached before anyone is told. */
   private forgetLinks(error?: Error): void {
-    for (const link of [...this.senders.values(), ...this.receivers.values()]) link.forceDetach(error);
-    this.senders.clear();
-    this.receivers.clear();
+    for (const link of [...(this.sendersMap?.values() ?? []), ...(this.receiversMap?.values() ?? [])]) link.forceDetach(error);
+    this.sendersMap?.clear();
+    this.receiversMap?.clear();
   }
 
-  private connectionLost(error: Error): void {
-    this.connection.off('lost', this.onLost);
+  /** The shared connection dropped (it calls this on every identity it carries). */
+  connectionLost(error: Error): void {
+    this.connection.unwatchLoss(this);
     if (this.stateValue !== 'connected' && this.stateValue !== 'failing') return;
     this.epoch++;
     this.session = undefined;
@@ -243,19 +239,21 @@ export class IdentityChannel {
     this.disconnectHandler?.(error);
   }
 
-  private peerDetached(epoch: number, detach: PeerDetach): void {
-    if (this.epoch !== epoch || this.stateValue !== 'connected') return;
+  // ---- SessionListener: the channel itself, so an identity costs no closures for it ------------
+
+  peerDetached(session: IdentitySession, detach: PeerDetach): void {
+    if (this.session !== session || this.stateValue !== 'connected') return;
     // The translation the stock client applies to a link error, so the Azure retry filter sees
     // the same classes: detach-forced is retryable, unauthorized-access is not.
     const error = detach.error
       ? translateAmqpError(`AMQP link ${detach.address ?? ''} detached by the hub`, toError(detach.error))
       : new azureErrors.NotConnectedError(`AMQP link ${detach.address ?? ''} detached by the hub`);
-    this.fail(epoch, error);
+    this.fail(this.epoch, error);
   }
 
-  private sessionLost(epoch: number, error: Error): void {
-    if (this.epoch !== epoch || this.stateValue !== 'connected') return;
-    this.fail(epoch, error);
+  sessionLost(session: IdentitySession, error: Error): void {
+    if (this.session !== session || this.stateValue !== 'connected') return;
+    this.fail(this.epoch, error);
   }
 
   /**
@@ -266,11 +264,11 @@ export class IdentityChannel {
   private fail(epoch: number, error: Error): void {
     const session = this.session;
     this.stateValue = 'failing';
-    this.hooks.onIdentityFault?.(error);
+    this.hooks.onIdentityFault?.(error, this);
     void (session ? session.end() : Promise.resolve()).then(() => {
       if (this.epoch !== epoch || this.stateValue !== 'failing') return;
       this.epoch++;
-      this.connection.off('lost', this.onLost);
+      this.connection.unwatchLoss(this);
       this.session = undefined;
       this.stateValue = 'idle';
       this.forgetLinks(error);

@@ -139,6 +139,21 @@ function fromRheaMessage(raw: RheaMessage, protocol: 'amqp' | 'amqp-ws'): Omit<C
   return out;
 }
 
+function waitSendable(sender: Sender): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onSendable = (): void => {
+      sender.removeListener('sender_close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      sender.removeListener('sendable', onSendable);
+      reject(new azureErrors.NotConnectedError('the telemetry link was detached'));
+    };
+    sender.once('sendable', onSendable);
+    sender.once('sender_close', onClose);
+  });
+}
+
 function callbackPromise<T = unknown>(run: (done: (err?: Error | null, result?: T) => void) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => run((err, result) => (err ? reject(err) : resolve(result as T))));
 }
@@ -150,6 +165,9 @@ export class LeanDevice extends EventEmitter {
   renewAt: number | undefined;
   #sender: Sender | undefined;
   #senderReady: Promise<Sender> | undefined;
+  #senderOk: ((sender: Sender) => void) | undefined;
+  /** Fails the attach in flight: a connection that dies silently never answers it. */
+  #senderFail: ((error: Error) => void) | undefined;
   #inFlight: Map<Delivery, PendingSend> | undefined;
   #receiver: Receiver | undefined;
   #c2d = false;
@@ -250,9 +268,8 @@ export class LeanDevice extends EventEmitter {
     this.#reconnected ??= new Promise<void>((resolve) => {
       this.#reconnectedResolve = resolve;
     });
-    const willRetry = RETRYABLE.has(error.name);
-    const event = { reason: translateAzureError(error, { operation: 'connection', protocol: this.protocol }).message, willRetry, error: translateAzureError(error, { operation: 'connection', protocol: this.protocol }) };
-    this.emit('disconnected', event);
+    const translated = translateAzureError(error, { deviceId: this.deviceId, operation: 'connection', protocol: this.protocol });
+    this.emit('disconnected', { reason: translated.message, willRetry: RETRYABLE.has(error.name), error: translated });
     this.owner.deviceDropped(this, error);
   }
 
@@ -267,6 +284,10 @@ export class LeanDevice extends EventEmitter {
   #forgetLinks(error: Error): void {
     this.#sender = undefined;
     this.#senderReady = undefined;
+    const senderFail = this.#senderFail;
+    this.#senderOk = undefined;
+    this.#senderFail = undefined;
+    senderFail?.(error);
     this.#receiver = undefined;
     const inFlight = this.#inFlight;
     this.#inFlight = undefined;
@@ -360,46 +381,85 @@ export class LeanDevice extends EventEmitter {
 
   async #send(message: RheaMessage): Promise<void> {
     const sender = await this.#ensureSender();
+    // Out of credit: wait for the hub to grant more rather than piling deliveries onto rhea's
+    // session buffer (which throws when full), as the SDK's SenderLink does.
+    while (!sender.sendable()) await waitSendable(sender);
     await new Promise<void>((resolve, reject) => {
       const delivery = sender.send(message);
       (this.#inFlight ??= new Map()).set(delivery, { resolve, reject });
     });
   }
 
+  /** The identity's one telemetry link, attached on first use and kept while the session lives. */
   #ensureSender(): Promise<Sender> {
-    if (this.#sender?.is_open() && this.#sender.sendable()) return Promise.resolve(this.#sender);
-    this.#senderReady ??= new Promise<Sender>((resolve, reject) => {
+    if (this.#senderReady) return this.#senderReady;
+    if (this.#sender) return Promise.resolve(this.#sender);
+    this.#senderReady = new Promise<Sender>((resolve, reject) => {
       const session = this.channel.linkSession;
       if (!session) return reject(new azureErrors.NotConnectedError(`identity ${this.deviceId} is not connected`));
       const sender = session.open_sender({ target: { address: `/devices/${this.deviceId}/messages/events` } });
       this.#sender = sender;
-      const settle = (context: EventContext, error?: Error): void => {
-        const pending = context.delivery ? this.#inFlight?.get(context.delivery) : undefined;
-        if (!pending || !context.delivery) return;
-        this.#inFlight!.delete(context.delivery);
-        if (error) pending.reject(error);
-        else pending.resolve();
-      };
-      sender.on('accepted', (context: EventContext) => settle(context));
-      sender.on('rejected', (context: EventContext) => {
-        const condition = (context.delivery as { remote_state?: { error?: { condition?: unknown; description?: unknown } } } | undefined)?.remote_state?.error;
-        settle(context, translateAmqpError('the hub rejected the message', Object.assign(new Error(String(condition?.description ?? 'rejected')), { condition: condition?.condition })));
-      });
-      sender.on('released', (context: EventContext) => settle(context, new azureErrors.ServiceUnavailableError('the hub released the message')));
-      sender.on('modified', (context: EventContext) => settle(context, new azureErrors.ServiceUnavailableError('the hub modified the message')));
-      sender.once('sendable', () => {
-        this.#senderReady = undefined;
-        resolve(sender);
-      });
-      sender.once('sender_close', () => {
-        if (this.#sender === sender) {
-          this.#sender = undefined;
-          this.#senderReady = undefined;
-        }
-        reject(new azureErrors.NotConnectedError('the telemetry link was detached'));
-      });
+      this.#senderOk = resolve;
+      this.#senderFail = reject;
+      LeanDevice.#bySender.set(sender, this);
+      sender.on('accepted', LeanDevice.#onAccepted);
+      sender.on('rejected', LeanDevice.#onRejected);
+      // rhea reports 'modified' as 'released' (treat_modified_as_released); both mean "not taken".
+      sender.on('released', LeanDevice.#onReleased);
+      sender.on('sendable', LeanDevice.#onSendable);
+      sender.on('sender_close', LeanDevice.#onSenderClose);
     });
     return this.#senderReady;
+  }
+
+  // Every identity has a telemetry link once it sends, so its rhea handlers are shared functions
+  // that find their device here rather than closures per link.
+  static readonly #bySender = new WeakMap<Sender, LeanDevice>();
+
+  static #settle(context: EventContext, error?: Error): void {
+    const delivery = context.delivery;
+    const device = context.sender ? LeanDevice.#bySender.get(context.sender) : undefined;
+    const pending = delivery && device ? device.#inFlight?.get(delivery) : undefined;
+    if (!pending || !delivery || !device) return;
+    device.#inFlight!.delete(delivery);
+    if (device.#inFlight!.size === 0) device.#inFlight = undefined;
+    if (error) pending.reject(error);
+    else pending.resolve();
+  }
+
+  static #onAccepted(this: void, context: EventContext): void {
+    LeanDevice.#settle(context);
+  }
+
+  static #onRejected(this: void, context: EventContext): void {
+    const condition = (context.delivery as { remote_state?: { error?: { condition?: unknown; description?: unknown } } } | undefined)?.remote_state?.error;
+    LeanDevice.#settle(context, translateAmqpError('the hub rejected the message', Object.assign(new Error(String(condition?.description ?? 'rejected')), { condition: condition?.condition })));
+  }
+
+  static #onReleased(this: void, context: EventContext): void {
+    LeanDevice.#settle(context, new azureErrors.ServiceUnavailableError('the hub released the message'));
+  }
+
+  static #onSendable(this: void, context: EventContext): void {
+    const device = context.sender ? LeanDevice.#bySender.get(context.sender) : undefined;
+    const resolve = device ? device.#senderOk : undefined;
+    const sender = context.sender;
+    if (!device || !resolve || !sender || device.#sender !== sender) return;
+    device.#senderReady = undefined;
+    device.#senderOk = undefined;
+    device.#senderFail = undefined;
+    resolve(sender);
+  }
+
+  static #onSenderClose(this: void, context: EventContext): void {
+    const device = context.sender ? LeanDevice.#bySender.get(context.sender) : undefined;
+    if (!device || device.#sender !== context.sender) return;
+    const reject = device.#senderFail;
+    device.#sender = undefined;
+    device.#senderReady = undefined;
+    device.#senderOk = undefined;
+    device.#senderFail = undefined;
+    reject?.(new azureErrors.NotConnectedError('the telemetry link was detached'));
   }
 
   // ---- cloud to device ---------------------------------------------------------------------

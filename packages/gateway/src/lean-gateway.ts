@@ -70,6 +70,8 @@ export class LeanAmqpGateway extends EventEmitter<GatewayEvents> implements Gate
   private readonly pending = new Set<string>();
   private closed = false;
   private renewalTimer: unknown;
+  /** Shared by every identity's channel: the channel says whose fault it is. */
+  private readonly channelHooks = { onIdentityFault: (error: Error, channel: IdentityChannel): void => this.channelFault(channel, error) };
   private renewalDue: number | undefined;
 
   constructor(
@@ -100,7 +102,7 @@ export class LeanAmqpGateway extends EventEmitter<GatewayEvents> implements Gate
     const fields = ConnectionString.parse(parsed.connectionString);
     this.pending.add(parsed.deviceId);
     const connection = pool.assign(parsed.deviceId);
-    const channel = new IdentityChannel(parsed.deviceId, connection, { onIdentityFault: (error) => this.channelFault(channel, error) });
+    const channel = new IdentityChannel(parsed.deviceId, connection, this.channelHooks);
     const credentials = { hubHostName: parsed.hubHostName, ...(fields.SharedAccessKey ? { sharedAccessKey: fields.SharedAccessKey } : { sharedAccessSignature: fields.SharedAccessSignature! }) };
     const device = new LeanDevice(parsed.deviceId, channel, credentials, this);
     const identity = new LeanIdentity(device);

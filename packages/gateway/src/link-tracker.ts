@@ -33,55 +33,87 @@ function addressOf(link: RheaLink): string | undefined {
   return typeof address === 'string' ? address : undefined;
 }
 
-export function trackLinks(session: Session, onPeerDetach: (detach: PeerDetach) => void): LinkTracker {
-  const links = new Set<RheaLink>();
-  const waiters = new Set<() => void>();
+/** Who hears about peer detaches; one object can serve many trackers. */
+export interface PeerDetachListener {
+  linkDetachedByPeer(detach: PeerDetach): void;
+}
 
-  const settleWaiters = (): void => {
-    for (const check of [...waiters]) check();
-  };
+/**
+ * One per session, and the object the Azure link classes get as their "session": a class with
+ * prototype methods rather than closures, because the gateway keeps one per identity.
+ */
+class SessionLinkTracker implements LinkTracker {
+  private links: Set<RheaLink> | undefined;
+  private waiters: Set<() => void> | undefined;
 
-  const watch = <L extends RheaLink>(link: L, closeEvent: 'sender_close' | 'receiver_close'): L => {
-    links.add(link);
-    link.on(closeEvent, (context: EventContext) => {
-      // rhea closes our end on the next tick after a peer detach, so "our end still open" here
-      // means the peer started it; otherwise this is the answer to a detach we sent.
-      const peerInitiated = !link.is_itself_closed();
-      links.delete(link);
-      if (peerInitiated) {
-        const error = (context.sender ?? context.receiver)?.error as AmqpError | undefined;
-        onPeerDetach({ link, address: addressOf(link), error });
-      }
-      settleWaiters();
-    });
+  constructor(
+    private readonly rheaSession: Session,
+    private readonly listener: PeerDetachListener,
+  ) {}
+
+  get session(): Session {
+    return this as unknown as Session;
+  }
+
+  open_sender(options: unknown): Sender {
+    const link = this.rheaSession.open_sender(options as never);
+    this.watch(link, 'sender_close');
     return link;
-  };
+  }
 
-  const proxy = {
-    open_sender: (options: unknown) => watch(session.open_sender(options), 'sender_close'),
-    open_receiver: (options: unknown) => watch(session.open_receiver(options), 'receiver_close'),
-  } as unknown as Session;
+  open_receiver(options: unknown): Receiver {
+    const link = this.rheaSession.open_receiver(options as never);
+    this.watch(link, 'receiver_close');
+    return link;
+  }
 
-  return {
-    session: proxy,
-    openLinks: () => [...links],
-    closeAll(timeoutMs: number): Promise<void> {
-      for (const link of links) {
-        if (!link.is_itself_closed()) link.close();
+  openLinks(): RheaLink[] {
+    return [...(this.links ?? [])];
+  }
+
+  closeAll(timeoutMs: number): Promise<void> {
+    const links = this.links;
+    if (!links || links.size === 0) return Promise.resolve();
+    for (const link of links) {
+      if (!link.is_itself_closed()) link.close();
+    }
+    return new Promise<void>((resolve) => {
+      const waiters = (this.waiters ??= new Set());
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
       }
-      if (links.size === 0) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const timer = setTimeout(done, timeoutMs);
-        function done(): void {
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve();
-        }
-        function check(): void {
-          if (links.size === 0) done();
-        }
-        waiters.add(check);
-      });
-    },
-  };
+      function check(): void {
+        if (links!.size === 0) done();
+      }
+      waiters.add(check);
+    });
+  }
+
+  private watch(link: RheaLink, closeEvent: 'sender_close' | 'receiver_close'): void {
+    (this.links ??= new Set()).add(link);
+    link.on(closeEvent, (context: EventContext) => this.closed(link, context));
+  }
+
+  private closed(link: RheaLink, context: EventContext): void {
+    // rhea closes our end on the next tick after a peer detach, so "our end still open" here
+    // means the peer started it; otherwise this is the answer to a detach we sent.
+    const peerInitiated = !link.is_itself_closed();
+    this.links?.delete(link);
+    if (peerInitiated) {
+      const error = (context.sender ?? context.receiver)?.error as AmqpError | undefined;
+      this.listener.linkDetachedByPeer({ link, address: addressOf(link), error });
+    }
+    for (const check of [...(this.waiters ?? [])]) check();
+  }
+}
+
+export function createLinkTracker(session: Session, listener: PeerDetachListener): LinkTracker {
+  return new SessionLinkTracker(session, listener);
+}
+
+export function trackLinks(session: Session, onPeerDetach: (detach: PeerDetach) => void): LinkTracker {
+  return new SessionLinkTracker(session, { linkDetachedByPeer: onPeerDetach });
 }

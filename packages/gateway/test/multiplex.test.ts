@@ -57,7 +57,21 @@ describe.each(cases)(`%s, engine %s: ${N} identities over one connection`, (prot
     expect(new Set(onHub).size).toBe(N);
     expect(new Set(hub.stats().connectedIdentities.map((s) => s.connectionId)).size).toBe(1);
     for (const id of ids) expect(gw.get(id)?.state).toBe('connected');
+    // The lean engine has no Azure Client behind the identity.
+    expect(gw.get(ids[0]!)!.client === undefined).toBe(engine === 'lean');
   });
+
+  // Declared for the lean engine only: the other one uploads through the SDK (and needs a blob store).
+  if (engine === 'lean') {
+    it('refuses file upload on the lean engine, naming the engine that has it', async () => {
+      const refused = await gw.get('dev-001')!.device.uploadToBlob('x.txt', Buffer.from('x')).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(isSwitchyardError(refused, 'FEATURE_UNSUPPORTED')).toBe(true);
+      expect((refused as Error).message).toContain('azure-client');
+    });
+  }
 
   it('attributes telemetry from every identity to that identity', async () => {
     const before = hub.telemetry().length;

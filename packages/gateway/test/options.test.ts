@@ -86,6 +86,7 @@ describe('createGateway validation', () => {
     expect(await refusal({ endpoint: { host: '127.0.0.1', port: 70000 } })).toMatchObject({ field: 'endpoint.port' });
     expect(await refusal({ endpoint: { host: '127.0.0.1', ports: { https: 0 } } })).toMatchObject({ field: 'endpoint.ports.https' });
     expect(await refusal({ reconnect: { initialDelayMs: 5_000, maxDelayMs: 1_000 } })).toMatchObject({ field: 'reconnect.maxDelayMs' });
+    expect(await refusal({ engine: 'tiny' as never })).toMatchObject({ code: 'CONFIG_INVALID', field: 'engine' });
     expect(await refusal({ identities: [{ deviceId: 'a', connectionString: cs('a') }, { deviceId: 'a', connectionString: cs('a') }] })).toMatchObject({
       field: 'identities[1].deviceId',
     });

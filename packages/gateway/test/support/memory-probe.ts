@@ -1,10 +1,11 @@
 // Per-identity memory of the gateway (or of one raw Azure AMQP client per identity), measured in
 // a fresh `--expose-gc` process against a local hub in another process:
 //
-//   node --import tsx packages/gateway/test/support/memory-probe.ts [--n 50,200] [--variant gateway|raw] [--snapshot dir]
+//   node --import tsx packages/gateway/test/support/memory-probe.ts [--n 50,200] [--variant gateway|raw] [--engine lean] [--send] [--snapshot dir]
 //
-// For each N the child connects one warm-up identity (so modules, the connection and the hub's
-// first-use costs are paid), takes a baseline after gc, connects N more, and reports
+// For each N the child first connects 20 warm-up identities (so modules, the connection, the JIT's
+// compiled code and the hub's first-use costs are paid), takes a baseline after gc, connects N
+// more, and reports
 // (after − baseline) / N for heap used and RSS. With --snapshot it also writes a heap snapshot at
 // both points and prints the per-identity retained self size by constructor (after − baseline).
 // Not a test: a measuring tool, so nothing here asserts on numbers.
@@ -27,6 +28,10 @@ interface ProbeResult {
   variant: string;
   n: number;
   heapPerIdentityKiB: number;
+  /** V8 heap pages committed (used or not): the part of RSS the heap accounts for. */
+  heapTotalPerIdentityKiB: number;
+  /** Buffers and other memory V8 knows about outside its heap. */
+  externalPerIdentityKiB: number;
   rssPerIdentityKiB: number;
   connectMs: number;
   top?: Array<{ what: string; countPerIdentity: number; bytesPerIdentity: number }>;
@@ -34,6 +39,7 @@ interface ProbeResult {
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
 const KiB = 1024;
+const WARM_UP = 20;
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -67,6 +73,7 @@ async function parent(): Promise<void> {
       const childArgs = ['--expose-gc', '--import', 'tsx', '--disable-warning=DEP0123', here('./memory-probe.ts'), '--child', variant, '--n', String(n)];
       if (snapshotDir !== undefined) childArgs.push('--snapshot', snapshotDir);
       if (engine !== undefined) childArgs.push('--engine', engine);
+      if (process.argv.includes('--send')) childArgs.push('--send');
       const child = spawn(process.execPath, childArgs, { stdio: ['pipe', 'pipe', 'inherit'] });
       child.stdin!.end(info + '\n');
       const line = await firstLine(child, 'the probe', 300_000);
@@ -78,7 +85,10 @@ async function parent(): Promise<void> {
     }
   }
   for (const r of results) {
-    console.log(`${r.variant} N=${r.n}: heap ${r.heapPerIdentityKiB.toFixed(1)} KiB/identity, RSS ${r.rssPerIdentityKiB.toFixed(1)} KiB/identity, connect ${r.connectMs} ms`);
+    console.log(
+      `${r.variant} N=${r.n}: heap ${r.heapPerIdentityKiB.toFixed(1)} KiB/identity (committed ${r.heapTotalPerIdentityKiB.toFixed(1)}, external ${r.externalPerIdentityKiB.toFixed(1)}), ` +
+        `RSS ${r.rssPerIdentityKiB.toFixed(1)} KiB/identity, connect ${r.connectMs} ms`,
+    );
     for (const t of r.top ?? []) console.log(`  ${t.bytesPerIdentity.toFixed(0).padStart(6)} B  ×${t.countPerIdentity.toFixed(2).padStart(6)}  ${t.what}`);
   }
 }
@@ -87,6 +97,8 @@ async function parent(): Promise<void> {
 
 interface Connected {
   add(connectionString: string): Promise<void>;
+  /** One telemetry message from each identity added after `from` (so its telemetry link is attached). */
+  sendFromEach(from: number): Promise<void>;
 }
 
 async function gatewayVariant(hub: HubInfo, engine: string | undefined): Promise<Connected> {
@@ -94,10 +106,15 @@ async function gatewayVariant(hub: HubInfo, engine: string | undefined): Promise
   const options: Record<string, unknown> = { env: {}, protocol: 'amqp', ca: hub.ca, endpoint: { host: hub.address, port: hub.port } };
   if (engine !== undefined) options.engine = engine;
   const gateway = await createGateway(options as Parameters<typeof createGateway>[0]);
+  const added: string[] = [];
   return {
     add: async (connectionString) => {
       const deviceId = /DeviceId=([^;]+)/.exec(connectionString)![1]!;
       await gateway.add({ deviceId, connectionString });
+      added.push(deviceId);
+    },
+    sendFromEach: async (from) => {
+      await Promise.all(added.slice(from).map((deviceId) => gateway.get(deviceId)!.device.sendEvent('probe')));
     },
   };
 }
@@ -105,7 +122,8 @@ async function gatewayVariant(hub: HubInfo, engine: string | undefined): Promise
 async function rawVariant(hub: HubInfo): Promise<Connected> {
   const { Client } = (await import('azure-iot-device')).default;
   const { Amqp } = (await import('azure-iot-device-amqp')).default;
-  const clients: unknown[] = [];
+  const { Message } = (await import('azure-iot-device')).default;
+  const clients: Array<InstanceType<typeof Client>> = [];
   return {
     add: async (connectionString) => {
       const client = Client.fromConnectionString(connectionString, Amqp);
@@ -113,15 +131,19 @@ async function rawVariant(hub: HubInfo): Promise<Connected> {
       await client.open();
       clients.push(client);
     },
+    sendFromEach: async (from) => {
+      await Promise.all(clients.slice(from).map((client) => client.sendEvent(new Message('probe'))));
+    },
   };
 }
 
-function settle(): { heap: number; rss: number } {
+function settle(): { heap: number; heapTotal: number; external: number; rss: number } {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run the probe child with --expose-gc');
   gc();
   gc();
-  return { heap: process.memoryUsage().heapUsed, rss: process.memoryUsage().rss };
+  const usage = process.memoryUsage();
+  return { heap: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external, rss: usage.rss };
 }
 
 /** Self size and count per `type:name` of every node of a .heapsnapshot. */
@@ -151,10 +173,13 @@ function census(file: string): Map<string, { count: number; bytes: number }> {
 async function child(variant: string): Promise<void> {
   const n = Number(arg('n'));
   const snapshotDir = arg('snapshot');
+  const sending = process.argv.includes('--send');
   const info = JSON.parse(await firstLine({ stdout: process.stdin } as unknown as ChildProcess, 'the parent', 60_000)) as HubInfo;
   const target = variant === 'raw' ? await rawVariant(info) : await gatewayVariant(info, arg('engine'));
-  const [warmUp, ...rest] = info.connectionStrings;
-  await target.add(warmUp!);
+  const warmUp = info.connectionStrings.slice(0, WARM_UP);
+  const rest = info.connectionStrings.slice(WARM_UP);
+  for (const connectionString of warmUp) await target.add(connectionString);
+  if (sending) await target.sendFromEach(0);
   const base = settle();
   let before: string | undefined;
   if (snapshotDir !== undefined) {
@@ -170,13 +195,16 @@ async function child(variant: string): Promise<void> {
     }),
   );
   const connectMs = Date.now() - started;
+  if (sending) await target.sendFromEach(WARM_UP);
   // Let timers armed at connect time (token renewal, link credit) settle into their steady state.
   await new Promise((resolve) => setTimeout(resolve, 1_000));
   const after = settle();
   const result: ProbeResult = {
-    variant: variant === 'gateway' && arg('engine') !== undefined ? `gateway(${arg('engine')})` : variant,
+    variant: (variant === 'gateway' && arg('engine') !== undefined ? `gateway(${arg('engine')})` : variant) + (sending ? ', after one send each' : ''),
     n,
     heapPerIdentityKiB: (after.heap - base.heap) / n / KiB,
+    heapTotalPerIdentityKiB: (after.heapTotal - base.heapTotal) / n / KiB,
+    externalPerIdentityKiB: (after.external - base.external) / n / KiB,
     rssPerIdentityKiB: (after.rss - base.rss) / n / KiB,
     connectMs,
   };
