@@ -19,6 +19,7 @@ import { translateAzureError } from './errors.ts';
 import { decideProtocol, isMultiplexing } from './decide.ts';
 import { PerConnectionGateway } from './per-connection-gateway.ts';
 import { LeanAmqpGateway } from './lean-gateway.ts';
+import { GatewayBase } from './gateway-base.ts';
 
 export type GatewayProtocol = Protocol;
 
@@ -304,29 +305,6 @@ export function validateOptions(options: GatewayOptions): GatewaySettings {
   return settings;
 }
 
-/** Connects identities `concurrency` at a time; one failure never stops the others. */
-export async function openAll(
-  identities: readonly GatewayIdentityInput[],
-  concurrency: number,
-  add: (identity: GatewayIdentityInput) => Promise<unknown>,
-  translate: (err: unknown, deviceId: string) => SwitchyardError,
-): Promise<OpenSummary> {
-  const summary: OpenSummary = { connected: [], failed: [] };
-  const queue = [...identities];
-  const worker = async (): Promise<void> => {
-    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
-      try {
-        await add(next);
-        summary.connected.push(next.deviceId);
-      } catch (err) {
-        summary.failed.push({ deviceId: next.deviceId, error: translate(err, next.deviceId) });
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
-  return summary;
-}
-
 /** The pool of shared connections for the hub `parsed` names, dialled where the options say. */
 export function createPool(options: GatewayOptions, settings: GatewaySettings, protocol: GatewayProtocol, parsed: ParsedIdentity): AmqpConnectionPool {
   const tls = protocol === 'amqp';
@@ -349,37 +327,13 @@ export function createPool(options: GatewayOptions, settings: GatewaySettings, p
   });
 }
 
-class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
-  readonly protocol: GatewayProtocol;
+class AmqpGateway extends GatewayBase<Identity> {
   readonly multiplexed = true;
   private pool: AmqpConnectionPool | undefined;
   private hubHostName: string | undefined;
-  private readonly identities = new Map<string, Identity>();
-  private readonly pending = new Set<string>();
-  private closed = false;
-
-  constructor(
-    private readonly options: GatewayOptions,
-    private readonly settings: GatewaySettings,
-    readonly decision: Decision,
-  ) {
-    super();
-    this.protocol = decision.protocol;
-  }
-
-  open(): Promise<OpenSummary> {
-    // Bounded parallelism: every identity is a session begin and a put-token on few sockets.
-    return openAll(this.options.identities ?? [], this.settings.connectConcurrency, (identity) => this.add(identity), (err, deviceId) =>
-      translateAzureError(err, { deviceId, operation: 'connect', protocol: this.protocol }),
-    );
-  }
 
   async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
-    if (this.closed) throw new SwitchyardError('NOT_CONNECTED', 'the gateway is closed; create a new one');
-    const parsed = parseIdentity(input);
-    if (this.identities.has(parsed.deviceId) || this.pending.has(parsed.deviceId)) {
-      throw invalid('deviceId', `"${parsed.deviceId}" is already in the gateway; remove it first`);
-    }
+    const parsed = this.claim(input);
     const pool = this.poolFor(parsed);
     this.pending.add(parsed.deviceId);
     const connection = pool.assign(parsed.deviceId);
@@ -449,14 +403,6 @@ class AmqpGateway extends EventEmitter<GatewayEvents> implements Gateway {
     identity.emit('disconnected', { willRetry: false });
     this.emit('identity-disconnected', { deviceId, willRetry: false });
     await this.pool?.release(deviceId);
-  }
-
-  get(deviceId: string): GatewayIdentity | undefined {
-    return this.identities.get(deviceId);
-  }
-
-  list(): GatewayIdentity[] {
-    return [...this.identities.values()];
   }
 
   connections(): ConnectionInfo[] {

@@ -8,18 +8,16 @@ import { systemClock, type Clock, type DeviceClient } from '@switchyard/device';
 import type { Decision } from '@switchyard/selector';
 import azureCommon from 'azure-iot-common';
 import type {
-  Gateway,
-  GatewayEvents,
   GatewayIdentity,
   GatewayIdentityInput,
   GatewayOptions,
   GatewaySettings,
   IdentityEvents,
   IdentityState,
-  OpenSummary,
   ParsedIdentity,
 } from './gateway.ts';
-import { createPool, invalid, isTransientFailure, openAll, parseIdentity, reopenDelayMs } from './gateway.ts';
+import { createPool, invalid, isTransientFailure, reopenDelayMs } from './gateway.ts';
+import { GatewayBase } from './gateway-base.ts';
 import { IdentityChannel } from './identity-channel.ts';
 import { LeanDevice, type LeanOwner } from './lean-device.ts';
 import type { AmqpConnectionPool, ConnectionInfo } from './pool.ts';
@@ -55,8 +53,8 @@ class LeanIdentity extends EventEmitter<IdentityEvents> implements GatewayIdenti
   }
 }
 
-export class LeanAmqpGateway extends EventEmitter<GatewayEvents> implements Gateway, LeanOwner {
-  readonly protocol: 'amqp' | 'amqp-ws';
+export class LeanAmqpGateway extends GatewayBase<LeanIdentity> implements LeanOwner {
+  declare readonly protocol: 'amqp' | 'amqp-ws';
   readonly multiplexed = true;
   readonly clock: Clock;
   readonly operationTimeoutMs = 30_000;
@@ -64,40 +62,22 @@ export class LeanAmqpGateway extends EventEmitter<GatewayEvents> implements Gate
   readonly tokenRenewalMarginInSeconds: number;
   private pool: AmqpConnectionPool | undefined;
   private hubHostName: string | undefined;
-  private readonly identities = new Map<string, LeanIdentity>();
   /** Identities by device, also while connecting, so drops and faults find their owner. */
   private readonly byDevice = new Map<LeanDevice, LeanIdentity>();
-  private readonly pending = new Set<string>();
-  private closed = false;
   private renewalTimer: unknown;
   /** Shared by every identity's channel: the channel says whose fault it is. */
   private readonly channelHooks = { onIdentityFault: (error: Error, channel: IdentityChannel): void => this.channelFault(channel, error) };
   private renewalDue: number | undefined;
 
-  constructor(
-    private readonly options: GatewayOptions,
-    private readonly settings: GatewaySettings,
-    readonly decision: Decision,
-  ) {
-    super();
-    this.protocol = decision.protocol as 'amqp' | 'amqp-ws';
+  constructor(options: GatewayOptions, settings: GatewaySettings, decision: Decision) {
+    super(options, settings, decision);
     this.clock = options.clock ?? systemClock;
     this.tokenValidTimeInSeconds = options.tokenRenewal?.tokenValidTimeInSeconds ?? DEFAULT_TOKEN_VALID_SECONDS;
     this.tokenRenewalMarginInSeconds = options.tokenRenewal?.tokenRenewalMarginInSeconds ?? DEFAULT_TOKEN_MARGIN_SECONDS;
   }
 
-  open(): Promise<OpenSummary> {
-    return openAll(this.options.identities ?? [], this.settings.connectConcurrency, (identity) => this.add(identity), (err, deviceId) =>
-      translateAzureError(err, { deviceId, operation: 'connect', protocol: this.protocol }),
-    );
-  }
-
   async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
-    if (this.closed) throw new SwitchyardError('NOT_CONNECTED', 'the gateway is closed; create a new one');
-    const parsed = parseIdentity(input);
-    if (this.identities.has(parsed.deviceId) || this.pending.has(parsed.deviceId)) {
-      throw invalid('deviceId', `"${parsed.deviceId}" is already in the gateway; remove it first`);
-    }
+    const parsed = this.claim(input);
     const pool = this.poolFor(parsed);
     const fields = ConnectionString.parse(parsed.connectionString);
     this.pending.add(parsed.deviceId);
@@ -136,14 +116,6 @@ export class LeanAmqpGateway extends EventEmitter<GatewayEvents> implements Gate
     identity.emit('disconnected', { willRetry: false });
     this.emit('identity-disconnected', { deviceId, willRetry: false });
     await this.pool?.release(deviceId);
-  }
-
-  get(deviceId: string): GatewayIdentity | undefined {
-    return this.identities.get(deviceId);
-  }
-
-  list(): GatewayIdentity[] {
-    return [...this.identities.values()];
   }
 
   connections(): ConnectionInfo[] {

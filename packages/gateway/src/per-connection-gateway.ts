@@ -4,20 +4,14 @@
 import { EventEmitter } from 'node:events';
 import { SwitchyardError } from '@switchyard/errors';
 import { connect, translateError, type DeviceClient } from '@switchyard/device';
-import type { Decision } from '@switchyard/selector';
 import type {
-  Gateway,
-  GatewayEvents,
   GatewayIdentity,
   GatewayIdentityInput,
   GatewayOptions,
-  GatewayProtocol,
-  GatewaySettings,
   IdentityEvents,
   IdentityState,
-  OpenSummary,
 } from './gateway.ts';
-import { invalid, openAll, parseIdentity } from './gateway.ts';
+import { GatewayBase } from './gateway-base.ts';
 import type { ConnectionInfo } from './pool.ts';
 
 class SingleIdentity extends EventEmitter<IdentityEvents> implements GatewayIdentity {
@@ -35,34 +29,11 @@ class SingleIdentity extends EventEmitter<IdentityEvents> implements GatewayIden
   }
 }
 
-export class PerConnectionGateway extends EventEmitter<GatewayEvents> implements Gateway {
-  readonly protocol: GatewayProtocol;
+export class PerConnectionGateway extends GatewayBase<SingleIdentity> {
   readonly multiplexed = false;
-  private readonly identities = new Map<string, SingleIdentity>();
-  private readonly pending = new Set<string>();
-  private closed = false;
-
-  constructor(
-    private readonly options: GatewayOptions,
-    private readonly settings: GatewaySettings,
-    readonly decision: Decision,
-  ) {
-    super();
-    this.protocol = decision.protocol;
-  }
-
-  open(): Promise<OpenSummary> {
-    return openAll(this.options.identities ?? [], this.settings.connectConcurrency, (identity) => this.add(identity), (err, deviceId) =>
-      this.translate(err, deviceId, 'connect'),
-    );
-  }
 
   async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
-    if (this.closed) throw new SwitchyardError('NOT_CONNECTED', 'the gateway is closed; create a new one');
-    const parsed = parseIdentity(input);
-    if (this.identities.has(parsed.deviceId) || this.pending.has(parsed.deviceId)) {
-      throw invalid('deviceId', `"${parsed.deviceId}" is already in the gateway; remove it first`);
-    }
+    const parsed = this.claim(input);
     this.pending.add(parsed.deviceId);
     let device: DeviceClient;
     try {
@@ -122,14 +93,6 @@ export class PerConnectionGateway extends EventEmitter<GatewayEvents> implements
     this.emit('connection-closed', { connectionId: identity.connectionId });
   }
 
-  get(deviceId: string): GatewayIdentity | undefined {
-    return this.identities.get(deviceId);
-  }
-
-  list(): GatewayIdentity[] {
-    return [...this.identities.values()];
-  }
-
   connections(): ConnectionInfo[] {
     return [...this.identities.values()].map((identity) => ({
       connectionId: identity.connectionId,
@@ -161,7 +124,8 @@ export class PerConnectionGateway extends EventEmitter<GatewayEvents> implements
     return ports;
   }
 
-  private translate(err: unknown, deviceId: string, operation: string): SwitchyardError {
+  // The identity's own device client failed, so its error is the device client's, with the id added.
+  protected override translate(err: unknown, deviceId: string, operation: string): SwitchyardError {
     const translated = translateError(err, { protocol: this.protocol, operation });
     return new SwitchyardError(translated.code, `identity ${deviceId}: ${translated.message}`, {
       cause: translated.cause,

@@ -1,0 +1,96 @@
+// What every gateway engine shares: the identity table, the guard on add(), bounded-parallel
+// open(), and lookups. Engines differ in how an identity connects (one shared AMQP connection
+// through the Azure client or through lean links, or one connection each) and say only that.
+import { EventEmitter } from 'node:events';
+import { SwitchyardError } from '@switchyard/errors';
+import type { Decision } from '@switchyard/selector';
+import { translateAzureError } from './errors.ts';
+import {
+  invalid,
+  parseIdentity,
+  type Gateway,
+  type GatewayEvents,
+  type GatewayIdentity,
+  type GatewayIdentityInput,
+  type GatewayOptions,
+  type GatewayProtocol,
+  type GatewaySettings,
+  type OpenSummary,
+  type ParsedIdentity,
+} from './gateway.ts';
+import type { ConnectionInfo } from './pool.ts';
+
+/** Connects identities `concurrency` at a time; one failure never stops the others. */
+export async function openAll(
+  identities: readonly GatewayIdentityInput[],
+  concurrency: number,
+  add: (identity: GatewayIdentityInput) => Promise<unknown>,
+  translate: (err: unknown, deviceId: string) => SwitchyardError,
+): Promise<OpenSummary> {
+  const summary: OpenSummary = { connected: [], failed: [] };
+  const queue = [...identities];
+  const worker = async (): Promise<void> => {
+    for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+      try {
+        await add(next);
+        summary.connected.push(next.deviceId);
+      } catch (err) {
+        summary.failed.push({ deviceId: next.deviceId, error: translate(err, next.deviceId) });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+  return summary;
+}
+
+export abstract class GatewayBase<I extends GatewayIdentity> extends EventEmitter<GatewayEvents> implements Gateway {
+  readonly protocol: GatewayProtocol;
+  abstract readonly multiplexed: boolean;
+  protected readonly identities = new Map<string, I>();
+  /** Device ids whose add() is under way, so a second add of the same id is refused. */
+  protected readonly pending = new Set<string>();
+  protected closed = false;
+
+  constructor(
+    protected readonly options: GatewayOptions,
+    protected readonly settings: GatewaySettings,
+    readonly decision: Decision,
+  ) {
+    super();
+    this.protocol = decision.protocol;
+  }
+
+  abstract add(input: GatewayIdentityInput): Promise<GatewayIdentity>;
+  abstract remove(deviceId: string): Promise<void>;
+  abstract connections(): ConnectionInfo[];
+  abstract close(): Promise<void>;
+
+  open(): Promise<OpenSummary> {
+    // Bounded parallelism: on a shared connection every identity is a session and a put-token.
+    return openAll(this.options.identities ?? [], this.settings.connectConcurrency, (identity) => this.add(identity), (err, deviceId) =>
+      this.translate(err, deviceId, 'connect'),
+    );
+  }
+
+  get(deviceId: string): GatewayIdentity | undefined {
+    return this.identities.get(deviceId);
+  }
+
+  list(): GatewayIdentity[] {
+    return [...this.identities.values()];
+  }
+
+  /** The checks every add() starts with; on success the id is pending until the engine settles it. */
+  protected claim(input: GatewayIdentityInput): ParsedIdentity {
+    if (this.closed) throw new SwitchyardError('NOT_CONNECTED', 'the gateway is closed; create a new one');
+    const parsed = parseIdentity(input);
+    if (this.identities.has(parsed.deviceId) || this.pending.has(parsed.deviceId)) {
+      throw invalid('deviceId', `"${parsed.deviceId}" is already in the gateway; remove it first`);
+    }
+    return parsed;
+  }
+
+  protected translate(err: unknown, deviceId: string, operation: string): SwitchyardError {
+    return translateAzureError(err, { deviceId, operation, protocol: this.protocol });
+  }
+}
