@@ -25,7 +25,8 @@ export {
   type PollPolicyInput,
   type PollState,
 } from './poll-scheduler.ts';
-export type { OutgoingMessage, DeviceMessage, C2DMessageData } from './message.ts';
+// The SDK Message conversions, for packages that drive Azure transports themselves (the gateway).
+export { toAzureMessage, fromAzureMessage, type OutgoingMessage, type DeviceMessage, type C2DMessageData } from './message.ts';
 export type {
   DeviceClient,
   ClientFor,

@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type { Delivery, EventContext, Message as RheaMessage, Receiver, Sender } from 'rhea';
 import { SwitchyardError } from '@switchyard/errors';
-import { featureUnsupported, type C2DMessage, type Clock, type DeviceMessage, type MethodHandler, type OperationOptions, type OutgoingMessage, type TwinDocument } from '@switchyard/device';
+import { featureUnsupported, fromAzureMessage, toAzureMessage, type C2DMessage, type Clock, type MethodHandler, type OperationOptions, type OutgoingMessage, type TwinDocument } from '@switchyard/device';
 import type { Decision } from '@switchyard/selector';
 // The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
 import amqpBase from 'azure-iot-amqp-base';
@@ -20,7 +20,7 @@ import type { IdentityChannel } from './identity-channel.ts';
 import { translateAzureError } from './errors.ts';
 
 const { AmqpMessage, translateError: translateAmqpError } = amqpBase;
-const { errors: azureErrors, Message: AzureMessage, SharedAccessSignature, encodeUriComponentStrict } = azureCommon;
+const { errors: azureErrors, SharedAccessSignature, encodeUriComponentStrict } = azureCommon;
 const { AmqpDeviceMethodClient } = methodClientModule;
 const { AmqpTwinClient } = twinClientModule;
 type MethodClient = InstanceType<typeof AmqpDeviceMethodClient>;
@@ -74,69 +74,14 @@ class MessageQueue {
 
 const RETRYABLE = new Set(['NotConnectedError', 'TimeoutError', 'ServiceUnavailableError', 'ThrottlingError', 'InternalServerError']);
 
-function isDeviceMessage(value: OutgoingMessage): value is DeviceMessage {
-  return typeof value === 'object' && value !== null && !(value instanceof Uint8Array) && 'body' in value;
-}
-
-/**
- * The SDK Message for `input`, as `@switchyard/device` builds it for AMQP (that module's
- * conversion is not exported), then the SDK's own AMQP encoding of it.
- */
-export function toRheaMessage(input: OutgoingMessage): RheaMessage {
-  let message: InstanceType<typeof AzureMessage>;
-  if (!isDeviceMessage(input)) {
-    message = new AzureMessage(typeof input === 'string' ? Buffer.from(input, 'utf8') : Buffer.from(input));
-  } else {
-    const { body } = input;
-    const json = typeof body !== 'string' && !(body instanceof Uint8Array);
-    message = new AzureMessage(typeof body === 'string' ? Buffer.from(body, 'utf8') : body instanceof Uint8Array ? Buffer.from(body) : Buffer.from(JSON.stringify(body), 'utf8'));
-    for (const [key, value] of Object.entries(input.properties ?? {})) {
-      if (typeof value !== 'string') {
-        throw new SwitchyardError('CONFIG_INVALID', `message property ${JSON.stringify(key)} must be a string, got ${typeof value}`, { details: { field: `properties.${key}` } });
-      }
-      message.properties.add(key, value);
-    }
-    if (input.messageId !== undefined) message.messageId = input.messageId;
-    if (input.correlationId !== undefined) message.correlationId = input.correlationId;
-    if (input.contentType !== undefined) message.contentType = input.contentType as never;
-    else if (json) message.contentType = 'application/json' as never;
-    if (input.contentEncoding !== undefined) message.contentEncoding = input.contentEncoding as never;
-    else if (json) message.contentEncoding = 'utf-8' as never;
-    if (input.expiresAt !== undefined) message.expiryTimeUtc = input.expiresAt.getTime();
-  }
-  return AmqpMessage.fromMessage(message) as unknown as RheaMessage;
-}
-
-function text(value: unknown): string | undefined {
-  if (value === undefined || value === null || value === '') return undefined;
-  if (Buffer.isBuffer(value)) return value.toString('hex');
-  return String(value);
+/** The SDK Message `@switchyard/device` builds for AMQP, in the SDK's own AMQP encoding. */
+export function toRheaMessage(input: OutgoingMessage, protocol: 'amqp' | 'amqp-ws'): RheaMessage {
+  return AmqpMessage.fromMessage(toAzureMessage(input, protocol) as never) as unknown as RheaMessage;
 }
 
 /** A received C2D message in `@switchyard/device`'s normalized shape (minus settlement). */
 function fromRheaMessage(raw: RheaMessage, protocol: 'amqp' | 'amqp-ws'): Omit<C2DMessage, 'complete' | 'abandon' | 'reject'> {
-  const msg = AmqpMessage.toMessage(raw as never);
-  const data: unknown = msg.data;
-  const body = Buffer.isBuffer(data) ? data : data instanceof Uint8Array ? Buffer.from(data) : typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.alloc(0);
-  const properties: Record<string, string> = {};
-  for (const { key, value } of msg.properties?.propertyList ?? []) properties[key] = String(value);
-  const out: Omit<C2DMessage, 'complete' | 'abandon' | 'reject'> = { body, properties, protocol };
-  const messageId = text(msg.messageId);
-  if (messageId !== undefined) out.messageId = messageId;
-  const correlationId = text(msg.correlationId);
-  if (correlationId !== undefined) out.correlationId = correlationId;
-  const contentType = text(msg.contentType);
-  if (contentType !== undefined) out.contentType = contentType;
-  const contentEncoding = text(msg.contentEncoding);
-  if (contentEncoding !== undefined) out.contentEncoding = contentEncoding;
-  const expiry: unknown = msg.expiryTimeUtc;
-  if (expiry !== undefined && expiry !== null && expiry !== '') {
-    const date = expiry instanceof Date ? expiry : new Date(typeof expiry === 'number' ? expiry : String(expiry));
-    if (!Number.isNaN(date.getTime())) out.expiresAt = date;
-  }
-  const to = text(msg.to);
-  if (to !== undefined) out.to = to;
-  return out;
+  return fromAzureMessage(AmqpMessage.toMessage(raw as never) as never, protocol);
 }
 
 function waitSendable(sender: Sender): Promise<void> {
@@ -368,13 +313,13 @@ export class LeanDevice extends EventEmitter {
 
   sendEvent(message: OutgoingMessage, options?: OperationOptions): Promise<void> {
     this.#assertOpen('sendEvent');
-    const amqpMessage = toRheaMessage(message);
+    const amqpMessage = toRheaMessage(message, this.protocol);
     return this.#run('sendEvent', () => this.#send(amqpMessage), options);
   }
 
   async sendEventBatch(messages: readonly OutgoingMessage[], options?: OperationOptions): Promise<void> {
     this.#assertOpen('sendEventBatch');
-    const amqpMessages = messages.map(toRheaMessage);
+    const amqpMessages = messages.map((m) => toRheaMessage(m, this.protocol));
     // Pipelined on the one link, as the SDK's AMQP transport does (it has no batch frame).
     await this.#run('sendEventBatch', () => Promise.all(amqpMessages.map((m) => this.#send(m))).then(() => undefined), options);
   }
