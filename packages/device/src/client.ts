@@ -7,6 +7,7 @@ import { SwitchyardError } from '@switchyard/errors';
 import type { Protocol } from '@switchyard/profile';
 import type { Decision } from '@switchyard/selector';
 import { featureUnsupported, translateError } from './errors.ts';
+import { queueIterator, type MessageQueue } from './message-queue.ts';
 import { fromAzureMessage, toAzureMessage, type OutgoingMessage } from './message.ts';
 import { PollRunner, pollPolicy, systemClock, type Clock, type PollOutcome, type PollPolicyInput } from './poll-scheduler.ts';
 import type { C2DMessage, ConnectionState, DeviceClient, MethodHandler, OperationOptions, TwinDocument } from './types.ts';
@@ -132,23 +133,6 @@ function reasonOf(err: unknown): string {
   if (err === undefined || err === null) return 'closed by the hub';
   const e = translateError(err);
   return e.message;
-}
-
-class MessageQueue<M> {
-  readonly items: M[] = [];
-  readonly waiters: Array<(r: IteratorResult<M>) => void> = [];
-  ended = false;
-
-  push(item: M): void {
-    const waiter = this.waiters.shift();
-    if (waiter !== undefined) waiter({ value: item, done: false });
-    else this.items.push(item);
-  }
-
-  end(): void {
-    this.ended = true;
-    for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
-  }
 }
 
 /**
@@ -417,28 +401,8 @@ export class SwitchyardDeviceClient extends EventEmitter {
   }
 
   messages(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<C2DMessage> {
-    const queue = new MessageQueue<C2DMessage>();
-    this.#queues.add(queue);
-    const stop = (): void => {
-      this.#queues.delete(queue);
-      queue.end();
-    };
-    if (this.#state === 'closed' || this.#state === 'closing') queue.end();
-    options.signal?.addEventListener('abort', stop, { once: true });
+    const iterator = queueIterator(this.#queues, { ...options, closed: this.#state === 'closed' || this.#state === 'closing' });
     this.#enableC2D();
-    const iterator: AsyncIterableIterator<C2DMessage> = {
-      next: () => {
-        const item = queue.items.shift();
-        if (item !== undefined) return Promise.resolve({ value: item, done: false });
-        if (queue.ended || options.signal?.aborted) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => queue.waiters.push(resolve));
-      },
-      return: () => {
-        stop();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
     return iterator;
   }
 

@@ -25,6 +25,7 @@ export {
   type PollPolicyInput,
   type PollState,
 } from './poll-scheduler.ts';
+export { MessageQueue, queueIterator } from './message-queue.ts';
 // The SDK Message conversions, for packages that drive Azure transports themselves (the gateway).
 export { toAzureMessage, fromAzureMessage, type OutgoingMessage, type DeviceMessage, type C2DMessageData } from './message.ts';
 export type {

@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type { Delivery, EventContext, Message as RheaMessage, Receiver, Sender } from 'rhea';
 import { SwitchyardError } from '@switchyard/errors';
-import { featureUnsupported, fromAzureMessage, toAzureMessage, type C2DMessage, type Clock, type MethodHandler, type OperationOptions, type OutgoingMessage, type TwinDocument } from '@switchyard/device';
+import { featureUnsupported, fromAzureMessage, queueIterator, toAzureMessage, type MessageQueue, type C2DMessage, type Clock, type MethodHandler, type OperationOptions, type OutgoingMessage, type TwinDocument } from '@switchyard/device';
 import type { Decision } from '@switchyard/selector';
 // The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
 import amqpBase from 'azure-iot-amqp-base';
@@ -57,21 +57,6 @@ interface PendingSend {
   reject(error: Error): void;
 }
 
-class MessageQueue {
-  readonly items: C2DMessage[] = [];
-  readonly waiters: Array<(r: IteratorResult<C2DMessage>) => void> = [];
-  ended = false;
-  push(item: C2DMessage): void {
-    const waiter = this.waiters.shift();
-    if (waiter !== undefined) waiter({ value: item, done: false });
-    else this.items.push(item);
-  }
-  end(): void {
-    this.ended = true;
-    for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
-  }
-}
-
 const RETRYABLE = new Set(['NotConnectedError', 'TimeoutError', 'ServiceUnavailableError', 'ThrottlingError', 'InternalServerError']);
 
 /** The SDK Message `@switchyard/device` builds for AMQP, in the SDK's own AMQP encoding. */
@@ -116,7 +101,7 @@ export class LeanDevice extends EventEmitter {
   #inFlight: Map<Delivery, PendingSend> | undefined;
   #receiver: Receiver | undefined;
   #c2d = false;
-  #queues: Set<MessageQueue> | undefined;
+  #queues: Set<MessageQueue<C2DMessage>> | undefined;
   #methods: Map<string, MethodHandler> | undefined;
   #methodClient: MethodClient | undefined;
   #twinClient: TwinClient | undefined;
@@ -465,29 +450,8 @@ export class LeanDevice extends EventEmitter {
   }
 
   messages(options: { signal?: AbortSignal } = {}): AsyncIterableIterator<C2DMessage> {
-    const queue = new MessageQueue();
-    const queues = (this.#queues ??= new Set());
-    queues.add(queue);
-    const stop = (): void => {
-      queues.delete(queue);
-      queue.end();
-    };
-    if (this.#state === 'closed' || this.#state === 'closing') queue.end();
-    options.signal?.addEventListener('abort', stop, { once: true });
+    const iterator = queueIterator((this.#queues ??= new Set()), { ...options, closed: this.#state === 'closed' || this.#state === 'closing' });
     this.#enableC2D();
-    const iterator: AsyncIterableIterator<C2DMessage> = {
-      next: () => {
-        const item = queue.items.shift();
-        if (item !== undefined) return Promise.resolve({ value: item, done: false });
-        if (queue.ended || options.signal?.aborted) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => queue.waiters.push(resolve));
-      },
-      return: () => {
-        stop();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
     return iterator;
   }
 
