@@ -6,6 +6,7 @@ import { SwitchyardError } from '@switchyard/errors';
 import type { Decision } from '@switchyard/selector';
 import { translateAzureError } from './errors.ts';
 import {
+  createPool,
   invalid,
   parseIdentity,
   type Gateway,
@@ -18,7 +19,7 @@ import {
   type OpenSummary,
   type ParsedIdentity,
 } from './gateway.ts';
-import type { ConnectionInfo } from './pool.ts';
+import type { AmqpConnectionPool, ConnectionInfo } from './pool.ts';
 
 /** Connects identities `concurrency` at a time; one failure never stops the others. */
 export async function openAll(
@@ -92,5 +93,32 @@ export abstract class GatewayBase<I extends GatewayIdentity> extends EventEmitte
 
   protected translate(err: unknown, deviceId: string, operation: string): SwitchyardError {
     return translateAzureError(err, { deviceId, operation, protocol: this.protocol });
+  }
+}
+
+/** The engines that share AMQP connections: one pool, for the one hub every identity names. */
+export abstract class SharedConnectionGateway<I extends GatewayIdentity> extends GatewayBase<I> {
+  readonly multiplexed = true;
+  protected pool: AmqpConnectionPool | undefined;
+  private hubHostName: string | undefined;
+
+  connections(): ConnectionInfo[] {
+    return this.pool?.connections() ?? [];
+  }
+
+  protected poolFor(parsed: ParsedIdentity): AmqpConnectionPool {
+    if (this.hubHostName !== undefined && this.hubHostName.toLowerCase() !== parsed.hubHostName.toLowerCase()) {
+      throw invalid('connectionString', `of "${parsed.deviceId}" names hub "${parsed.hubHostName}", but this gateway connects to "${this.hubHostName}"; one gateway serves one hub`);
+    }
+    if (this.pool) return this.pool;
+    const pool = createPool(this.options, this.settings, this.protocol, parsed);
+    pool.on('connection-open', (event) => this.emit('connection-open', event));
+    pool.on('connection-closed', (event) => this.emit('connection-closed', event));
+    pool.on('connection-lost', ({ connectionId, error }) =>
+      this.emit('connection-lost', { connectionId, error: translateAzureError(error, { operation: 'connection', protocol: this.protocol }) }),
+    );
+    this.pool = pool;
+    this.hubHostName = parsed.hubHostName;
+    return pool;
   }
 }

@@ -19,7 +19,7 @@ import { translateAzureError } from './errors.ts';
 import { decideProtocol, isMultiplexing } from './decide.ts';
 import { PerConnectionGateway } from './per-connection-gateway.ts';
 import { LeanAmqpGateway } from './lean-gateway.ts';
-import { GatewayBase } from './gateway-base.ts';
+import { SharedConnectionGateway } from './gateway-base.ts';
 
 export type GatewayProtocol = Protocol;
 
@@ -327,11 +327,7 @@ export function createPool(options: GatewayOptions, settings: GatewaySettings, p
   });
 }
 
-class AmqpGateway extends GatewayBase<Identity> {
-  readonly multiplexed = true;
-  private pool: AmqpConnectionPool | undefined;
-  private hubHostName: string | undefined;
-
+class AmqpGateway extends SharedConnectionGateway<Identity> {
   async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
     const parsed = this.claim(input);
     const pool = this.poolFor(parsed);
@@ -405,10 +401,6 @@ class AmqpGateway extends GatewayBase<Identity> {
     await this.pool?.release(deviceId);
   }
 
-  connections(): ConnectionInfo[] {
-    return this.pool?.connections() ?? [];
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -421,22 +413,6 @@ class AmqpGateway extends GatewayBase<Identity> {
       }),
     );
     await this.pool?.close();
-  }
-
-  private poolFor(parsed: ParsedIdentity): AmqpConnectionPool {
-    if (this.hubHostName !== undefined && this.hubHostName.toLowerCase() !== parsed.hubHostName.toLowerCase()) {
-      throw invalid('connectionString', `of "${parsed.deviceId}" names hub "${parsed.hubHostName}", but this gateway connects to "${this.hubHostName}"; one gateway serves one hub`);
-    }
-    if (this.pool) return this.pool;
-    const pool = createPool(this.options, this.settings, this.protocol, parsed);
-    pool.on('connection-open', (event) => this.emit('connection-open', event));
-    pool.on('connection-closed', (event) => this.emit('connection-closed', event));
-    pool.on('connection-lost', ({ connectionId, error }) =>
-      this.emit('connection-lost', { connectionId, error: translateAzureError(error, { operation: 'connection', protocol: this.protocol }) }),
-    );
-    this.pool = pool;
-    this.hubHostName = parsed.hubHostName;
-    return pool;
   }
 
   private identityConnected(identity: Identity): void {

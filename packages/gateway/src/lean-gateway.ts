@@ -14,13 +14,11 @@ import type {
   GatewaySettings,
   IdentityEvents,
   IdentityState,
-  ParsedIdentity,
 } from './gateway.ts';
-import { createPool, invalid, isTransientFailure, reopenDelayMs } from './gateway.ts';
-import { GatewayBase } from './gateway-base.ts';
+import { isTransientFailure, reopenDelayMs } from './gateway.ts';
+import { SharedConnectionGateway } from './gateway-base.ts';
 import { IdentityChannel } from './identity-channel.ts';
 import { LeanDevice, type LeanOwner } from './lean-device.ts';
-import type { AmqpConnectionPool, ConnectionInfo } from './pool.ts';
 import { translateAzureError } from './errors.ts';
 
 const { ConnectionString } = azureCommon;
@@ -53,15 +51,12 @@ class LeanIdentity extends EventEmitter<IdentityEvents> implements GatewayIdenti
   }
 }
 
-export class LeanAmqpGateway extends GatewayBase<LeanIdentity> implements LeanOwner {
+export class LeanAmqpGateway extends SharedConnectionGateway<LeanIdentity> implements LeanOwner {
   declare readonly protocol: 'amqp' | 'amqp-ws';
-  readonly multiplexed = true;
   readonly clock: Clock;
   readonly operationTimeoutMs = 30_000;
   readonly tokenValidTimeInSeconds: number;
   readonly tokenRenewalMarginInSeconds: number;
-  private pool: AmqpConnectionPool | undefined;
-  private hubHostName: string | undefined;
   /** Identities by device, also while connecting, so drops and faults find their owner. */
   private readonly byDevice = new Map<LeanDevice, LeanIdentity>();
   private renewalTimer: unknown;
@@ -118,10 +113,6 @@ export class LeanAmqpGateway extends GatewayBase<LeanIdentity> implements LeanOw
     await this.pool?.release(deviceId);
   }
 
-  connections(): ConnectionInfo[] {
-    return this.pool?.connections() ?? [];
-  }
-
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -139,22 +130,6 @@ export class LeanAmqpGateway extends GatewayBase<LeanIdentity> implements LeanOw
     identity.reopenTimer = undefined;
     this.byDevice.delete(identity.lean);
     await identity.lean.close();
-  }
-
-  private poolFor(parsed: ParsedIdentity): AmqpConnectionPool {
-    if (this.hubHostName !== undefined && this.hubHostName.toLowerCase() !== parsed.hubHostName.toLowerCase()) {
-      throw invalid('connectionString', `of "${parsed.deviceId}" names hub "${parsed.hubHostName}", but this gateway connects to "${this.hubHostName}"; one gateway serves one hub`);
-    }
-    if (this.pool) return this.pool;
-    const pool = createPool(this.options, this.settings, this.protocol, parsed);
-    pool.on('connection-open', (event) => this.emit('connection-open', event));
-    pool.on('connection-closed', (event) => this.emit('connection-closed', event));
-    pool.on('connection-lost', ({ connectionId, error }) =>
-      this.emit('connection-lost', { connectionId, error: translateAzureError(error, { operation: 'connection', protocol: this.protocol }) }),
-    );
-    this.pool = pool;
-    this.hubHostName = parsed.hubHostName;
-    return pool;
   }
 
   // ---- LeanOwner ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // Plain HTTPS requests against a local hub, with the hub's CA as `ca` (verification stays on).
 import https from 'node:https';
 import type { LocalHub } from '../../src/index.ts';
+import { waitFor } from './azure-clients.ts';
 
 export interface HubResponse {
   status: number;
@@ -65,13 +66,7 @@ export function serviceHeaders(hub: LocalHub, extra: Record<string, string> = {}
   return { Authorization: hub.serviceToken(), 'Content-Type': 'application/json', ...extra };
 }
 
-/** Polls `probe` until it returns something other than undefined, or fails after `ms`. */
-export async function waitUntil<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** `waitFor` with the description first, as these suites read best. */
+export function waitUntil<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, ms = 10_000): Promise<T> {
+  return waitFor(probe, ms, what);
 }
