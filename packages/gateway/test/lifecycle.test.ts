@@ -294,6 +294,28 @@ describe.each<GatewayEngine>(['azure-client', 'lean'])('engine %s', (engine) => 
     });
   });
 
+  describe.each(['mqtt-ws', 'https'] as const)('swapped to %s by configuration', (protocol) => {
+    let gw: Gateway;
+    afterAll(async () => {
+      await gw?.close();
+    });
+
+    it('runs the same gateway code with one connection per identity', async () => {
+      const list = identities(`swap-${protocol}`, 3);
+      gw = await createGateway({ engine, env: { SWITCHYARD_PROTOCOL: protocol }, ca: hub.ca, endpoint: { host: hub.address, ports: { ...hub.ports } }, identities: list });
+      expect(gw.multiplexed).toBe(false);
+      expect(gw.decision.warnings.join('\n')).toMatch(/multiplexing lost/);
+      expect((await gw.open()).failed).toEqual([]);
+      expect(gw.connections()).toHaveLength(3);
+      await inBatches(list, 3, async ({ deviceId }) => {
+        await gw.get(deviceId)!.device.sendEvent(`over ${protocol} from ${deviceId}`);
+      });
+      for (const { deviceId } of list) {
+        expect(hub.telemetry({ deviceId }).map((r) => [r.protocol, r.body.toString()])).toEqual([[protocol, `over ${protocol} from ${deviceId}`]]);
+      }
+    });
+  });
+
   describe('AMQP-WS through a redirecting agent', () => {
     let gw: Gateway;
     afterAll(async () => {
