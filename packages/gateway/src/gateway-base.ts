@@ -15,6 +15,7 @@ import {
   type GatewayIdentityInput,
   type GatewayOptions,
   type GatewayProtocol,
+  type IdentityState,
   type GatewaySettings,
   type OpenSummary,
   type ParsedIdentity,
@@ -97,7 +98,7 @@ export abstract class GatewayBase<I extends GatewayIdentity> extends EventEmitte
 }
 
 /** The engines that share AMQP connections: one pool, for the one hub every identity names. */
-export abstract class SharedConnectionGateway<I extends GatewayIdentity> extends GatewayBase<I> {
+export abstract class SharedConnectionGateway<I extends GatewayIdentity & { stateValue: IdentityState }> extends GatewayBase<I> {
   readonly multiplexed = true;
   protected pool: AmqpConnectionPool | undefined;
   private hubHostName: string | undefined;
@@ -120,5 +121,23 @@ export abstract class SharedConnectionGateway<I extends GatewayIdentity> extends
     this.pool = pool;
     this.hubHostName = parsed.hubHostName;
     return pool;
+  }
+
+  /** A fault on one identity: reported on it (if heard) and on the gateway, never on the others. */
+  protected identityError(identity: I, err: unknown, operation: string): void {
+    if (identity.stateValue === 'closed') return;
+    const error = translateAzureError(err, { deviceId: identity.deviceId, operation, protocol: this.protocol });
+    // EventEmitter throws on an unheard 'error'; the gateway-level event is the one that must be heard.
+    if (identity.listenerCount('error') > 0) identity.emit('error', error);
+    this.emit('identity-error', { deviceId: identity.deviceId, error });
+  }
+
+  /** Re-opening an identity failed for good: it stays disconnected until removed and added again. */
+  protected gaveUp(identity: I, reopenErr: unknown): void {
+    identity.stateValue = 'disconnected';
+    const failure = translateAzureError(reopenErr, { deviceId: identity.deviceId, operation: 'connect', protocol: this.protocol });
+    this.identityError(identity, failure, 'reopen');
+    identity.emit('disconnected', { error: failure, willRetry: false });
+    this.emit('identity-disconnected', { deviceId: identity.deviceId, error: failure, willRetry: false });
   }
 }

@@ -461,22 +461,11 @@ class AmqpGateway extends SharedConnectionGateway<Identity> {
           }, delay);
           return;
         }
-        identity.stateValue = 'disconnected';
-        const failure = translateAzureError(reopenErr, { deviceId: identity.deviceId, operation: 'connect', protocol: this.protocol });
-        this.identityError(identity, failure, 'reopen');
-        identity.emit('disconnected', { error: failure, willRetry: false });
-        this.emit('identity-disconnected', { deviceId: identity.deviceId, error: failure, willRetry: false });
+        this.gaveUp(identity, reopenErr);
       },
     );
   }
 
-  private identityError(identity: Identity, err: unknown, operation: string): void {
-    if (identity.stateValue === 'closed') return;
-    const error = translateAzureError(err, { deviceId: identity.deviceId, operation, protocol: this.protocol });
-    // EventEmitter throws on an unheard 'error'; the gateway-level event is the one that must be heard.
-    if (identity.listenerCount('error') > 0) identity.emit('error', error);
-    this.emit('identity-error', { deviceId: identity.deviceId, error });
-  }
 }
 
 async function closeIdentity(identity: Identity, clock: Clock): Promise<void> {

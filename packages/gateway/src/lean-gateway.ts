@@ -185,19 +185,9 @@ export class LeanAmqpGateway extends SharedConnectionGateway<LeanIdentity> imple
         }
         identity.stateValue = 'disconnected';
         identity.lean.gaveUp();
-        const failure = translateAzureError(reopenErr, { deviceId: identity.deviceId, operation: 'connect', protocol: this.protocol });
-        this.identityError(identity, failure, 'reopen');
-        identity.emit('disconnected', { error: failure, willRetry: false });
-        this.emit('identity-disconnected', { deviceId: identity.deviceId, error: failure, willRetry: false });
+        this.gaveUp(identity, reopenErr);
       },
     );
-  }
-
-  private identityError(identity: LeanIdentity, err: unknown, operation: string): void {
-    if (identity.stateValue === 'closed') return;
-    const error = translateAzureError(err, { deviceId: identity.deviceId, operation, protocol: this.protocol });
-    if (identity.listenerCount('error') > 0) identity.emit('error', error);
-    this.emit('identity-error', { deviceId: identity.deviceId, error });
   }
 
   /** One timer for every identity's renewal, armed for the earliest one due. */

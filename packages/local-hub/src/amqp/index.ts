@@ -72,8 +72,6 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
   // autoaccept off: telemetry is accepted only after the core took it, so HubErrors become rejections.
   const container = rhea.create_container({ id: `local-hub-${randomUUID()}`, autoaccept: false });
   const handlers = new Map<string, AmqpConnectionHandler>();
-  // WebSocket connections are created inside rhea, so each is learned from its first event.
-  const connectionsById = new Map<string, Connection>();
   let closing = false;
 
   const handlerOf = (ctx: EventContext): AmqpConnectionHandler | undefined => {
@@ -86,7 +84,6 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     container.on(event, (ctx: EventContext) => {
       const handler = handlerOf(ctx);
       if (!handler || handler.isEnded) return;
-      if (!connectionsById.has(handler.id)) connectionsById.set(handler.id, ctx.connection);
       try {
         fn(handler, ctx);
       } catch (e) {
@@ -130,7 +127,6 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     if (openTimer) clearTimeout(openTimer);
     openTimers.delete(handler.id);
     handlers.delete(handler.id);
-    connectionsById.delete(handler.id);
     try {
       handler.end();
     } catch (e) {
@@ -179,7 +175,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       const der = peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
       const { id, options } = register('amqp', der, () => socket.destroy());
       try {
-        connectionsById.set(id, acceptSocket(container, options, socket));
+        acceptSocket(container, options, socket);
       } catch (e) {
         logger.warn('amqp accept failed', { connectionId: id, error: describe(e) });
         socket.destroy();
