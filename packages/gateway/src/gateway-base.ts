@@ -23,7 +23,7 @@ import {
 import type { AmqpConnectionPool, ConnectionInfo } from './pool.ts';
 
 /** Connects identities `concurrency` at a time; one failure never stops the others. */
-export async function openAll(
+async function openAll(
   identities: readonly GatewayIdentityInput[],
   concurrency: number,
   add: (identity: GatewayIdentityInput) => Promise<unknown>,

@@ -261,7 +261,7 @@ export function isTransientFailure(err: unknown): boolean {
 }
 
 /** Everything that can be checked without the network, so a typo fails createGateway. */
-export function validateOptions(options: GatewayOptions): GatewaySettings {
+function validateOptions(options: GatewayOptions): GatewaySettings {
   const maxPerConnection = positiveInteger(options.maxIdentitiesPerConnection, 'maxIdentitiesPerConnection', DEFAULT_MAX_IDENTITIES_PER_CONNECTION);
   if (maxPerConnection > 999) throw invalid('maxIdentitiesPerConnection', `must be <= 999 (IoT Hub accepts 999 tokens per connection), got ${maxPerConnection}`);
   if (options.engine !== undefined && options.engine !== 'azure-client' && options.engine !== 'lean') {

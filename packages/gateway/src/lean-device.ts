@@ -60,7 +60,7 @@ interface PendingSend {
 const RETRYABLE = new Set(['NotConnectedError', 'TimeoutError', 'ServiceUnavailableError', 'ThrottlingError', 'InternalServerError']);
 
 /** The SDK Message `@switchyard/device` builds for AMQP, in the SDK's own AMQP encoding. */
-export function toRheaMessage(input: OutgoingMessage, protocol: 'amqp' | 'amqp-ws'): RheaMessage {
+function toRheaMessage(input: OutgoingMessage, protocol: 'amqp' | 'amqp-ws'): RheaMessage {
   return AmqpMessage.fromMessage(toAzureMessage(input, protocol) as never) as unknown as RheaMessage;
 }
 

@@ -71,7 +71,7 @@ function zeroCounters(): HubCounters {
   };
 }
 
-export function normalizeThumbprint(value: string): string {
+function normalizeThumbprint(value: string): string {
   return value.replace(/:/g, '').trim().toUpperCase();
 }
 

@@ -3,7 +3,7 @@ import { HubError } from './errors.ts';
 /** IoT Hub's per-section limit (desired and reported, each). */
 export const TWIN_SECTION_LIMIT_BYTES = 32 * 1024;
 /** IoT Hub caps nesting of twin objects. */
-export const TWIN_MAX_DEPTH = 10;
+const TWIN_MAX_DEPTH = 10;
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -10,7 +10,7 @@ function isTlsSocket(socket: unknown): socket is TLSSocket {
 }
 
 /** DER of the client certificate, when the TLS handshake carried one. */
-export function peerCertificateDer(req: IncomingMessage): Buffer | undefined {
+function peerCertificateDer(req: IncomingMessage): Buffer | undefined {
   if (!isTlsSocket(req.socket)) return undefined;
   const cert = req.socket.getPeerCertificate(true);
   return cert && Buffer.isBuffer(cert.raw) && cert.raw.length > 0 ? cert.raw : undefined;

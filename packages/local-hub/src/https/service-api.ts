@@ -22,7 +22,7 @@ function authenticationJson(auth: DeviceAuthentication): Record<string, unknown>
 }
 
 /** A registry device as IoT Hub's `GET /devices/{id}` returns it. */
-export function deviceJson(record: DeviceRecord, stats: HubStats): Record<string, unknown> {
+function deviceJson(record: DeviceRecord, stats: HubStats): Record<string, unknown> {
   return {
     deviceId: record.deviceId,
     moduleId: null,
@@ -202,7 +202,7 @@ export async function sendC2D(ctx: RequestContext): Promise<void> {
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** `body` is always a string; bytes that are not UTF-8 also come as `bodyBase64`. */
-export function telemetryJson(record: TelemetryRecord): Record<string, unknown> {
+function telemetryJson(record: TelemetryRecord): Record<string, unknown> {
   let body: string;
   let bodyBase64: string | undefined;
   try {

@@ -54,7 +54,7 @@ export function telemetryFromHeaders(headers: IncomingHttpHeaders, body: Buffer)
   return message;
 }
 
-export const BATCH_CONTENT_TYPE = 'application/vnd.microsoft.iothub.json';
+const BATCH_CONTENT_TYPE = 'application/vnd.microsoft.iothub.json';
 
 const batchSchema = z
   .array(
