@@ -1,67 +1,125 @@
 // Eager validation of connect() options: every mistake is reported before any socket opens,
 // naming the field and the fix. Connection strings are parsed here, never echoed back.
-import { z } from 'zod';
+import * as v from 'valibot';
 import { SwitchyardError, redactSecrets } from '@switchyard/errors';
 import { PROTOCOLS, type Protocol } from '@switchyard/profile';
 import type { Clock } from './poll-scheduler.ts';
 
-const port = z.number().int().min(1, { error: 'must be a TCP port 1..65535' }).max(65535, { error: 'must be a TCP port 1..65535' });
+// The generic messages keep the wording connect() has always used, so callers see no change.
+function received(input: unknown): string {
+  if (typeof input === 'number') return Number.isFinite(input) ? 'number' : String(input);
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'array';
+  if (typeof input === 'object' && Object.getPrototypeOf(input) !== Object.prototype && input.constructor) return input.constructor.name;
+  return typeof input;
+}
+const expected = (type: string) => (issue: v.BaseIssue<unknown>) => `Invalid input: expected ${type}, received ${received(issue.input)}`;
+const atLeast = (min: number) => v.minValue<number, number, string>(min, `Too small: expected number to be >=${min}`);
+const atMost = (max: number) => v.maxValue<number, number, string>(max, `Too big: expected number to be <=${max}`);
+const nonEmpty = (message = 'Too small: expected string to have >=1 characters') => v.pipe(v.string(expected('string')), v.minLength(1, message));
 
-const clockSchema = z.custom<Clock>(
-  (v) => typeof v === 'object' && v !== null && typeof (v as Clock).now === 'function' && typeof (v as Clock).setTimeout === 'function' && typeof (v as Clock).clearTimeout === 'function',
-  { error: 'must be an object with now(), setTimeout(fn, ms) and clearTimeout(handle)' },
+// A non-finite number, and for int a fraction, is a wrong type rather than a range error: it gets
+// one message, and the tokenRenewal rule does not run on it.
+const finite = v.custom<number>(Number.isFinite, expected('number'));
+const int = v.pipe(
+  v.custom<number>(Number.isInteger, (issue) => (Number.isFinite(issue.input) ? 'Invalid input: expected int, received number' : expected('number')(issue))),
+  v.safeInteger((issue) => (issue.input > 0 ? `Too big: expected int to be <=${Number.MAX_SAFE_INTEGER}` : `Too small: expected int to be >=${Number.MIN_SAFE_INTEGER}`)),
 );
 
-const signalSchema = z.custom<AbortSignal>((v) => v instanceof AbortSignal, { error: 'must be an AbortSignal' });
+const UNKNOWN_OPTION = 'unknown option';
+const isUnknownKey = (issue: v.BaseIssue<unknown>): boolean => issue.type === 'strict_object' && issue.expected === 'never';
 
-export const connectOptionsSchema = z.strictObject({
-  connectionString: z.string({ error: 'is required: the device connection string "HostName=...;DeviceId=...;SharedAccessKey=..." (or ...;x509=true with cert and key)' }).min(1, { error: 'must not be empty' }),
-  cert: z.string().min(1).optional(),
-  key: z.string().min(1).optional(),
-  passphrase: z.string().optional(),
-  profile: z.union([z.string().min(1), z.record(z.string(), z.unknown())], { error: 'must be a capability profile object or the path of a JSON profile file' }).optional(),
-  ca: z.string().min(1, { error: 'must be the PEM text (or path) of the CA that signed the hub certificate' }).optional(),
-  endpoint: z
-    .strictObject({
-      host: z.string().min(1).optional(),
-      ports: z.strictObject({ mqtt: port.optional(), amqp: port.optional(), https: port.optional() }).optional(),
-    })
-    .optional(),
-  fallback: z.boolean().default(false),
-  pollStateDir: z.string().min(1).optional(),
-  clock: clockSchema.optional(),
-  signal: signalSchema.optional(),
-  forceProtocol: z.enum(PROTOCOLS, { error: `must be one of ${PROTOCOLS.join(', ')}` }).optional(),
+// An object checked as connect() always has, which v.strictObject alone does not: an array is not
+// an object, a missing field gets the message its schema gives undefined, and one issue names every
+// unknown key in its input, where v.strictObject's own issue names only the first.
+function strict<const E extends v.ObjectEntries>(entries: E) {
+  const object = v.strictObject(entries, (issue) => {
+    const key = issue.path?.[0]?.key;
+    return typeof key === 'string' && Object.hasOwn(entries, key) ? v.safeParse(entries[key]!, undefined).issues![0].message : expected('object')(issue);
+  });
+  return v.pipe(
+    v.custom<v.InferInput<typeof object>>((input) => !Array.isArray(input), expected('object')),
+    object,
+    v.rawCheck(({ dataset, addIssue }) => {
+      const first = dataset.issues?.find((issue) => isUnknownKey(issue) && issue.path!.length === 1);
+      if (first === undefined) return;
+      const unknown: string[] = [];
+      for (const key in first.path![0]!.input as object) if (!Object.hasOwn(entries, key)) unknown.push(key);
+      addIssue({ input: unknown, message: UNKNOWN_OPTION });
+    }),
+  );
+}
+
+const port = v.pipe(int, v.minValue(1, 'must be a TCP port 1..65535'), v.maxValue(65535, 'must be a TCP port 1..65535'));
+
+const clockSchema = v.custom<Clock>(
+  (value) => typeof value === 'object' && value !== null && typeof (value as Clock).now === 'function' && typeof (value as Clock).setTimeout === 'function' && typeof (value as Clock).clearTimeout === 'function',
+  'must be an object with now(), setTimeout(fn, ms) and clearTimeout(handle)',
+);
+
+const signalSchema = v.custom<AbortSignal>((value) => value instanceof AbortSignal, 'must be an AbortSignal');
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && [Object.prototype, null].includes(Object.getPrototypeOf(value));
+
+export const connectOptionsSchema = strict({
+  connectionString: v.pipe(
+    v.string('is required: the device connection string "HostName=...;DeviceId=...;SharedAccessKey=..." (or ...;x509=true with cert and key)'),
+    v.minLength(1, 'must not be empty'),
+  ),
+  cert: v.optional(nonEmpty()),
+  key: v.optional(nonEmpty()),
+  passphrase: v.optional(v.string(expected('string'))),
+  profile: v.optional(v.union([nonEmpty(), v.custom<Record<string, unknown>>(isPlainObject)], 'must be a capability profile object or the path of a JSON profile file')),
+  ca: v.optional(nonEmpty('must be the PEM text (or path) of the CA that signed the hub certificate')),
+  endpoint: v.optional(
+    strict({
+      host: v.optional(nonEmpty()),
+      ports: v.optional(strict({ mqtt: v.optional(port), amqp: v.optional(port), https: v.optional(port) })),
+    }),
+  ),
+  fallback: v.optional(v.boolean(expected('boolean')), false),
+  pollStateDir: v.optional(nonEmpty()),
+  clock: v.optional(clockSchema),
+  signal: v.optional(signalSchema),
+  forceProtocol: v.optional(v.picklist(PROTOCOLS, `must be one of ${PROTOCOLS.join(', ')}`)),
   /** SAS lifetime and renewal margin, in seconds; the SDK default is 3600/900. */
-  tokenRenewal: z
-    .strictObject({
-      tokenValidTimeInSeconds: z.number().int().min(1),
-      tokenRenewalMarginInSeconds: z.number().int().min(0),
-    })
-    .refine((t) => t.tokenRenewalMarginInSeconds < t.tokenValidTimeInSeconds, { error: 'tokenRenewalMarginInSeconds must be smaller than tokenValidTimeInSeconds' })
-    .optional(),
-  keepAliveSeconds: z.number().int().min(1).optional(),
+  tokenRenewal: v.optional(
+    v.pipe(
+      strict({
+        tokenValidTimeInSeconds: v.pipe(int, atLeast(1)),
+        tokenRenewalMarginInSeconds: v.pipe(int, atLeast(0)),
+      }),
+      // Compares the two fields, so it waits until both have the right type; range errors and unknown keys do not stop it.
+      v.rawCheck(({ dataset, addIssue }) => {
+        if (dataset.issues?.some((issue) => issue.kind === 'schema' && !isUnknownKey(issue))) return;
+        const t = dataset.value as { tokenValidTimeInSeconds: number; tokenRenewalMarginInSeconds: number };
+        if (t.tokenRenewalMarginInSeconds >= t.tokenValidTimeInSeconds) addIssue({ message: 'tokenRenewalMarginInSeconds must be smaller than tokenValidTimeInSeconds' });
+      }),
+    ),
+  ),
+  keepAliveSeconds: v.optional(v.pipe(int, atLeast(1))),
   /** Per-operation deadline in ms where the SDK has none (twin, SUBACK, AMQP settlement). */
-  operationTimeoutMs: z.number().int().min(1).default(30_000),
+  operationTimeoutMs: v.optional(v.pipe(int, atLeast(1)), 30_000),
   /** Deadline for connecting one protocol, in ms. */
-  connectTimeoutMs: z.number().int().min(1).default(20_000),
+  connectTimeoutMs: v.optional(v.pipe(int, atLeast(1)), 20_000),
   /** Reconnect attempts the SDK makes after a drop before reporting 'disconnected' with willRetry false. */
-  reconnectAttempts: z.number().int().min(0).default(10),
+  reconnectAttempts: v.optional(v.pipe(int, atLeast(0)), 10),
   /** HTTPS polling knobs; the 25-minute production floor cannot be lowered here. */
-  poll: z
-    .strictObject({
-      jitterRatio: z.number().min(0).max(1).optional(),
-      drainMax: z.number().int().min(0).max(50).optional(),
-      backoffBaseMs: z.number().int().min(1).optional(),
-      backoffMaxMs: z.number().int().min(1).optional(),
-    })
-    .optional(),
-  onFallback: z.custom<(event: { from: Protocol; to: Protocol; reason: string }) => void>((v) => typeof v === 'function', { error: 'must be a function' }).optional(),
-  productInfo: z.string().optional(),
+  poll: v.optional(
+    strict({
+      jitterRatio: v.optional(v.pipe(finite, atLeast(0), atMost(1))),
+      drainMax: v.optional(v.pipe(int, atLeast(0), atMost(50))),
+      backoffBaseMs: v.optional(v.pipe(int, atLeast(1))),
+      backoffMaxMs: v.optional(v.pipe(int, atLeast(1))),
+    }),
+  ),
+  onFallback: v.optional(v.custom<(event: { from: Protocol; to: Protocol; reason: string }) => void>((value) => typeof value === 'function', 'must be a function')),
+  productInfo: v.optional(v.string(expected('string'))),
 });
 
-export type ConnectOptionsInput = z.input<typeof connectOptionsSchema>;
-export type ParsedConnectOptions = z.output<typeof connectOptionsSchema>;
+export type ConnectOptionsInput = v.InferInput<typeof connectOptionsSchema>;
+export type ParsedConnectOptions = v.InferOutput<typeof connectOptionsSchema>;
 
 export interface ParsedConnectionString {
   hostName: string;
@@ -71,8 +129,8 @@ export interface ParsedConnectionString {
   auth: 'sas-key' | 'sas-token' | 'x509';
 }
 
-function fieldPath(path: readonly PropertyKey[]): string {
-  return path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+function fieldPath(path: readonly v.IssuePathItem[]): string {
+  return path.map((p) => (typeof p.key === 'number' ? `[${p.key}]` : String(p.key))).join('.').replace(/\.\[/g, '[');
 }
 
 /** Splits "K=V;K=V" without the SDK, so a malformed string never reaches an SDK error message. */
@@ -115,18 +173,18 @@ export function parseConnectionString(text: string): ParsedConnectionString {
 
 /** Validates connect() options; throws CONFIG_INVALID naming each bad field. */
 export function parseConnectOptions(input: unknown): ParsedConnectOptions & { connection: ParsedConnectionString } {
-  const result = connectOptionsSchema.safeParse(input);
+  const result = v.safeParse(connectOptionsSchema, input);
   if (!result.success) {
-    const issues = result.error.issues.map((i) => {
-      const path = fieldPath(i.path);
-      if (i.code === 'unrecognized_keys') return { field: i.keys.join(', '), message: 'unknown option' };
+    const issues = result.issues.filter((i) => !isUnknownKey(i)).map((i) => {
+      if (i.message === UNKNOWN_OPTION) return { field: (i.input as string[]).join(', '), message: i.message };
+      const path = fieldPath(i.path ?? []);
       return { field: path === '' ? '(options)' : path, message: i.message };
     });
     throw new SwitchyardError('CONFIG_INVALID', `invalid connect() options: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`, {
       details: { field: issues[0]?.field, issues },
     });
   }
-  const options = result.data;
+  const options = result.output;
   const connection = parseConnectionString(options.connectionString);
   if (connection.moduleId !== undefined) {
     throw new SwitchyardError('CONFIG_INVALID', 'connectionString names a module (ModuleId); connect() serves device identities only', { details: { field: 'connectionString' } });

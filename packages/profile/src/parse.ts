@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import * as v from 'valibot';
+import { toJsonSchema } from '@valibot/to-json-schema';
 import { SwitchyardError } from '@switchyard/errors';
-import { profileSchema } from './schema.ts';
+import { isUnknownField, profileSchema } from './schema.ts';
 import { PROTOCOLS, type CapabilityProfile, type Protocol } from './types.ts';
 
 /** One reason a profile is invalid: `path` is the field (`features[2]`), `message` what would be valid. */
@@ -10,7 +11,7 @@ export interface ProfileIssue {
   message: string;
 }
 
-const FIELDS = Object.keys(profileSchema.shape);
+const FIELDS = Object.keys(profileSchema.entries);
 
 function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
@@ -41,24 +42,35 @@ function nearestField(name: string): string | undefined {
   return best !== undefined && best.d <= Math.max(2, Math.floor(best.field.length / 3)) ? best.field : undefined;
 }
 
-function toIssues(error: z.ZodError): ProfileIssue[] {
+const NOT_AN_OBJECT: ProfileIssue = { path: '(root)', message: 'a profile must be a JSON object, e.g. {"identities": 1, "c2d": "occasional"}' };
+
+function toIssues(found: readonly v.BaseIssue<unknown>[]): ProfileIssue[] {
   const issues: ProfileIssue[] = [];
-  for (const issue of error.issues) {
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) {
+  for (const issue of found) {
+    const path = issue.path?.map((item) => item.key as PropertyKey) ?? [];
+    if (isUnknownField(issue)) {
+      for (const key in issue.path![0]!.input as object) {
+        if (FIELDS.includes(key)) continue;
         const hint = nearestField(key);
         issues.push({
-          path: formatPath([...issue.path, key]),
+          path: formatPath([key]),
           message: `unknown field${hint === undefined ? '' : `; did you mean "${hint}"?`} Valid fields: ${FIELDS.join(', ')}`,
         });
       }
-    } else if (issue.code === 'invalid_type' && issue.path.length === 0) {
-      issues.push({ path: '(root)', message: 'a profile must be a JSON object, e.g. {"identities": 1, "c2d": "occasional"}' });
+    } else if (path.length === 0) {
+      issues.push(NOT_AN_OBJECT);
     } else {
-      issues.push({ path: formatPath(issue.path), message: issue.message });
+      issues.push({ path: formatPath(path), message: issue.message });
     }
   }
   return issues;
+}
+
+// v.strictObject takes an array for an object keyed by its indexes; a profile is never an array.
+function check(input: unknown): { profile: CapabilityProfile } | { issues: ProfileIssue[] } {
+  if (Array.isArray(input)) return { issues: [NOT_AN_OBJECT] };
+  const result = v.safeParse(profileSchema, input);
+  return result.success ? { profile: result.output } : { issues: toIssues(result.issues) };
 }
 
 function invalid(issues: ProfileIssue[], file?: string): SwitchyardError {
@@ -69,9 +81,9 @@ function invalid(issues: ProfileIssue[], file?: string): SwitchyardError {
 
 /** Validates a profile and fills in defaults; throws PROFILE_INVALID naming every bad field. */
 export function parseProfile(input: unknown): CapabilityProfile {
-  const result = profileSchema.safeParse(input);
-  if (!result.success) throw invalid(toIssues(result.error));
-  return result.data;
+  const result = check(input);
+  if ('issues' in result) throw invalid(result.issues);
+  return result.profile;
 }
 
 /** Reads and validates a JSON profile file. */
@@ -93,14 +105,21 @@ export async function loadProfile(path: string): Promise<CapabilityProfile> {
   } catch (cause) {
     throw invalid([{ path: '(root)', message: `the file is not valid JSON (${(cause as Error).message})` }], path);
   }
-  const result = profileSchema.safeParse(json);
-  if (!result.success) throw invalid(toIssues(result.error), path);
-  return result.data;
+  const result = check(json);
+  if ('issues' in result) throw invalid(result.issues, path);
+  return result.profile;
 }
 
 /** The profile format as JSON Schema (draft 2020-12), describing the file a user writes. */
 export function profileJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(profileSchema, { io: 'input' }) as Record<string, unknown>;
+  return toJsonSchema(profileSchema, {
+    target: 'draft-2020-12',
+    typeMode: 'input',
+    // The duplicate and cross-field rules: the first is published as uniqueItems, the second has no JSON Schema form.
+    ignoreActions: ['raw_check'],
+    // The only custom schema is the whole-number test in `int`, whose safeInteger action gives the JSON type.
+    overrideSchema: ({ valibotSchema }) => (valibotSchema.type === 'custom' ? {} : undefined),
+  }) as Record<string, unknown>;
 }
 
 /** Checks a protocol name from a flag or the environment; `field` names where it came from. */

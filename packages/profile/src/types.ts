@@ -1,4 +1,4 @@
-// The capability profile contract. The zod schema in schema.ts is the source of truth at run
+// The capability profile contract. The valibot schema in schema.ts is the source of truth at run
 // time; this file states the normalized shape that every later stage consumes, and schema.ts
 // checks at compile time that the two agree.
 
