@@ -1,10 +1,15 @@
 // One AMQP connection (TLS or WebSocket) shared by many device identities.
 //
-// Layout on the wire, as the C# SDK does it: a control session that carries the one CBS link
-// pair of the connection (every identity's put-token goes through it), plus one session per
-// identity holding that identity's links. A session per identity keeps link handles, flow
-// control and teardown of one identity apart from the others: ending an identity is ending its
-// session, and a stale handle of one identity can never collide with another's.
+// Layout on the wire: a control session that carries the one CBS link pair of the connection
+// (every identity's put-token goes through it). An identity's links then go either
+// - on a session of its own (`beginSession`, as the C# SDK does): link handles, flow control and
+//   teardown of one identity stay apart from the others, and ending an identity is ending its
+//   session; or
+// - on the control session itself (`joinSharedSession`, as the C SDK does: one session for the
+//   CBS pair and every device's links). An identity is then the set of links it opened, and
+//   ending it detaches those. It saves a session per identity (rhea's Session, its delivery
+//   buffers and frames: about half of an idle identity's heap) at the price of sharing the
+//   session's windows: at most 2048 unsettled deliveries each way across the connection.
 import { EventEmitter } from 'node:events';
 import type { Agent } from 'node:https';
 import { isIP } from 'node:net';
@@ -65,6 +70,8 @@ const WEBSOCKET_PATH = '/$iothub/websocket';
 export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   private connection: Connection | undefined;
   private cbs: ClaimsBasedSecurityAgent | undefined;
+  /** The session of the CBS pair, which `joinSharedSession` identities share; set while open. */
+  private control: Session | undefined;
   private opening: Promise<void> | undefined;
   private stateValue: ConnectionState = 'idle';
   /** Bumped on every open and loss, so late events of an old connection are ignored. */
@@ -128,6 +135,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
         if (this.epoch === epoch) {
           this.connection = undefined;
           this.cbs = undefined;
+          this.control = undefined;
           this.stateValue = 'idle';
         }
         destroy(connection);
@@ -167,6 +175,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
           cbs.attach((err?: Error) => {
             if (err) return fail(err);
             this.cbs = cbs;
+            this.control = control;
             succeed();
           });
         });
@@ -199,6 +208,12 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     this.cbs.putToken(audience, token, callback);
   }
 
+  /** AMQP sessions rhea holds on the live connection, the control session included. */
+  get sessionCount(): number {
+    const channels = (this.connection as unknown as { local_channel_map?: Record<string, unknown> } | undefined)?.local_channel_map;
+    return channels ? Object.keys(channels).length : 0;
+  }
+
   get cbsReady(): boolean {
     return this.stateValue === 'open' && this.cbs !== undefined;
   }
@@ -215,6 +230,20 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     const managed = new ManagedSession(this, connection, connection.create_session(), listener);
     this.sessionWatchers.add(managed);
     return managed.begin(this.options.openTimeoutMs);
+  }
+
+  /**
+   * Places an identity on the control session (see the top of this file). Its links are watched
+   * like those of its own session; the session cannot end for one identity alone, since the hub
+   * ending it would end the CBS pair too, which drops the whole connection.
+   */
+  joinSharedSession(listener: SessionListener): Promise<IdentitySession> {
+    const connection = this.connection;
+    const control = this.control;
+    if (this.stateValue !== 'open' || !connection || !control) {
+      return Promise.reject(new azureErrors.NotConnectedError(`connection ${this.id} is not open`));
+    }
+    return Promise.resolve(new SharedSessionMember(this, connection, control, listener));
   }
 
   /** `watcher.connectionLost` is called once, when the connection next drops. */
@@ -250,6 +279,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     this.connection = undefined;
     this.cbs?.forceDetach();
     this.cbs = undefined;
+    this.control = undefined;
     this.failSessions(new azureErrors.NotConnectedError(`connection ${this.id} was closed`));
     if (!connection) return;
     await new Promise<void>((resolve) => {
@@ -280,6 +310,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     this.connection = undefined;
     this.cbs?.forceDetach();
     this.cbs = undefined;
+    this.control = undefined;
     this.failSessions(error);
     this.emit('lost', error);
     const watchers = [...this.lossWatchers];
@@ -426,6 +457,35 @@ class ManagedSession implements IdentitySession, PeerDetachListener {
     if (!pending) return;
     if (error) pending.reject(error);
     else pending.resolve(this);
+  }
+}
+
+/** One identity's share of the control session: the links it opened there, and nothing else. */
+class SharedSessionMember implements IdentitySession, PeerDetachListener {
+  readonly tracker: LinkTracker;
+  private ending: Promise<void> | undefined;
+
+  constructor(
+    private readonly owner: SharedAmqpConnection,
+    private readonly rheaConnection: Connection,
+    session: Session,
+    private readonly listener: SessionListener,
+  ) {
+    this.tracker = createLinkTracker(session, this);
+  }
+
+  get ended(): boolean {
+    return this.ending !== undefined;
+  }
+
+  linkDetachedByPeer(detach: PeerDetach): void {
+    this.listener.peerDetached(this, detach);
+  }
+
+  /** Detaches the identity's links; the session stays for the others. */
+  end(): Promise<void> {
+    this.ending ??= this.owner.isLive(this.rheaConnection) ? this.tracker.closeAll(this.owner.closeTimeoutMs) : Promise.resolve();
+    return this.ending;
   }
 }
 

@@ -61,7 +61,11 @@ export interface GatewayOptions {
   tokenRenewal?: TokenRenewal;
   /** Identities `open()` connects at a time. Default 50. */
   connectConcurrency?: number;
-  /** The Azure retry policy each identity's client uses. Default: the SDK's exponential back-off. */
+  /**
+   * Engine 'azure-client' only: the Azure retry policy each identity's client uses. Default: the
+   * SDK's exponential back-off. The lean engine has no Azure client to give it to: its operations
+   * wait for the identity's reconnect (the `reconnect` back-off) until their own deadline.
+   */
   retryPolicy?: () => RetryPolicy;
   /** AMQP over WebSocket only: an agent for proxies. */
   webSocketAgent?: Agent;
@@ -80,10 +84,11 @@ export interface GatewayOptions {
   /** Bound on the hub answering a detach or session end. Default 5 000. */
   closeTimeoutMs?: number;
   /**
-   * AMQP and AMQP-WS only: what each identity runs on. 'azure-client' (default): an unmodified
-   * azure-iot-device `Client` per identity (`identity.client`), every SDK feature. 'lean': a
-   * DeviceClient implemented on the identity's session with links attached on first use, far less
-   * memory per identity; no file upload and no `identity.client` (see the README's Memory section).
+   * AMQP and AMQP-WS only: what each identity runs on. 'lean' (default): a DeviceClient on the
+   * connection's shared session, links attached on first use, the SDK's own AMQP message, method
+   * and twin code; a few KiB per identity. 'azure-client': an unmodified azure-iot-device `Client`
+   * per identity on a session of its own (`identity.client`, `retryPolicy`, file upload), about
+   * six times the memory per identity (see the README's Memory section).
    */
   engine?: GatewayEngine;
 }
@@ -268,7 +273,7 @@ function validateOptions(options: GatewayOptions): GatewaySettings {
     throw invalid('engine', `must be "azure-client" or "lean", got ${JSON.stringify(options.engine)}`);
   }
   const settings: GatewaySettings = {
-    engine: options.engine ?? 'azure-client',
+    engine: options.engine ?? 'lean',
     maxPerConnection,
     connectConcurrency: positiveInteger(options.connectConcurrency, 'connectConcurrency', 50),
     openTimeoutMs: positiveInteger(options.openTimeoutMs, 'openTimeoutMs', 30_000),

@@ -24,6 +24,8 @@ export type ChannelState = 'idle' | 'connecting' | 'connected' | 'failing' | 'di
 export interface ChannelHooks {
   /** The hub refused or dropped something of this identity alone (a link detach, its session). */
   onIdentityFault?(error: Error, channel: IdentityChannel): void;
+  /** Put the identity's links on the connection's shared session rather than a session of its own. */
+  readonly sharedSession?: boolean;
 }
 
 export class IdentityChannel implements SessionListener {
@@ -75,7 +77,7 @@ export class IdentityChannel implements SessionListener {
     this.stateValue = 'connecting';
     this.connection
       .open(config?.userAgentString)
-      .then(() => this.connection.beginSession(this))
+      .then(() => (this.hooks.sharedSession ? this.connection.joinSharedSession(this) : this.connection.beginSession(this)))
       .then(
         (session) => {
           if (this.epoch !== epoch) {

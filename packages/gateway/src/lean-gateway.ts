@@ -61,7 +61,10 @@ export class LeanAmqpGateway extends SharedConnectionGateway<LeanIdentity> imple
   private readonly byDevice = new Map<LeanDevice, LeanIdentity>();
   private renewalTimer: unknown;
   /** Shared by every identity's channel: the channel says whose fault it is. */
-  private readonly channelHooks = { onIdentityFault: (error: Error, channel: IdentityChannel): void => this.channelFault(channel, error) };
+  private readonly channelHooks = {
+    onIdentityFault: (error: Error, channel: IdentityChannel): void => this.channelFault(channel, error),
+    sharedSession: true,
+  };
   private renewalDue: number | undefined;
 
   constructor(options: GatewayOptions, settings: GatewaySettings, decision: Decision) {

@@ -19,6 +19,8 @@ export interface ConnectionInfo {
   connectionId: string;
   state: ConnectionState;
   identities: string[];
+  /** Shared AMQP connections only: sessions open on it, the control session included. */
+  sessions?: number;
 }
 
 export interface PoolEvents {
@@ -74,7 +76,7 @@ export class AmqpConnectionPool extends EventEmitter<PoolEvents> {
   }
 
   connections(): ConnectionInfo[] {
-    return this.slots.map((slot) => ({ connectionId: slot.connection.id, state: slot.connection.state, identities: [...slot.identities] }));
+    return this.slots.map((slot) => ({ connectionId: slot.connection.id, state: slot.connection.state, identities: [...slot.identities], sessions: slot.connection.sessionCount }));
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,7 @@ import { inBatches, waitFor } from './helpers.ts';
 const N = 200;
 const ids = Array.from({ length: N }, (_, i) => `dev-${String(i).padStart(3, '0')}`);
 
-// Both engines: the Azure Client per identity (default) and the lean DeviceClient on the session.
+// Both engines: the lean DeviceClient on the shared session (default) and the Azure Client per identity.
 const cases: Array<[GatewayProtocol, GatewayEngine]> = [
   ['amqp', 'azure-client'],
   ['amqp-ws', 'azure-client'],
@@ -57,8 +57,10 @@ describe.each(cases)(`%s, engine %s: ${N} identities over one connection`, (prot
     expect(new Set(onHub).size).toBe(N);
     expect(new Set(hub.stats().connectedIdentities.map((s) => s.connectionId)).size).toBe(1);
     for (const id of ids) expect(gw.get(id)?.state).toBe('connected');
-    // The lean engine has no Azure Client behind the identity.
+    // The lean engine has no Azure Client behind the identity, and puts every identity's links
+    // on the one session that carries the CBS pair; the other gives each identity a session.
     expect(gw.get(ids[0]!)!.client === undefined).toBe(engine === 'lean');
+    expect(gw.connections()[0]!.sessions).toBe(engine === 'lean' ? 1 : N + 1);
   });
 
   // Declared for the lean engine only: the other one uploads through the SDK (and needs a blob store).

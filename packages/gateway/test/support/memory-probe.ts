@@ -1,7 +1,7 @@
 // Per-identity memory of the gateway (or of one raw Azure AMQP client per identity), measured in
 // a fresh `--expose-gc` process against a local hub in another process:
 //
-//   node --import tsx packages/gateway/test/support/memory-probe.ts [--n 50,200] [--variant gateway|raw] [--engine lean] [--send] [--snapshot dir]
+//   node --import tsx packages/gateway/test/support/memory-probe.ts [--n 50,200] [--variant gateway|raw] [--engine lean|azure-client] [--send] [--snapshot dir]
 //
 // For each N the child first connects 20 warm-up identities (so modules, the connection, the JIT's
 // compiled code and the hub's first-use costs are paid), takes a baseline after gc, connects N
