@@ -91,35 +91,86 @@ function abortedError(signal: AbortSignal, what: string): SwitchyardError {
   return new SwitchyardError('ABORTED', `${what} was aborted${reason instanceof Error && reason.name !== 'AbortError' ? `: ${reason.message}` : ''}`, { cause: reason });
 }
 
-/** Runs `run` with a deadline and an abort signal; failures come back translated. */
-export function guard<T>(protocol: Protocol, what: string, run: () => Promise<T>, options: OperationOptions & { defaultTimeoutMs: number }): Promise<T> {
+function expireGuarded(op: { expire(): void }): void {
+  op.expire();
+}
+
+/**
+ * One operation under a deadline and an abort signal. A class with prototype methods rather than
+ * closures because every send goes through one: the timer and the signal call back into it.
+ */
+class Guarded<T> {
+  #done = false;
+  readonly #timer: ReturnType<typeof setTimeout>;
+
+  constructor(
+    readonly protocol: Protocol,
+    readonly what: string,
+    readonly timeoutMs: number,
+    readonly signal: AbortSignal | undefined,
+    readonly resolve: (value: T) => void,
+    readonly reject: (error: unknown) => void,
+    readonly onTimeout: (() => void) | undefined,
+  ) {
+    this.#timer = setTimeout(expireGuarded, timeoutMs, this);
+    signal?.addEventListener('abort', this, { once: true });
+  }
+
+  expire(): void {
+    if (!this.#finish()) return;
+    const { protocol, what, timeoutMs } = this;
+    this.reject(new SwitchyardError('TIMEOUT', `${protocol} ${what} did not complete within ${timeoutMs} ms`, { details: { protocol, operation: what, timeoutMs } }));
+    this.onTimeout?.();
+  }
+
+  /** The abort listener (EventTarget calls handleEvent on an object listener). */
+  handleEvent(): void {
+    if (this.#finish()) this.reject(abortedError(this.signal!, this.what));
+  }
+
+  succeeded(value: T): void {
+    if (this.#finish()) this.resolve(value);
+  }
+
+  failed(err: unknown): void {
+    if (this.#finish()) this.reject(translateError(err, { protocol: this.protocol, operation: this.what }));
+  }
+
+  #finish(): boolean {
+    if (this.#done) return false;
+    this.#done = true;
+    clearTimeout(this.#timer);
+    this.signal?.removeEventListener('abort', this);
+    return true;
+  }
+}
+
+/**
+ * Runs `run` with a deadline and an abort signal; failures come back translated. `onTimeout`
+ * runs after the deadline has rejected the operation.
+ */
+export function guard<T>(
+  protocol: Protocol,
+  what: string,
+  run: () => Promise<T>,
+  options: OperationOptions & { defaultTimeoutMs: number },
+  onTimeout?: () => void,
+): Promise<T> {
   const { signal } = options;
   if (signal?.aborted) return Promise.reject(abortedError(signal, what));
   const timeoutMs = options.timeoutMs ?? options.defaultTimeoutMs;
   return new Promise<T>((resolve, reject) => {
-    let done = false;
-    const finish = (fn: () => void): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      fn();
-    };
-    const timer = setTimeout(() => {
-      finish(() => reject(new SwitchyardError('TIMEOUT', `${protocol} ${what} did not complete within ${timeoutMs} ms`, { details: { protocol, operation: what, timeoutMs } })));
-    }, timeoutMs);
-    const onAbort = (): void => finish(() => reject(abortedError(signal!, what)));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const op = new Guarded<T>(protocol, what, timeoutMs, signal, resolve, reject, onTimeout);
     let started: Promise<T>;
     try {
       started = run();
     } catch (err) {
-      finish(() => reject(translateError(err, { protocol, operation: what })));
+      op.failed(err);
       return;
     }
     started.then(
-      (value) => finish(() => resolve(value)),
-      (err: unknown) => finish(() => reject(translateError(err, { protocol, operation: what }))),
+      (value) => op.succeeded(value),
+      (err: unknown) => op.failed(err),
     );
   });
 }
@@ -262,14 +313,15 @@ export class SwitchyardDeviceClient extends EventEmitter {
     // Not async: this is on every send, and each extra await is a promise and a tick.
     if (this.#rebuilding !== undefined) return this.#rebuilding.then(() => this.#run(what, op, options));
     const azure = this.#azure;
-    const attempt = guard(this.protocol, what, () => op(azure), this.#opts(options));
-    if (this.protocol !== 'amqp' && this.protocol !== 'amqp-ws') return attempt;
-    return attempt.catch((err: unknown) => {
-      if ((err as SwitchyardError).code === 'TIMEOUT' && azure === this.#azure) {
-        this.#recycle(`${this.protocol} ${what} timed out; replacing the connection`);
-      }
-      throw err;
-    });
+    // An AMQP operation that times out leaves the SDK's link wedged (see azure-sdk-transports.md):
+    // the connection is replaced, unless that already happened.
+    const onTimeout =
+      this.protocol === 'amqp' || this.protocol === 'amqp-ws'
+        ? () => {
+            if (azure === this.#azure) this.#recycle(`${this.protocol} ${what} timed out; replacing the connection`);
+          }
+        : undefined;
+    return guard(this.protocol, what, () => op(azure), this.#opts(options), onTimeout);
   }
 
   get state(): ConnectionState {
@@ -315,10 +367,16 @@ export class SwitchyardDeviceClient extends EventEmitter {
 
   // ---- telemetry ------------------------------------------------------------------------
 
-  async sendEvent(message: OutgoingMessage, options?: OperationOptions): Promise<void> {
-    this.#assertOpen('sendEvent');
-    const azureMessage = toAzureMessage(message, this.protocol);
-    await this.#run('sendEvent', (azure) => azure.sendEvent(azureMessage), options);
+  sendEvent(message: OutgoingMessage, options?: OperationOptions): Promise<void> {
+    // Not async (the hot path): the refusals below still arrive as rejections.
+    let azureMessage: unknown;
+    try {
+      this.#assertOpen('sendEvent');
+      azureMessage = toAzureMessage(message, this.protocol);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#run('sendEvent', (azure) => azure.sendEvent(azureMessage), options) as Promise<unknown> as Promise<void>;
   }
 
   async sendEventBatch(messages: readonly OutgoingMessage[], options?: OperationOptions): Promise<void> {

@@ -54,14 +54,19 @@ function checkHttpProperty(key: string, value: string): void {
   }
 }
 
+/** A view, not a copy: the Azure Message keeps the caller's buffer too. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** Builds the SDK Message, with the expiry in the form each transport can encode. */
 export function toAzureMessage(input: OutgoingMessage, protocol: Protocol): AzureMessage {
-  if (!isDeviceMessage(input)) return new azureDevice.Message(typeof input === 'string' ? Buffer.from(input, 'utf8') : Buffer.from(input));
+  if (!isDeviceMessage(input)) return new azureDevice.Message(typeof input === 'string' ? Buffer.from(input, 'utf8') : asBuffer(input));
   const { body } = input;
   let data: Buffer;
   let json = false;
   if (typeof body === 'string') data = Buffer.from(body, 'utf8');
-  else if (body instanceof Uint8Array) data = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  else if (body instanceof Uint8Array) data = asBuffer(body);
   else {
     data = Buffer.from(JSON.stringify(body), 'utf8');
     json = true;
