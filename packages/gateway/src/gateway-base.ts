@@ -2,6 +2,8 @@
 // open(), and lookups. Engines differ in how an identity connects (one shared AMQP connection
 // through the Azure client or through lean links, or one connection each) and say only that.
 import { EventEmitter } from 'node:events';
+import type { Agent } from 'node:https';
+import { RedirectAgent } from '@switchyard/device';
 import { SwitchyardError } from '@switchyard/errors';
 import type { Decision } from '@switchyard/selector';
 import { translateAzureError } from './errors.ts';
@@ -102,6 +104,7 @@ export abstract class SharedConnectionGateway<I extends GatewayIdentity & { stat
   readonly multiplexed = true;
   protected pool: AmqpConnectionPool | undefined;
   private hubHostName: string | undefined;
+  private uploadAgent: RedirectAgent | undefined;
 
   connections(): ConnectionInfo[] {
     return this.pool?.connections() ?? [];
@@ -121,6 +124,30 @@ export abstract class SharedConnectionGateway<I extends GatewayIdentity & { stat
     this.pool = pool;
     this.hubHostName = parsed.hubHostName;
     return pool;
+  }
+
+  /**
+   * Options for the SDK's file-upload client, whose HTTPS calls (the blob SAS request and the
+   * completion notice) go to the hub on 443, not over AMQP: the gateway's `ca`, and an agent
+   * when `endpoint` or `webSocketAgent` says the hub is elsewhere. The port is `ports.https`,
+   * else, over AMQP-WS, `port` (the hub's 443 stand-in), else 443.
+   * TLS still checks the hub's name. The blob PUT itself goes where the hub's answer says.
+   */
+  protected fileUploadOptions(): { ca?: string | Buffer; http?: { agent: Agent } } {
+    const { endpoint, ca, webSocketAgent } = this.options;
+    if (endpoint !== undefined) {
+      const port = endpoint.ports?.https ?? (this.protocol === 'amqp-ws' ? endpoint.port : undefined) ?? 443;
+      this.uploadAgent ??= new RedirectAgent({ host: endpoint.host, port });
+    }
+    const agent = this.uploadAgent ?? webSocketAgent;
+    return { ...(ca === undefined ? {} : { ca }), ...(agent === undefined ? {} : { http: { agent } }) };
+  }
+
+  /** Closes the pool and what file upload kept open. */
+  protected async closeConnections(): Promise<void> {
+    this.uploadAgent?.destroy();
+    this.uploadAgent = undefined;
+    await this.pool?.close();
   }
 
   /** A fault on one identity: reported on it (if heard) and on the gateway, never on the others. */

@@ -87,7 +87,7 @@ export interface GatewayOptions {
    * AMQP and AMQP-WS only: what each identity runs on. 'lean' (default): a DeviceClient on the
    * connection's shared session, links attached on first use, the SDK's own AMQP message, method
    * and twin code; a few KiB per identity. 'azure-client': an unmodified azure-iot-device `Client`
-   * per identity on a session of its own (`identity.client`, `retryPolicy`, file upload), about
+   * per identity on a session of its own (`identity.client`, `retryPolicy`), about
    * six times the memory per identity (see the README's Memory section).
    */
   engine?: GatewayEngine;
@@ -374,8 +374,10 @@ class AmqpGateway extends SharedConnectionGateway<Identity> {
 
     try {
       client.setRetryPolicy(retryPolicy);
-      // One setOptions call: the SDK replaces, never merges, its options object.
-      if (this.options.tokenRenewal) await client.setOptions({ tokenRenewal: { ...this.options.tokenRenewal } });
+      // One setOptions call: the SDK replaces, never merges, its options object. The AMQP
+      // transport only keeps it; the channel owns the connection's TLS and agent.
+      const sdkOptions = { ...this.fileUploadOptions(), ...(this.options.tokenRenewal ? { tokenRenewal: { ...this.options.tokenRenewal } } : {}) };
+      if (Object.keys(sdkOptions).length > 0) await client.setOptions(sdkOptions as never);
       await client.open();
     } catch (err) {
       this.pending.delete(parsed.deviceId);
@@ -417,7 +419,7 @@ class AmqpGateway extends SharedConnectionGateway<Identity> {
         await closeIdentity(identity, this.options.clock ?? systemClock);
       }),
     );
-    await this.pool?.close();
+    await this.closeConnections();
   }
 
   private identityConnected(identity: Identity): void {

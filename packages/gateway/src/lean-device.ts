@@ -3,13 +3,15 @@
 // `Client` + `azure-iot-device-amqp` transport. Measured per identity, that stack (client, transport,
 // authentication provider, their machina state machines and retry objects, the twin and method
 // clients built eagerly) was most of the gateway's memory; here an idle identity is one object, its
-// session and its CBS token. Links are attached on first use: telemetry on the first send, C2D on
+// share of the connection's session and its CBS token. Links are attached on first use: telemetry on the first send, C2D on
 // the first `message` listener, methods and twin through the SDK's own `AmqpDeviceMethodClient` and
-// `AmqpTwinClient` (its wire code), created only when an identity uses them.
+// `AmqpTwinClient` (its wire code), created only when an identity uses them; file upload through
+// the SDK's blob client, which the gateway builds per upload.
 import { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
 import type { Delivery, EventContext, Message as RheaMessage, Receiver, Sender } from 'rhea';
 import { SwitchyardError } from '@switchyard/errors';
-import { featureUnsupported, fromAzureMessage, queueIterator, toAzureMessage, type MessageQueue, type C2DMessage, type Clock, type MethodHandler, type OperationOptions, type OutgoingMessage, type TwinDocument } from '@switchyard/device';
+import { fromAzureMessage, queueIterator, toAzureMessage, type MessageQueue, type C2DMessage, type Clock, type MethodHandler, type OperationOptions, type OutgoingMessage, type TwinDocument } from '@switchyard/device';
 import type { Decision } from '@switchyard/selector';
 // The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
 import amqpBase from 'azure-iot-amqp-base';
@@ -42,6 +44,8 @@ export interface LeanOwner {
   deviceFault(device: LeanDevice, error: Error, operation: string): void;
   /** The device holds a token that needs renewing at `renewAt` (ms on the clock). */
   scheduleRenewal(device: LeanDevice): void;
+  /** File upload, which goes over HTTPS to the hub rather than over the identity's AMQP links. */
+  uploadToBlob(device: LeanDevice, credentials: LeanCredentials, blobName: string, stream: NodeJS.ReadableStream, size: number): Promise<void>;
 }
 
 export interface LeanCredentials {
@@ -542,8 +546,12 @@ export class LeanDevice extends EventEmitter {
 
   // ---- file upload -------------------------------------------------------------------------
 
-  uploadToBlob(): Promise<void> {
-    return Promise.reject(featureUnsupported(this.protocol, 'file-upload (the gateway\'s lean engine has none; use engine "azure-client")'));
+  async uploadToBlob(blobName: string, data: Buffer | NodeJS.ReadableStream, length?: number, options?: OperationOptions): Promise<void> {
+    this.#assertOpen('uploadToBlob');
+    const size = Buffer.isBuffer(data) ? data.length : length;
+    if (size === undefined) throw new SwitchyardError('CONFIG_INVALID', 'uploadToBlob needs the stream length for a stream', { details: { field: 'length' } });
+    const stream = Buffer.isBuffer(data) ? Readable.from([data]) : data;
+    await this.#run('uploadToBlob', () => this.owner.uploadToBlob(this, this.credentials, blobName, stream, size), options);
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import type {
 import { isTransientFailure, reopenDelayMs } from './gateway.ts';
 import { SharedConnectionGateway } from './gateway-base.ts';
 import { IdentityChannel } from './identity-channel.ts';
-import { LeanDevice, type LeanOwner } from './lean-device.ts';
+import { LeanDevice, type LeanCredentials, type LeanOwner } from './lean-device.ts';
 import { translateAzureError } from './errors.ts';
 
 const { ConnectionString } = azureCommon;
@@ -124,7 +124,7 @@ export class LeanAmqpGateway extends SharedConnectionGateway<LeanIdentity> imple
     const all = [...this.identities.values()];
     this.identities.clear();
     await Promise.all(all.map((identity) => this.closeIdentity(identity)));
-    await this.pool?.close();
+    await this.closeConnections();
   }
 
   private async closeIdentity(identity: LeanIdentity): Promise<void> {
@@ -191,6 +191,29 @@ export class LeanAmqpGateway extends SharedConnectionGateway<LeanIdentity> imple
         this.gaveUp(identity, reopenErr);
       },
     );
+  }
+
+  /**
+   * File upload through the SDK's own blob client, with an authentication provider made for this
+   * upload and stopped after it. Loaded on first use: it brings @azure/storage-blob along.
+   */
+  async uploadToBlob(device: LeanDevice, credentials: LeanCredentials, blobName: string, stream: NodeJS.ReadableStream, size: number): Promise<void> {
+    const [{ default: blobUpload }, { default: azureDevice }] = await Promise.all([import('azure-iot-device/dist/blob_upload/index.js'), import('azure-iot-device')]);
+    const auth =
+      credentials.sharedAccessKey !== undefined
+        ? new azureDevice.SharedAccessKeyAuthenticationProvider(
+            { host: credentials.hubHostName, deviceId: device.deviceId, sharedAccessKey: credentials.sharedAccessKey } as never,
+            this.tokenValidTimeInSeconds,
+            this.tokenRenewalMarginInSeconds,
+          )
+        : azureDevice.SharedAccessSignatureAuthenticationProvider.fromSharedAccessSignature(credentials.sharedAccessSignature!);
+    try {
+      const client = new blobUpload.BlobUploadClient(auth);
+      client.setOptions(this.fileUploadOptions());
+      await client.uploadToBlob(blobName, stream as never, size);
+    } finally {
+      auth.stop();
+    }
   }
 
   /** One timer for every identity's renewal, armed for the earliest one due. */
