@@ -76,6 +76,8 @@ export interface ChildResult {
   peakRssMB: number;
   /** Highest process.memoryUsage.rss() sampled every 50 ms. */
   sampledPeakRssMB: number;
+  /** Highest sampled RSS minus V8's resident young generation (see overhead-child.ts). */
+  peakRetainedMB: number;
   rssAfterConnectMB: number;
   /** Packages of other protocols found in require.cache at the end. */
   foreignPackages: string[];
