@@ -23,7 +23,7 @@ import type { ChildConfig, ChildResult, HubInfo, ReadyInfo, SliceResult, Variant
 const USAGE = `usage: pnpm bench [options]
   --quick             one round, short phases (under a minute)
   --protocols LIST    comma-separated subset of ${PROTOCOLS.join(',')}
-  --rounds N          measured rounds, fresh processes each (default 3; --quick 1)
+  --rounds N          measured rounds, fresh processes each (default 5; --quick 1)
   --slices N          slices per variant and window in a round (default 8; --quick 4)
   --slice-ms MS       length of one slice (default 250; --quick 200)
   --from-source       run ours from its TypeScript sources through tsx (both variants under tsx)
@@ -72,7 +72,8 @@ if (unknown.length > 0 || protocols.length === 0) {
   console.error(`--protocols: unknown ${unknown.join(', ') || '(empty list)'}; use a comma-separated subset of ${PROTOCOLS.join(',')}\n${USAGE}`);
   process.exit(2);
 }
-const rounds = positive('rounds', flags.rounds, flags.quick ? 1 : 3, true);
+// Five rounds: a single peak RSS moves by MBs with GC timing, and three medians let one outlier through.
+const rounds = positive('rounds', flags.rounds, flags.quick ? 1 : 5, true);
 const slices = positive('slices', flags.slices, flags.quick ? 4 : 8, true);
 const sliceMs = positive('slice-ms', flags['slice-ms'], flags.quick ? 200 : 250, true);
 const settings = {
