@@ -65,9 +65,24 @@ export abstract class GatewayBase<I extends GatewayIdentity> extends EventEmitte
   }
 
   abstract add(input: GatewayIdentityInput): Promise<GatewayIdentity>;
-  abstract remove(deviceId: string): Promise<void>;
   abstract connections(): ConnectionInfo[];
   abstract close(): Promise<void>;
+
+  /** Ends one identity; the others, and the connections they share, stay. */
+  async remove(deviceId: string): Promise<void> {
+    const identity = this.identities.get(deviceId);
+    if (!identity) return;
+    this.identities.delete(deviceId);
+    await this.retire(identity);
+    identity.emit('disconnected', { willRetry: false });
+    this.emit('identity-disconnected', { deviceId, willRetry: false });
+    await this.released(identity);
+  }
+
+  /** The engine's part of remove(): close what stands behind the identity. */
+  protected abstract retire(identity: I): Promise<void>;
+  /** After remove() has told everyone: give back the identity's place on its connection. */
+  protected abstract released(identity: I): Promise<void>;
 
   open(): Promise<OpenSummary> {
     // Bounded parallelism: on a shared connection every identity is a session and a put-token.
@@ -108,6 +123,10 @@ export abstract class SharedConnectionGateway<I extends GatewayIdentity & { stat
 
   connections(): ConnectionInfo[] {
     return this.pool?.connections() ?? [];
+  }
+
+  protected async released(identity: I): Promise<void> {
+    await this.pool?.release(identity.deviceId);
   }
 
   protected poolFor(parsed: ParsedIdentity): AmqpConnectionPool {

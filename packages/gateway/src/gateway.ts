@@ -397,15 +397,9 @@ class AmqpGateway extends SharedConnectionGateway<Identity> {
     return identity;
   }
 
-  async remove(deviceId: string): Promise<void> {
-    const identity = this.identities.get(deviceId);
-    if (!identity) return;
-    this.identities.delete(deviceId);
+  protected async retire(identity: Identity): Promise<void> {
     identity.stateValue = 'closed';
     await closeIdentity(identity, this.options.clock ?? systemClock);
-    identity.emit('disconnected', { willRetry: false });
-    this.emit('identity-disconnected', { deviceId, willRetry: false });
-    await this.pool?.release(deviceId);
   }
 
   async close(): Promise<void> {

@@ -106,14 +106,8 @@ export class LeanAmqpGateway extends SharedConnectionGateway<LeanIdentity> imple
     return identity;
   }
 
-  async remove(deviceId: string): Promise<void> {
-    const identity = this.identities.get(deviceId);
-    if (!identity) return;
-    this.identities.delete(deviceId);
-    await this.closeIdentity(identity);
-    identity.emit('disconnected', { willRetry: false });
-    this.emit('identity-disconnected', { deviceId, willRetry: false });
-    await this.pool?.release(deviceId);
+  protected retire(identity: LeanIdentity): Promise<void> {
+    return this.closeIdentity(identity);
   }
 
   async close(): Promise<void> {

@@ -82,15 +82,15 @@ export class PerConnectionGateway extends GatewayBase<SingleIdentity> {
     return identity;
   }
 
-  async remove(deviceId: string): Promise<void> {
-    const identity = this.identities.get(deviceId);
-    if (!identity) return;
-    this.identities.delete(deviceId);
+  protected async retire(identity: SingleIdentity): Promise<void> {
     identity.stateValue = 'closed';
     await identity.device.close().catch(() => undefined);
-    identity.emit('disconnected', { willRetry: false });
-    this.emit('identity-disconnected', { deviceId, willRetry: false });
+  }
+
+  /** The identity's connection was its own. */
+  protected released(identity: SingleIdentity): Promise<void> {
     this.emit('connection-closed', { connectionId: identity.connectionId });
+    return Promise.resolve();
   }
 
   connections(): ConnectionInfo[] {
