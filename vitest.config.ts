@@ -1,8 +1,17 @@
 import { defineConfig } from 'vitest/config';
 
+// The workspace runs every package from its TypeScript sources: `source` is the export condition
+// that points at src/ (a consumer, without it, gets dist/). NODE_OPTIONS carries the same
+// condition into the Node processes that tests spawn.
+const SOURCE_CONDITION = 'source';
+const nodeOptions = [process.env.NODE_OPTIONS, `--conditions=${SOURCE_CONDITION}`].filter(Boolean).join(' ');
+
 export default defineConfig({
+  resolve: { conditions: [SOURCE_CONDITION] },
+  ssr: { resolve: { conditions: [SOURCE_CONDITION] } },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
+    env: { NODE_OPTIONS: nodeOptions },
     // Suites open real TLS sockets; two cores run them best a couple of files at a time.
     pool: 'forks',
     maxWorkers: 2,

@@ -53,7 +53,12 @@ export async function runCommand(commands: Record<string, CommandEntry>, argv: s
  * node:util parseArgs, with its errors turned into CONFIG_INVALID naming the flag and the fix.
  * `usage` is the command's one-line synopsis, quoted in every error.
  */
-export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, usage: string) {
+type StrictConfig<T> = { args: string[]; options: T; allowPositionals: false; strict: true };
+// Spelled out because the inferred type names a type @types/node does not export, which a
+// declaration file cannot refer to.
+type ParsedFlags<T extends NonNullable<ParseArgsConfig['options']>> = ReturnType<typeof parseArgs<StrictConfig<T>>>['values'];
+
+export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, usage: string): ParsedFlags<T> {
   try {
     return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
   } catch (cause) {

@@ -1,0 +1,25 @@
+// Builds every published package and packs it as npm would publish it: `pnpm pack` turns
+// `workspace:*` into real versions. Prints one JSON line: { dir, tarballs: { name: path } }.
+//   node scripts/pack-all.mjs [destination]   (default: a new temporary directory)
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dest = process.argv[2] ? resolve(process.argv[2]) : mkdtempSync(join(tmpdir(), 'switchyard-pack-'));
+const tsc = join(root, 'node_modules', '.bin', 'tsc');
+const pnpm = process.env.npm_execpath?.includes('pnpm') ? process.env.npm_execpath : 'pnpm';
+
+execFileSync(tsc, ['-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+const tarballs = {};
+for (const dir of readdirSync(join(root, 'packages'))) {
+  const pkgDir = join(root, 'packages', dir);
+  const { name, private: isPrivate } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
+  if (isPrivate) continue;
+  const out = execFileSync(pnpm, ['pack', '--pack-destination', dest, '--json'], { cwd: pkgDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  // prepack's own output (the build) comes first on stdout; the report is the JSON after it.
+  tarballs[name] = JSON.parse(out.slice(out.search(/^\{/m))).filename;
+}
+console.log(JSON.stringify({ dir: dest, tarballs }));
