@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { getHeapSpaceStatistics } from 'node:v8';
 import type { Duplex } from 'node:stream';
 import type * as DeviceModule from '@switchyard/device';
-import type { Protocol } from '@switchyard/profile';
+import type { ProfileDefinition, Protocol } from '@switchyard/profile';
 import { startCountingProxy, type CountingProxy } from './counting-proxy.ts';
 import { LogHistogram } from './stats.ts';
 import type { ChildConfig, ChildResult, LatencySummary, ReadyInfo, SliceResult, WireResult } from './overhead-types.ts';
@@ -78,7 +78,7 @@ async function ours(config: ChildConfig, ports: Ports): Promise<Sender> {
   const { protocol, hub } = config;
   // HTTPS is picked by the profile alone; development mode with a long interval keeps C2D
   // polling out of the picture (nothing listens for C2D anyway, so no poll starts).
-  const profile =
+  const profile: ProfileDefinition =
     protocol === 'https'
       ? { protocols: ['https' as const], features: ['telemetry' as const], environment: 'development' as const, pollIntervalSeconds: 3600 }
       : { protocols: [protocol], features: ['telemetry' as const], c2d: 'none' as const };

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import azureDevice from 'azure-iot-device';
 import type { Client } from 'azure-iot-device';
 import { SwitchyardError } from '@switchyard/errors';
-import { loadProfile, parseProfile, resolveProfileFromEnv, type CapabilityProfile, type Protocol } from '@switchyard/profile';
+import { loadProfile, parseProfile, resolveProfileFromEnv, type CapabilityProfile, type ExactProfile, type ProfileDefinition, type Protocol } from '@switchyard/profile';
 import { PROTOCOL_PORTS, select, type Decision } from '@switchyard/selector';
 import { SwitchyardDeviceClient, boundedRetryPolicy, guard, type AzureClientLike, type PollOnce } from './client.ts';
 import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
@@ -14,7 +14,15 @@ import type { PollOutcome } from './poll-scheduler.ts';
 import { loadTransport, type ModuleImporter, type TransportConstructor } from './transport-factory.ts';
 import type { ClientFor, FallbackEvent, FeaturesOf } from './types.ts';
 
-export type ConnectOptions<P = unknown> = Omit<ConnectOptionsInput, 'profile'> & { profile?: P };
+/**
+ * `profile` is a {@link ProfileDefinition} literal (checked by the compiler: an unknown field or a
+ * wrong value does not compile, and the declared features narrow the client), the path of a JSON
+ * profile file, or left out for SWITCHYARD_PROFILE. A profile read at run time from elsewhere
+ * goes through `parseProfile()` first.
+ */
+export type ConnectOptions<P extends ProfileDefinition | string | undefined = ProfileDefinition | string | undefined> = Omit<ConnectOptionsInput, 'profile'> & {
+  profile?: ExactProfile<P>;
+};
 
 export interface ConnectResult<C> {
   client: C;
@@ -154,7 +162,7 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
  * Connects a device through the protocol its profile selects. With a literal profile object the
  * client's type offers only the features the profile declares.
  */
-export async function connect<const P = undefined>(options: ConnectOptions<P>, internals: ConnectInternals = {}): Promise<ConnectResult<ClientFor<FeaturesOf<P>>>> {
+export async function connect<const P extends ProfileDefinition | string | undefined = undefined>(options: ConnectOptions<P>, internals: ConnectInternals = {}): Promise<ConnectResult<ClientFor<FeaturesOf<P>>>> {
   const parsed = parseConnectOptions(options);
   const { signal } = parsed;
   if (signal?.aborted) throw new SwitchyardError('ABORTED', 'connect was aborted before it started', { cause: signal.reason });

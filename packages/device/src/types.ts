@@ -115,13 +115,19 @@ export type ClientFor<F extends Feature> = BaseClient<C2DMessage<'c2d-reject-aba
 /** The general client: everything, with FEATURE_UNSUPPORTED at run time where the protocol cannot serve it. */
 export type DeviceClient = ClientFor<Feature>;
 
-/** The features a literal profile declares; a path or a widened profile gives every feature. */
+/**
+ * The features a literal profile declares. A path, no profile, or a profile typed only as
+ * `ProfileDefinition` / `CapabilityProfile` gives every feature; a literal without `features`
+ * gets the schema's default, telemetry.
+ */
 export type FeaturesOf<P> = P extends string | undefined
   ? Feature
-  : P extends { features: readonly (infer F)[] }
-    ? F extends Feature
-      ? F
-      : never
-    : string extends keyof P
-      ? Feature
+  : string extends keyof P
+    ? Feature
+    : 'features' extends keyof P
+      ? P extends { features?: readonly (infer F)[] | undefined }
+        ? F extends Feature
+          ? F
+          : never
+        : never
       : 'telemetry';

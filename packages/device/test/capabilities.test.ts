@@ -1,9 +1,10 @@
 // Capability typing: checked by tsc (`npm test` type-checks test files); the runtime half asserts
 // that the guard on each missing feature is real.
 import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { CapabilityProfile, ProfileDefinition } from '@switchyard/profile';
 import type { C2DMessage, ClientFor, DeviceClient, FeaturesOf, connect } from '../src/index.ts';
 
-type Connected<P> = Awaited<ReturnType<typeof connect<P>>>['client'];
+type Connected<P extends ProfileDefinition | string | undefined> = Awaited<ReturnType<typeof connect<P>>>['client'];
 
 describe('client type follows the literal profile', () => {
   it('offers twin and methods only when declared', () => {
@@ -46,7 +47,8 @@ describe('client type follows the literal profile', () => {
   it('a profile file path or a widened profile gives the general client', () => {
     expectTypeOf<FeaturesOf<string>>().toEqualTypeOf<FeaturesOf<undefined>>();
     expectTypeOf<Connected<string>>().toEqualTypeOf<DeviceClient>();
-    expectTypeOf<Connected<Record<string, unknown>>>().toEqualTypeOf<DeviceClient>();
+    expectTypeOf<Connected<ProfileDefinition>>().toEqualTypeOf<DeviceClient>();
+    expectTypeOf<Connected<CapabilityProfile>>().toEqualTypeOf<DeviceClient>();
     expectTypeOf<DeviceClient>().toHaveProperty('getTwin');
     expectTypeOf<ClientFor<'telemetry'>>().toHaveProperty('sendEventBatch');
     // A profile object without features defaults to telemetry only, as the schema does.

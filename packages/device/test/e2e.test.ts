@@ -4,19 +4,19 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger, startLocalHub, type LocalHub } from '@switchyard/local-hub';
 import { isSwitchyardError } from '@switchyard/errors';
-import type { Protocol } from '@switchyard/profile';
+import type { Feature, ProfileDefinition, Protocol } from '@switchyard/profile';
 import { connect, type DeviceClient, type PollEvent } from '../src/index.ts';
 import { nextWithin, waitFor } from './helpers.ts';
 
 const PROTOCOLS: Protocol[] = ['mqtt', 'mqtt-ws', 'amqp', 'amqp-ws', 'https'];
 const canRejectAbandon = (p: Protocol): boolean => p === 'amqp' || p === 'amqp-ws' || p === 'https';
 
-function profileFor(protocol: Protocol): Record<string, unknown> {
+function profileFor(protocol: Protocol): ProfileDefinition {
   if (protocol === 'https') {
     // Development mode so the suite can poll every second; production is covered below.
     return { features: ['telemetry', 'batch', 'c2d', 'c2d-reject-abandon'], environment: 'development', pollIntervalSeconds: 1 };
   }
-  const features = ['telemetry', 'c2d', 'twin', 'methods'];
+  const features: Feature[] = ['telemetry', 'c2d', 'twin', 'methods'];
   if (canRejectAbandon(protocol)) features.push('c2d-reject-abandon');
   return { features };
 }

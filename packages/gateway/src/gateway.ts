@@ -10,7 +10,7 @@ import type { Amqp as BaseAmqpClient } from 'azure-iot-amqp-base';
 import azureCommon, { type RetryPolicy } from 'azure-iot-common';
 import { SwitchyardError } from '@switchyard/errors';
 import { adaptAzureClient, systemClock, type Clock, type DeviceClient } from '@switchyard/device';
-import type { ProfileInput, Protocol } from '@switchyard/profile';
+import type { ProfileDefinition, Protocol } from '@switchyard/profile';
 import type { Decision } from '@switchyard/selector';
 import type { AmqpEndpoint } from './amqp-connection.ts';
 import { IdentityChannel } from './identity-channel.ts';
@@ -42,7 +42,7 @@ export interface GatewayOptions {
    */
   protocol?: GatewayProtocol;
   /** The capability profile (object or JSON file path); default SWITCHYARD_PROFILE, else the defaults. */
-  profile?: ProfileInput | string;
+  profile?: ProfileDefinition | string;
   /** Where SWITCHYARD_PROTOCOL and SWITCHYARD_PROFILE are read; default `process.env`. */
   env?: NodeJS.ProcessEnv;
   /** The hub's CA (PEM), for hubs whose certificate is not in Node's store (e.g. the local hub). */

@@ -3,7 +3,7 @@ import * as v from 'valibot';
 import { toJsonSchema } from '@valibot/to-json-schema';
 import { SwitchyardError } from '@switchyard/errors';
 import { isUnknownField, profileSchema } from './schema.ts';
-import { PROTOCOLS, type CapabilityProfile, type Protocol } from './types.ts';
+import { PROTOCOLS, type CapabilityProfile, type ExactProfile, type ProfileDefinition, type Protocol } from './types.ts';
 
 /** One reason a profile is invalid: `path` is the field (`features[2]`), `message` what would be valid. */
 export interface ProfileIssue {
@@ -12,6 +12,8 @@ export interface ProfileIssue {
 }
 
 const FIELDS = Object.keys(profileSchema.entries);
+// `$schema` is for editors; naming it among the profile's fields would only distract.
+const LISTED_FIELDS = FIELDS.filter((field) => field !== '$schema');
 
 function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
@@ -35,7 +37,7 @@ function nearestField(name: string): string | undefined {
     return row[b.length]!;
   };
   let best: { field: string; d: number } | undefined;
-  for (const field of FIELDS) {
+  for (const field of LISTED_FIELDS) {
     const d = distance(name, field);
     if (best === undefined || d < best.d) best = { field, d };
   }
@@ -54,7 +56,7 @@ function toIssues(found: readonly v.BaseIssue<unknown>[]): ProfileIssue[] {
         const hint = nearestField(key);
         issues.push({
           path: formatPath([key]),
-          message: `unknown field${hint === undefined ? '' : `; did you mean "${hint}"?`} Valid fields: ${FIELDS.join(', ')}`,
+          message: `unknown field${hint === undefined ? '' : `; did you mean "${hint}"?`} Valid fields: ${LISTED_FIELDS.join(', ')}`,
         });
       }
     } else if (path.length === 0) {
@@ -70,7 +72,9 @@ function toIssues(found: readonly v.BaseIssue<unknown>[]): ProfileIssue[] {
 function check(input: unknown): { profile: CapabilityProfile } | { issues: ProfileIssue[] } {
   if (Array.isArray(input)) return { issues: [NOT_AN_OBJECT] };
   const result = v.safeParse(profileSchema, input);
-  return result.success ? { profile: result.output } : { issues: toIssues(result.issues) };
+  if (!result.success) return { issues: toIssues(result.issues) };
+  const { $schema: _editorsOnly, ...profile } = result.output as CapabilityProfile & { $schema?: string };
+  return { profile };
 }
 
 function invalid(issues: ProfileIssue[], file?: string): SwitchyardError {
@@ -84,6 +88,16 @@ export function parseProfile(input: unknown): CapabilityProfile {
   const result = check(input);
   if ('issues' in result) throw invalid(result.issues);
   return result.profile;
+}
+
+/**
+ * A profile written in code, checked twice: by the compiler (an unknown field or a wrong value
+ * does not compile) and at once at run time (the rules between fields). Returns the literal as
+ * written, so `connect({ profile })` still narrows the client to the declared features.
+ */
+export function defineProfile<const P extends ProfileDefinition>(profile: ExactProfile<P>): P {
+  parseProfile(profile);
+  return profile as P;
 }
 
 /** Reads and validates a JSON profile file. */

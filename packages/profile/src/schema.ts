@@ -1,7 +1,7 @@
 // The run-time source of truth for the capability profile. Every constraint a user can break
 // carries its own message, because the message is what names "what would be valid".
 import * as v from 'valibot';
-import { FEATURES, PROTOCOLS, type CapabilityProfile } from './types.ts';
+import { FEATURES, PROTOCOLS, type CapabilityProfile, type ProfileDefinition } from './types.ts';
 
 /** IoT Hub's device-to-cloud message limit, on every protocol (iothub-facts.md §6). */
 export const D2C_MAX_BYTES = 256 * 1024;
@@ -47,6 +47,10 @@ const noDuplicates = <T>(what: string) =>
 const portSchema = v.pipe(int('a TCP port 1..65535'), v.minValue(1, 'must be a TCP port 1..65535'), v.maxValue(65535, 'must be a TCP port 1..65535'));
 
 const entries = {
+  $schema: v.pipe(
+    v.optional(v.string('must be a string: the URL or path of this JSON Schema, for editors')),
+    v.description('The JSON Schema this file follows, for editors (e.g. "./node_modules/@switchyard/profile/schema.json"). Ignored by Switchyard.'),
+  ),
   identities: v.pipe(
     v.optional(v.pipe(int('an integer >= 1'), v.minValue(1, 'must be >= 1 (1 for a plain device, more for a gateway)')), 1),
     v.description('Device identities this process connects. More than 1 means a gateway that multiplexes them over one connection, which only AMQP and AMQP over WebSockets can do.'),
@@ -163,7 +167,12 @@ export const profileSchema = v.pipe(
 /** A profile as written in a file: every field with a default may be left out. */
 export type ProfileInput = v.InferInput<typeof profileSchema>;
 
-// The hand-written contract in types.ts and the schema must describe the same shape.
+// The hand-written contracts in types.ts and the schema must describe the same shapes: the
+// validated profile (`$schema` is dropped by parsing), and the literal a user writes.
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
-const schemaMatchesContract: Equal<v.InferOutput<typeof profileSchema>, CapabilityProfile> = true;
+type MutableArray<V> = V extends readonly (infer E)[] ? E[] : V;
+type Mutable<T> = { -readonly [K in keyof T]: MutableArray<T[K]> };
+const schemaMatchesContract: Equal<Omit<v.InferOutput<typeof profileSchema>, '$schema'>, CapabilityProfile> = true;
+const inputMatchesDefinition: Equal<ProfileInput, Mutable<ProfileDefinition>> = true;
 void schemaMatchesContract;
+void inputMatchesDefinition;
