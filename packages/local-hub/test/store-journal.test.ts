@@ -303,14 +303,16 @@ describe('state journal: semantics kept from the SQLite schema', () => {
 });
 
 describe('state journal: the state dir', () => {
-  it('ignores a hub.sqlite left by an older hub and says so once', () => {
+  it('ignores a hub.sqlite left by an older hub and says so once, on the first start beside it', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'hub.sqlite'), 'SQLite format 3\0');
     const logger = recordingLogger();
     const store = openHubStore({ stateDir: dir, logger });
-    expect(logger.warnings).toEqual([expect.stringContaining('ignoring hub.sqlite')]);
+    expect(logger.warnings).toEqual([expect.stringContaining('hub.sqlite from an older hub is not read')]);
     expect(store.loadDevices()).toEqual([]);
     store.close();
+    openHubStore({ stateDir: dir, logger }).close();
+    expect(logger.warnings).toHaveLength(1);
     expect(existsSync(join(dir, 'hub.sqlite'))).toBe(true);
   });
 

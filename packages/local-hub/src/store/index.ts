@@ -70,7 +70,7 @@ export function openJournalStore(stateDir: string, options: { compactAtBytes: nu
     mkdirSync(stateDir, { recursive: true });
     lock = acquireStateDirLock(join(stateDir, LOCK_FILE));
     const state = new HubState();
-    const { journal, records, tornBytes } = Journal.open(path, {
+    const { journal, created, records, tornBytes } = Journal.open(path, {
       compactAtBytes: options.compactAtBytes,
       initial: state.snapshot(),
       snapshot: () => state.snapshot(),
@@ -78,7 +78,7 @@ export function openJournalStore(stateDir: string, options: { compactAtBytes: nu
     try {
       records.forEach((value, index) => {
         const record = asStateRecord(value, index === 0);
-        if (typeof record === 'string') throw new JournalCorruptError(path, -1, `record ${index + 1}: ${record}`);
+        if (typeof record === 'string') throw new JournalCorruptError(path, undefined, `record ${index + 1}: ${record}`);
         state.apply(record);
       });
     } catch (error) {
@@ -86,8 +86,9 @@ export function openJournalStore(stateDir: string, options: { compactAtBytes: nu
       throw error;
     }
     if (tornBytes > 0) notice('hub state: dropped a torn last record left by a crash (it was never acknowledged)', { path, bytes: tornBytes });
-    if (existsSync(join(stateDir, SQLITE_FILE))) {
-      notice(`hub state: ignoring ${SQLITE_FILE} from an older hub; this hub keeps its state in ${JOURNAL_FILE} and starts without the old registry`, { stateDir });
+    // Said when the journal is first created beside it, which is when the old state goes missing.
+    if (created && existsSync(join(stateDir, SQLITE_FILE))) {
+      notice(`hub state: ${SQLITE_FILE} from an older hub is not read; this hub starts with an empty registry and keeps its state in ${JOURNAL_FILE} (delete ${SQLITE_FILE}* once you have recreated the devices)`, { stateDir });
     }
     return createStore(state, { journal, lock });
   } catch (cause) {

@@ -20,8 +20,8 @@ export interface JournalOptions {
 
 /** The file holds something other than a torn last record: bytes we cannot trust. */
 export class JournalCorruptError extends Error {
-  constructor(readonly path: string, readonly offset: number, reason: string) {
-    super(`${path} is damaged at byte ${offset} (${reason})`);
+  constructor(readonly path: string, readonly offset: number | undefined, reason: string) {
+    super(`${path} is damaged${offset === undefined ? '' : ` at byte ${offset}`} (${reason})`);
     this.name = 'JournalCorruptError';
   }
 }
@@ -103,19 +103,21 @@ export class Journal {
   }
 
   /**
-   * Opens (or creates, holding `initial`) the journal and returns its records in order. A torn
+   * Opens (or creates, holding `initial`, and says so) the journal and returns its records in order. A torn
    * last record is cut off the file so that the next append follows the last whole one.
    * `snapshot` is called at compaction and must return the current state as one record.
    */
-  static open(path: string, options: JournalOptions & { initial: unknown; snapshot: () => unknown }): { journal: Journal } & Replay {
+  static open(path: string, options: JournalOptions & { initial: unknown; snapshot: () => unknown }): { journal: Journal; created: boolean } & Replay {
     rmSync(`${path}.tmp`, { force: true });
     let bytes: Buffer;
+    let created = false;
     try {
       bytes = readFileSync(path);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       replaceWith(path, frame(JSON.stringify(options.initial)));
       bytes = readFileSync(path);
+      created = true;
     }
     const { records, validBytes, tornBytes } = decode(path, bytes);
     if (records.length === 0) throw new JournalCorruptError(path, 0, 'no snapshot record at the start');
@@ -130,7 +132,7 @@ export class Journal {
       throw error;
     }
     const snapshotBytes = HEADER + bytes.readUInt32LE(0);
-    return { journal: new Journal(path, fd, validBytes, snapshotBytes, options, options.snapshot), records, tornBytes };
+    return { journal: new Journal(path, fd, validBytes, snapshotBytes, options, options.snapshot), created, records, tornBytes };
   }
 
   get size(): number {
