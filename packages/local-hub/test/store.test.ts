@@ -128,9 +128,10 @@ describe('state store', () => {
       const store = openHubStore({ stateDir, logger: silentLogger });
       const stored = Number(store.getPolicyKey('counter'));
       store.close();
-      // The write after the last printed value may have reached the disk before the kill.
       expect(stored - acknowledged).toBeGreaterThanOrEqual(0);
-      expect(stored - acknowledged).toBeLessThanOrEqual(1);
+      // The write after the last printed value may have reached the disk before the kill; more
+      // than one only where stdout to a pipe is asynchronous and queued prints die with the child.
+      if (process.platform !== 'win32') expect(stored - acknowledged).toBeLessThanOrEqual(1);
       acknowledged = stored;
     }
   });
