@@ -103,8 +103,8 @@ export class Journal {
   }
 
   /**
-   * Opens (or creates, holding `initial`, and says so) the journal and returns its records in order. A torn
-   * last record is cut off the file so that the next append follows the last whole one.
+   * Opens (or creates, holding `initial`, and says so) the journal and returns its records in
+   * order. A torn last record is cut off the file so that the next append follows the last whole one.
    * `snapshot` is called at compaction and must return the current state as one record.
    */
   static open(path: string, options: JournalOptions & { initial: unknown; snapshot: () => unknown }): { journal: Journal; created: boolean } & Replay {
@@ -121,7 +121,7 @@ export class Journal {
     }
     const { records, validBytes, tornBytes } = decode(path, bytes);
     if (records.length === 0) throw new JournalCorruptError(path, 0, 'no snapshot record at the start');
-    const fd = openSync(path, 'r+', 0o600);
+    const fd = openSync(path, 'r+');
     try {
       if (tornBytes > 0) {
         ftruncateSync(fd, validBytes);
@@ -133,10 +133,6 @@ export class Journal {
     }
     const snapshotBytes = HEADER + bytes.readUInt32LE(0);
     return { journal: new Journal(path, fd, validBytes, snapshotBytes, options, options.snapshot), created, records, tornBytes };
-  }
-
-  get size(): number {
-    return this.#size;
   }
 
   /** Writes and syncs one record (its JSON text); throws, and writes nothing more, if the disk refuses. */
@@ -187,7 +183,7 @@ export class Journal {
     }
     try {
       // Whichever file the path names now (old or new), it holds the current state.
-      this.#fd = openSync(this.path, 'r+', 0o600);
+      this.#fd = openSync(this.path, 'r+');
       this.#size = fstatSync(this.#fd).size;
     } catch (error) {
       this.#fd = -1;
