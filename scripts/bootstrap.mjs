@@ -21,10 +21,7 @@ if (!upToDate) {
   const hasPnpm = (() => { try { return execSync('pnpm --version', { stdio: 'pipe' }).toString().trim() === pnpmVersion; } catch { return false; } })();
   const pnpm = hasPnpm ? 'pnpm' : `npx --yes pnpm@${pnpmVersion}`;
   console.error(`[setup] installing dependencies with ${pnpm} (first run only)…`);
-  // The hub's store (better-sqlite3) compiles on install. node-gyp downloads Node's headers
-  // unless told where they are; offline machines ship them with Node, so point it there.
-  const env = { ...process.env };
-  const headers = join(dirname(dirname(process.execPath)), 'include', 'node', 'node.h');
-  if (!env.npm_config_nodedir && !env.NPM_CONFIG_NODEDIR && existsSync(headers)) env.npm_config_nodedir = dirname(dirname(process.execPath));
-  execSync(`${pnpm} install --frozen-lockfile --reporter=append-only`, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  // Nothing in the workspace compiles on install (the hub's store is plain JS), so no compiler,
+  // Python or Node headers are needed: the install only unpacks what the lockfile names.
+  execSync(`${pnpm} install --frozen-lockfile --reporter=append-only`, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 }

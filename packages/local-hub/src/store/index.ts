@@ -1,21 +1,13 @@
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SwitchyardError } from '@switchyard/errors';
-import type { C2DMessage, DeviceRecord } from '../core/types.ts';
+import type { DeviceRecord, HubLogger } from '../core/types.ts';
+import { Journal, JournalCorruptError } from './journal.ts';
+import { acquireStateDirLock, StateDirBusyError, type StateDirLock } from './lock.ts';
+import { asStateRecord, HubState, toWire, type StateRecord, type StoredC2D, type StoredTwin } from './state.ts';
 
-/** A twin as persisted: both sections carry their own `$version`; `version` is the twin's. */
-export interface StoredTwin {
-  desired: Record<string, unknown> & { $version: number };
-  reported: Record<string, unknown> & { $version: number };
-  version: number;
-}
-
-/** An undelivered C2D message; `id` is the hub's own key (a device may reuse message ids). */
-export interface StoredC2D {
-  id: string;
-  message: C2DMessage;
-}
+export type { StoredC2D, StoredTwin } from './state.ts';
 
 /**
  * Everything that must survive a killed hub. Locks, sessions, counters and telemetry are
@@ -42,117 +34,124 @@ export interface HubStore {
   close(): void;
 }
 
-interface C2DRow { id: string; device_id: string; meta: string; body: Buffer }
+export interface HubStoreOptions {
+  stateDir?: string;
+  inMemory?: boolean;
+  /** Where notices about the state dir go (a torn record dropped, an old SQLite file found); default: a process warning. */
+  logger?: HubLogger;
+}
+
+export const JOURNAL_FILE = 'hub.journal';
+export const LOCK_FILE = 'hub.lock';
+/** What hubs before the journal kept their state in; it is not read any more. */
+const SQLITE_FILE = 'hub.sqlite';
+/** A hub's state is kilobytes; a journal this size replays in milliseconds and is rewritten rarely. */
+const COMPACT_AT_BYTES = 1024 * 1024;
 
 /**
- * SQLite through better-sqlite3: WAL with synchronous=FULL, so a commit is on disk before the
- * call returns and a SIGKILL loses nothing that was acknowledged. `inMemory` uses `:memory:`.
+ * The hub's state, in memory and (with a state dir) in a journal that is synced on every
+ * write, so a SIGKILLed hub restarts with everything it acknowledged. See journal.ts for the
+ * file and lock.ts for the one-hub-per-directory rule.
  */
-export function openHubStore(options: { stateDir?: string; inMemory?: boolean }): HubStore {
-  let path: string | undefined;
-  let db: Database.Database;
-  try {
-    if (options.inMemory || options.stateDir === undefined) {
-      db = new Database(':memory:');
-    } else {
-      mkdirSync(options.stateDir, { recursive: true });
-      path = join(options.stateDir, 'hub.sqlite');
-      db = new Database(path, { timeout: 200 });
-      // One hub per state dir: two processes would each serve their own in-memory view of the
-      // same queues. The exclusive lock is the OS's, so a SIGKILLed hub does not leave it behind.
-      db.pragma('locking_mode = EXCLUSIVE');
-      db.pragma('journal_mode = WAL');
-      db.exec('BEGIN EXCLUSIVE; COMMIT;');
-    }
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY, record TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS twins (device_id TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE, twin TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS c2d (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-        meta TEXT NOT NULL,
-        body BLOB NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS subscriptions (device_id TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE, filters TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS policies (name TEXT PRIMARY KEY, key TEXT NOT NULL);
-    `);
-  } catch (cause) {
-    const busy = (cause as { code?: string }).code === 'SQLITE_BUSY';
-    const fix = busy
-      ? 'Another hub process is using this state directory; stop it or choose another --state-dir.'
-      : 'Check that the state directory is writable, or pass --in-memory.';
-    throw new SwitchyardError('STATE_FAILED', `Cannot open the hub state store${path ? ` at ${path}` : ''}: ${(cause as Error).message}. ${fix}`, { cause, details: { field: 'stateDir' } });
-  }
+export function openHubStore(options: HubStoreOptions): HubStore {
+  if (options.inMemory || options.stateDir === undefined) return createStore(new HubState(), undefined);
+  return openJournalStore(options.stateDir, { compactAtBytes: COMPACT_AT_BYTES, ...(options.logger ? { logger: options.logger } : {}) });
+}
 
-  const stmt = {
-    allDevices: db.prepare<[], { record: string }>('SELECT record FROM devices ORDER BY rowid'),
-    putDevice: db.prepare<[string, string]>('INSERT INTO devices (id, record) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET record = excluded.record'),
-    deleteDevice: db.prepare<[string]>('DELETE FROM devices WHERE id = ?'),
-    getTwin: db.prepare<[string], { twin: string }>('SELECT twin FROM twins WHERE device_id = ?'),
-    putTwin: db.prepare<[string, string]>('INSERT INTO twins (device_id, twin) VALUES (?, ?) ON CONFLICT(device_id) DO UPDATE SET twin = excluded.twin'),
-    allC2D: db.prepare<[], C2DRow>('SELECT id, device_id, meta, body FROM c2d ORDER BY seq'),
-    insertC2D: db.prepare<[string, string, string, Buffer]>('INSERT INTO c2d (id, device_id, meta, body) VALUES (?, ?, ?, ?)'),
-    getC2DMeta: db.prepare<[string], { meta: string }>('SELECT meta FROM c2d WHERE id = ?'),
-    setC2DMeta: db.prepare<[string, string]>('UPDATE c2d SET meta = ? WHERE id = ?'),
-    deleteC2D: db.prepare<[string]>('DELETE FROM c2d WHERE id = ?'),
-    getSubs: db.prepare<[string], { filters: string }>('SELECT filters FROM subscriptions WHERE device_id = ?'),
-    putSubs: db.prepare<[string, string]>('INSERT INTO subscriptions (device_id, filters) VALUES (?, ?) ON CONFLICT(device_id) DO UPDATE SET filters = excluded.filters'),
-    deleteSubs: db.prepare<[string]>('DELETE FROM subscriptions WHERE device_id = ?'),
-    getPolicy: db.prepare<[string], { key: string }>('SELECT key FROM policies WHERE name = ?'),
-    putPolicy: db.prepare<[string, string]>('INSERT INTO policies (name, key) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET key = excluded.key'),
+/** `openHubStore` with a state dir, with the compaction bound open to tests. */
+export function openJournalStore(stateDir: string, options: { compactAtBytes: number; logger?: HubLogger }): HubStore {
+  const path = join(stateDir, JOURNAL_FILE);
+  const notice = (message: string, fields: Record<string, unknown>): void => {
+    if (options.logger) options.logger.warn(message, fields);
+    else process.emitWarning(`${message} ${JSON.stringify(fields)}`, { code: 'SWITCHYARD_STATE' });
+  };
+  let lock: StateDirLock | undefined;
+  try {
+    mkdirSync(stateDir, { recursive: true });
+    lock = acquireStateDirLock(join(stateDir, LOCK_FILE));
+    const state = new HubState();
+    const { journal, created, records, tornBytes } = Journal.open(path, {
+      compactAtBytes: options.compactAtBytes,
+      initial: state.snapshot(),
+      snapshot: () => state.snapshot(),
+    });
+    try {
+      records.forEach((value, index) => {
+        const record = asStateRecord(value, index === 0);
+        if (typeof record === 'string') throw new JournalCorruptError(path, undefined, `record ${index + 1}: ${record}`);
+        state.apply(record);
+      });
+    } catch (error) {
+      journal.close();
+      throw error;
+    }
+    if (tornBytes > 0) notice('hub state: dropped a torn last record left by a crash (it was never acknowledged)', { path, bytes: tornBytes });
+    // Said when the journal is first created beside it, which is when the old state goes missing.
+    if (created && existsSync(join(stateDir, SQLITE_FILE))) {
+      notice(`hub state: ${SQLITE_FILE} from an older hub is not read; this hub starts with an empty registry and keeps its state in ${JOURNAL_FILE} (delete ${SQLITE_FILE}* once you have recreated the devices)`, { stateDir });
+    }
+    return createStore(state, { journal, lock });
+  } catch (cause) {
+    lock?.release();
+    throw openError(path, cause);
+  }
+}
+
+function openError(path: string, cause: unknown): SwitchyardError {
+  let fix = 'Check that the state directory is writable, or pass --in-memory.';
+  if (cause instanceof StateDirBusyError) {
+    fix = 'Another hub process is using this state directory; stop it or choose another --state-dir.';
+    // A lock from another host cannot be checked from here, so only a person can declare it stale.
+    if (cause.owner.host !== hostname()) fix += ` If no hub runs on ${cause.owner.host} any more, delete ${cause.lockPath}.`;
+  } else if (cause instanceof JournalCorruptError) {
+    fix = `Move ${path} aside to start the hub with an empty state, or restore it from a backup.`;
+  }
+  return new SwitchyardError('STATE_FAILED', `Cannot open the hub state store at ${path}: ${(cause as Error).message}. ${fix}`, { cause, details: { field: 'stateDir' } });
+}
+
+function createStore(state: HubState, disk: { journal: Journal; lock: StateDirLock } | undefined): HubStore {
+  let closed = false;
+  const write = (record: StateRecord): void => {
+    if (!state.changes(record)) return;
+    // The state is changed from the serialised record, not the caller's objects, so that what a
+    // running hub serves is exactly what a restart replays, and later edits by the caller to
+    // objects it passed in cannot reach the store.
+    const json = JSON.stringify(record);
+    if (disk) {
+      try {
+        disk.journal.append(json);
+      } catch (cause) {
+        throw new SwitchyardError('STATE_FAILED', `Cannot write the hub state journal at ${disk.journal.path}: ${(cause as Error).message}. The change was not made and the hub stops persisting state; fix the state directory and restart the hub.`, { cause, details: { field: 'stateDir' } });
+      }
+    }
+    state.apply(JSON.parse(json) as StateRecord);
+    // A failed compaction leaves the longer journal in place, which holds the same state.
+    if (disk?.journal.wantsCompaction) disk.journal.compact();
   };
 
-  // better-sqlite3 runs each statement in its own implicit transaction; the explicit ones group
-  // the multi-statement mutations so a kill between them cannot leave half a change.
-  const deleteDevice = db.transaction((id: string) => {
-    stmt.deleteSubs.run(id);
-    stmt.deleteDevice.run(id);
-  });
-  const updateDeliveryCount = db.transaction((id: string, count: number) => {
-    const row = stmt.getC2DMeta.get(id);
-    if (!row) return;
-    const meta = JSON.parse(row.meta) as Omit<C2DMessage, 'body'>;
-    stmt.setC2DMeta.run(JSON.stringify({ ...meta, deliveryCount: count }), id);
-  });
-
-  let closed = false;
   return {
-    path,
-    loadDevices: () => stmt.allDevices.all().map((r) => JSON.parse(r.record) as DeviceRecord),
-    putDevice: (device) => { stmt.putDevice.run(device.deviceId, JSON.stringify(device)); },
-    deleteDevice: (deviceId) => { deleteDevice(deviceId); },
+    path: disk?.journal.path,
+    loadDevices: () => [...state.devices.values()].map((device) => structuredClone(device)),
+    putDevice: (device) => write({ op: 'device', device }),
+    deleteDevice: (deviceId) => write({ op: 'deleteDevice', deviceId }),
     loadTwin: (deviceId) => {
-      const row = stmt.getTwin.get(deviceId);
-      return row ? (JSON.parse(row.twin) as StoredTwin) : undefined;
+      const twin = state.twins.get(deviceId);
+      return twin && structuredClone(twin);
     },
-    putTwin: (deviceId, twin) => { stmt.putTwin.run(deviceId, JSON.stringify(twin)); },
-    loadC2D: () => stmt.allC2D.all().map((r) => {
-      const meta = JSON.parse(r.meta) as Omit<C2DMessage, 'body'>;
-      return { id: r.id, message: { ...meta, body: Buffer.from(r.body) } };
-    }),
-    insertC2D: ({ id, message }) => {
-      const { body, ...meta } = message;
-      stmt.insertC2D.run(id, message.deviceId, JSON.stringify(meta), body);
-    },
-    updateC2DDeliveryCount: (id, deliveryCount) => { updateDeliveryCount(id, deliveryCount); },
-    deleteC2D: (id) => { stmt.deleteC2D.run(id); },
-    getSubscriptions: (deviceId) => {
-      const row = stmt.getSubs.get(deviceId);
-      return row ? (JSON.parse(row.filters) as string[]) : [];
-    },
-    setSubscriptions: (deviceId, filters) => {
-      if (filters.length === 0) stmt.deleteSubs.run(deviceId);
-      else stmt.putSubs.run(deviceId, JSON.stringify(filters));
-    },
-    getPolicyKey: (policy) => stmt.getPolicy.get(policy)?.key,
-    setPolicyKey: (policy, key) => { stmt.putPolicy.run(policy, key); },
+    putTwin: (deviceId, twin) => write({ op: 'twin', deviceId, twin }),
+    loadC2D: () => [...state.c2d.values()].map(({ id, message: { body, ...meta } }) => ({ id, message: { ...structuredClone(meta), body: Buffer.from(body) } })),
+    insertC2D: (entry) => write({ op: 'c2d', ...toWire(entry) }),
+    updateC2DDeliveryCount: (id, deliveryCount) => write({ op: 'c2dDeliveryCount', id, deliveryCount }),
+    deleteC2D: (id) => write({ op: 'c2dDelete', id }),
+    getSubscriptions: (deviceId) => [...(state.subscriptions.get(deviceId) ?? [])],
+    setSubscriptions: (deviceId, topicFilters) => write({ op: 'subscriptions', deviceId, topicFilters }),
+    getPolicyKey: (policy) => state.policies.get(policy),
+    setPolicyKey: (policy, key) => write({ op: 'policy', policy, key }),
     close: () => {
       if (closed) return;
       closed = true;
-      db.close();
+      disk?.journal.close();
+      disk?.lock.release();
     },
   };
 }
