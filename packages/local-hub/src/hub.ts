@@ -159,7 +159,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
 
   async start(options: LocalHubOptions, logger: HubLogger, wantedPorts: { mqtt: number; amqp: number; https: number }): Promise<void> {
     // The store first: its lock keeps a second hub from rewriting this state dir's certificates.
-    this.#store = openHubStore(this.stateDir === undefined ? { inMemory: true } : { stateDir: this.stateDir });
+    this.#store = openHubStore(this.stateDir === undefined ? { inMemory: true } : { stateDir: this.stateDir, logger });
     const tlsMaterial = ensureTlsMaterial({ ...(this.stateDir === undefined ? {} : { stateDir: this.stateDir }), hostName: this.hostName, address: this.address });
     this.ca = tlsMaterial.ca;
     this.caPath = tlsMaterial.caPath;
