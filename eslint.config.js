@@ -13,4 +13,10 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // The consumer project's CommonJS program: require() is what it exists to show.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );
