@@ -176,6 +176,9 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       }));
       faultState.set(id, state);
     }
+    // rhea hears only 'end' and 'error'; a socket destroyed on this side (a fault, a reset) emits
+    // neither, and its identities would linger as ghosts that swallow method calls.
+    socket?.once('close', () => teardown(handlers.get(id)));
     // A socket that never opens AMQP (port scanners, stuck clients) would otherwise live forever:
     // rhea's idle timeout only starts once the AMQP header has arrived.
     const openTimer = setTimeout(() => {
