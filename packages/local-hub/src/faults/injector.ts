@@ -51,6 +51,11 @@ interface Window extends ActiveFault {
 }
 
 const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * How often a pending fault looks at the hub's clock. Short, so that an injected clock moved by a
+ * test takes effect at once; a fault of an hour costs 14,400 idle wake-ups.
+ */
+const RECHECK_MS = 250;
 /** Connection-level faults are refused for 1 s..1 h, like the telemetry ones. */
 const MAX_NETWORK_SECONDS = 3600;
 
@@ -256,10 +261,10 @@ export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> 
       window.timer = undefined;
       if (window.ended) return;
       const left = window.endsAt - this.#clock.now();
-      if (left > 0) window.timer = this.#timer(left, check);
+      if (left > 0) window.timer = this.#timer(Math.min(left, RECHECK_MS), check);
       else this.#end(window, 'elapsed');
     };
-    window.timer = this.#timer(Math.max(0, endsAt - this.#clock.now()), check);
+    window.timer = this.#timer(Math.min(Math.max(0, endsAt - this.#clock.now()), RECHECK_MS), check);
     return window;
   }
 
@@ -283,12 +288,12 @@ export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> 
     const check = (): void => {
       if (this.#closed) return;
       const left = at - this.#clock.now();
-      if (left > 0) this.#timer(left, check);
+      if (left > 0) this.#timer(Math.min(left, RECHECK_MS), check);
       else fn();
     };
     const left = at - this.#clock.now();
     // Delay 0 still waits a turn, so the fault-carrying message is acknowledged before the cut.
-    this.#timer(Math.max(0, left), check);
+    this.#timer(Math.min(Math.max(0, left), RECHECK_MS), check);
   }
 
   #timer(ms: number, fn: () => void): NodeJS.Timeout {

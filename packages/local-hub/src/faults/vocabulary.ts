@@ -67,8 +67,16 @@ function seconds(value: string | undefined, name: string): number | string {
   return n;
 }
 
-/** Reads a fault request from a telemetry message's application properties. */
-export function parseFaultProperties(properties: Readonly<Record<string, string>>): FaultParse {
+/**
+ * Reads a fault request from a telemetry message's application properties. Names are matched
+ * without regard to case: over HTTPS they travel as `iothub-app-*` headers, which arrive lower-cased.
+ */
+export function parseFaultProperties(input: Readonly<Record<string, string>>): FaultParse {
+  const properties: Record<string, string> = {};
+  for (const name of Object.values(FAULT_PROPERTIES)) {
+    const key = Object.keys(input).find((k) => k.toLowerCase() === name.toLowerCase());
+    if (key !== undefined) properties[name] = input[key] as string;
+  }
   const type = properties[FAULT_PROPERTIES.type];
   if (type === undefined) return { kind: 'none' };
   const known = [...KILL_FAULTS, ...WINDOW_FAULTS] as readonly string[];
