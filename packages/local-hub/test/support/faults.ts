@@ -1,7 +1,7 @@
 // Helpers for the fault-injection tests: the unmodified Azure device SDK over each transport with
 // the transport instance in reach (a subclass that records itself, so its documented 'error' and
 // 'disconnect' events can be awaited), fault-carrying messages, and waits on the hub's fault events.
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import azureDevice, { type Client } from 'azure-iot-device';
 import azureMqtt from 'azure-iot-device-mqtt';
 import azureAmqp from 'azure-iot-device-amqp';
