@@ -15,7 +15,7 @@ import type {
   C2DMessage, C2DSendInput, DeviceAuthentication, DeviceProtocol, DeviceRecord, FrontEnd, HubCounters, HubLogger, HubStats,
   MethodResult, TelemetryRecord, TwinDocument,
 } from './core/types.ts';
-import { FaultInjector } from './faults/injector.ts';
+import { FaultInjector, type FaultControl } from './faults/injector.ts';
 import { createConsoleLogger } from './logger.ts';
 import { openHubStore, type HubStore } from './store/index.ts';
 import { ensureTlsMaterial, issueDeviceCertificate, type DeviceCertificate } from './tls/index.ts';
@@ -84,7 +84,7 @@ export interface LocalHub {
   stats(): HubStats;
   counters(deviceId: string): HubCounters;
   /** Fault injection: `inject` IoT Hub faults, `network` faults, `active()`, `clear()`, and 'fault' events (README, "Faults"). */
-  readonly faults: FaultInjector;
+  readonly faults: FaultControl;
   /** A self-signed client certificate; register `thumbprint` with `createDevice(id, { authentication: { type: 'x509-thumbprint', primaryThumbprint } })`. */
   issueDeviceCertificate(deviceId: string): DeviceCertificate;
 

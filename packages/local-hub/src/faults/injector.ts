@@ -7,7 +7,7 @@ import { HubError } from '../core/errors.ts';
 import type { DeviceProtocol, HubLogger, TelemetryRecord } from '../core/types.ts';
 import { windowFaultError } from './errors.ts';
 import { blackHole, delayWrites, resetSocket, type FaultTarget } from './targets.ts';
-import { isKillFault, parseFaultProperties, type FaultRequest, type FaultType, type KillFault, type WindowFault } from './vocabulary.ts';
+import { DEFAULT_WINDOW_SECONDS, KILL_FAULTS, MAX_FAULT_SECONDS, WINDOW_FAULTS, isKillFault, parseFaultProperties, type FaultType, type KillFault, type WindowFault } from './vocabulary.ts';
 
 export interface FaultClock {
   now(): number;
@@ -22,6 +22,28 @@ export interface NetworkFaultRequest {
   seconds?: number;
   /** For `delay`: how long each write to the device is held. */
   delayMs?: number;
+}
+
+/** One of IoT Hub's faults, as the AzIoTHub_Fault* properties request it. */
+export interface FaultInjection {
+  type: FaultType;
+  /** Default 0. */
+  delaySeconds?: number;
+  /** Window faults only; default 5 s. Kill faults act once. */
+  durationSeconds?: number;
+  /** Carried into the AMQP error description; default "fault injected: <type>". */
+  closeReason?: string;
+}
+
+/** What the hub handle (`hub.faults`) offers; the front-ends' side of the injector stays internal. */
+export interface FaultControl {
+  inject(deviceId: string, request: FaultInjection): FaultEvent;
+  network(deviceId: string, request: NetworkFaultRequest): FaultEvent;
+  active(deviceId?: string): ActiveFault[];
+  clear(deviceId?: string): number;
+  on(event: 'fault', listener: (event: FaultEvent) => void): this;
+  once(event: 'fault', listener: (event: FaultEvent) => void): this;
+  off(event: 'fault', listener: (event: FaultEvent) => void): this;
 }
 
 export interface FaultEvent {
@@ -71,7 +93,7 @@ export class FaultRequestError extends HubError {
   }
 }
 
-export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> {
+export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> implements FaultControl {
   readonly #clock: FaultClock;
   readonly #logger: HubLogger;
   readonly #targets = new Set<FaultTarget>();
@@ -136,7 +158,8 @@ export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> 
   // ─────────────────────────── asked by the service side ───────────────────────────
 
   /** Schedules an IoT Hub fault for a device, as a fault-carrying telemetry message does. */
-  inject(deviceId: string, request: FaultRequest): FaultEvent {
+  inject(deviceId: string, input: FaultInjection): FaultEvent {
+    const request = normalizeInjection(input);
     const now = this.#clock.now();
     const startsAt = now + request.delaySeconds * 1000;
     const reason = request.closeReason || `fault injected: ${request.type}`;
@@ -324,4 +347,16 @@ export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> 
 
 function isWindowFault(fault: Window['fault']): fault is WindowFault {
   return fault === 'InvokeThrottling' || fault === 'InvokeMaxMessageQuota' || fault === 'InvokeAuthError' || fault === 'InvokeServiceUnavailable';
+}
+
+function normalizeInjection(input: FaultInjection): Required<FaultInjection> {
+  if (![...KILL_FAULTS, ...WINDOW_FAULTS].includes(input.type as never)) throw new FaultRequestError(`type must be one of ${[...KILL_FAULTS, ...WINDOW_FAULTS].join(', ')}`);
+  const bounded = (value: number | undefined, fallback: number, name: string): number => {
+    const n = value ?? fallback;
+    if (!(typeof n === 'number' && n >= 0 && n <= MAX_FAULT_SECONDS)) throw new FaultRequestError(`${name} must be from 0 to ${MAX_FAULT_SECONDS}`);
+    return n;
+  };
+  const delaySeconds = bounded(input.delaySeconds, 0, 'delaySeconds');
+  const durationSeconds = isKillFault(input.type) ? 0 : bounded(input.durationSeconds, DEFAULT_WINDOW_SECONDS, 'durationSeconds');
+  return { type: input.type, delaySeconds, durationSeconds, closeReason: input.closeReason ?? '' };
 }

@@ -5,7 +5,7 @@ import { HubError } from '../core/errors.ts';
 import type { DeviceAuthentication, DeviceRecord, HubStats, TelemetryRecord } from '../core/types.ts';
 import type { FaultInjector } from '../faults/injector.ts';
 import { NETWORK_FAULTS } from '../faults/injector.ts';
-import { DEFAULT_WINDOW_SECONDS, KILL_FAULTS, MAX_FAULT_SECONDS, WINDOW_FAULTS, isKillFault } from '../faults/vocabulary.ts';
+import { KILL_FAULTS, MAX_FAULT_SECONDS, WINDOW_FAULTS } from '../faults/vocabulary.ts';
 import { ifMatch, param, readJson, type RequestContext } from './context.ts';
 import { badRequest, HttpError, sendEmpty, sendJson } from './respond.ts';
 import { describeZodError } from './wire.ts';
@@ -278,9 +278,9 @@ export async function injectFault(ctx: RequestContext): Promise<void> {
   const event = 'type' in body
     ? faults.inject(deviceId, {
       type: body.type,
-      closeReason: body.closeReason ?? '',
-      delaySeconds: body.delaySeconds ?? 0,
-      durationSeconds: isKillFault(body.type) ? 0 : body.durationSeconds ?? DEFAULT_WINDOW_SECONDS,
+      ...(body.closeReason === undefined ? {} : { closeReason: body.closeReason }),
+      ...(body.delaySeconds === undefined ? {} : { delaySeconds: body.delaySeconds }),
+      ...(body.durationSeconds === undefined ? {} : { durationSeconds: body.durationSeconds }),
     })
     : faults.network(deviceId, {
       kind: body.kind,
