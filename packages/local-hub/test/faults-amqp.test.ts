@@ -98,8 +98,9 @@ describe('AMQP kill faults with the Azure device SDK', () => {
 
   it('ShutDownAmqp closes the connection cleanly; the SDK reconnects', async () => {
     const { c } = await fullClient('f-amqp-shutdown');
-    const { detail } = await faultAndRecover(c, 'ShutDownAmqp');
+    const { detail, error } = await faultAndRecover(c, 'ShutDownAmqp');
     expect(detail).toMatch(/closed cleanly/);
+    expect(error.name).toBe('NotConnectedError');
     await methodWorks(c.deviceId);
   });
 
@@ -126,8 +127,9 @@ describe('AMQP kill faults with the Azure device SDK', () => {
 
   it('KillAmqpC2DLink detaches the devicebound link; after the reconnect C2D arrives again', async () => {
     const { c, c2d } = await fullClient('f-amqp-c2d');
-    const { detail } = await faultAndRecover(c, 'KillAmqpC2DLink');
+    const { detail, error } = await faultAndRecover(c, 'KillAmqpC2DLink');
     expect(detail).toMatch(/c2d hub→device/);
+    expect(error.name).toBe('ServiceUnavailableError');
     hub.sendC2D(c.deviceId, { body: Buffer.from('after KillAmqpC2DLink') });
     await waitUntil(() => c2d.includes('after KillAmqpC2DLink'), 'C2D after the fault');
   });
@@ -137,8 +139,9 @@ describe('AMQP kill faults with the Azure device SDK', () => {
     ['KillAmqpTwinLinkResp', /twin hub→device/],
   ])('%s detaches that twin link; after the reconnect reported properties go through', async (fault, what) => {
     const { c, twin } = await fullClient(`f-amqp-${fault}`);
-    const { detail } = await faultAndRecover(c, fault);
+    const { detail, error } = await faultAndRecover(c, fault);
     expect(detail).toMatch(what);
+    expect(error.name).toBe('ServiceUnavailableError');
     await reportTwin(twin, { after: fault });
     expect(hub.readTwin(c.deviceId).reported['after']).toBe(fault);
   });
@@ -148,8 +151,9 @@ describe('AMQP kill faults with the Azure device SDK', () => {
     ['KillAmqpMethodRespLink', /methods device→hub/],
   ])('%s detaches that method link; after the reconnect methods are answered', async (fault, what) => {
     const { c } = await fullClient(`f-amqp-${fault}`);
-    const { detail } = await faultAndRecover(c, fault);
+    const { detail, error } = await faultAndRecover(c, fault);
     expect(detail).toMatch(what);
+    expect(error.name).toBe('ServiceUnavailableError');
     await methodWorks(c.deviceId);
   });
 

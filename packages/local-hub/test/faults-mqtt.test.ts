@@ -36,7 +36,7 @@ describe.each([
     const started = nextFault(hub, deviceId, fault);
     expect(await sendEvent(c.client, faultMessage(fault))).toBeUndefined();
     expect((await started).detail).toMatch(detail);
-    await disconnected;
+    expect((await disconnected).name).toBe('NotConnectedError');
     await reconnected;
     expect((await hub.invokeMethod(deviceId, { methodName: 'ping', connectTimeoutInSeconds: 5, responseTimeoutInSeconds: 5 })).status).toBe(200);
     expect(await sendEvent(c.client, new Message(`after ${fault}`))).toBeUndefined();
