@@ -224,3 +224,14 @@ describe('delayWrites', () => {
     expect(socket.written).toEqual(['a', 'b', 'c', 'd']);
   });
 });
+
+describe('FaultInjector on accepted telemetry', () => {
+  it('names an unknown type "invalid" and a known one with bad timing by its type', () => {
+    const { faults, events } = injector();
+    faults.telemetryAccepted(record('d1', props('KillEverything')));
+    faults.telemetryAccepted(record('d1', props('KillTcp', { AzIoTHub_FaultOperationDelayInSecs: 'x' })));
+    faults.telemetryAccepted(record('d1', { unrelated: 'yes' }));
+    expect(events.map((e) => [e.fault, e.phase])).toEqual([['invalid', 'ignored'], ['KillTcp', 'ignored']]);
+    faults.close();
+  });
+});

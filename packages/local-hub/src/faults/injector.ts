@@ -48,7 +48,8 @@ export interface FaultControl {
 
 export interface FaultEvent {
   deviceId: string;
-  fault: FaultType | NetworkFaultKind;
+  /** `invalid`: a fault-carrying message whose type is not one of IoT Hub's. */
+  fault: FaultType | NetworkFaultKind | 'invalid';
   /** scheduled: accepted, waiting for its delay; started: in effect (kill faults: applied); ended: window over; ignored: nothing to act on. */
   phase: 'scheduled' | 'started' | 'ended' | 'ignored';
   /** What was cut or refused, in words, for logs and test failure messages. */
@@ -125,7 +126,7 @@ export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> 
     if (parsed.kind === 'none') return;
     if (parsed.kind === 'invalid') {
       this.#logger.warn('fault request ignored', { deviceId: record.deviceId, why: parsed.why });
-      this.#emit({ deviceId: record.deviceId, fault: 'KillTcp', phase: 'ignored', detail: parsed.why, connectionIds: [] }, false);
+      this.#emit({ deviceId: record.deviceId, fault: parsed.type ?? 'invalid', phase: 'ignored', detail: parsed.why, connectionIds: [] }, false);
       return;
     }
     this.inject(record.deviceId, parsed.request);

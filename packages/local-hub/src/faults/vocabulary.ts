@@ -52,7 +52,7 @@ export interface FaultRequest {
 export type FaultParse =
   | { kind: 'none' }
   | { kind: 'fault'; request: FaultRequest }
-  | { kind: 'invalid'; why: string };
+  | { kind: 'invalid'; why: string; /** When the type itself was understood. */ type?: FaultType };
 
 export function isKillFault(type: FaultType): type is KillFault {
   return (KILL_FAULTS as readonly string[]).includes(type);
@@ -81,12 +81,12 @@ export function parseFaultProperties(input: Readonly<Record<string, string>>): F
   if (type === undefined) return { kind: 'none' };
   const known = [...KILL_FAULTS, ...WINDOW_FAULTS] as readonly string[];
   if (!known.includes(type)) return { kind: 'invalid', why: `unknown ${FAULT_PROPERTIES.type} ${JSON.stringify(type)}; known: ${known.join(', ')}` };
+  const faultType = type as FaultType;
   const delay = seconds(properties[FAULT_PROPERTIES.delay], FAULT_PROPERTIES.delay);
-  if (typeof delay === 'string') return { kind: 'invalid', why: delay };
+  if (typeof delay === 'string') return { kind: 'invalid', why: delay, type: faultType };
   const rawDuration = properties[FAULT_PROPERTIES.duration];
   const duration = seconds(rawDuration, FAULT_PROPERTIES.duration);
-  if (typeof duration === 'string') return { kind: 'invalid', why: duration };
-  const faultType = type as FaultType;
+  if (typeof duration === 'string') return { kind: 'invalid', why: duration, type: faultType };
   const durationSeconds = isKillFault(faultType) ? 0 : rawDuration === undefined || rawDuration.trim() === '' ? DEFAULT_WINDOW_SECONDS : duration;
   return {
     kind: 'fault',
