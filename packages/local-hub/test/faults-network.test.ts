@@ -126,14 +126,14 @@ describe('network faults', () => {
     expect(await ping(c.deviceId)).toBe(200);
   });
 
-  it('refuse cuts the device\'s new connections until the window ends', async () => {
-    const c = await withMethods('mqtt', 'n-refuse');
+  it.each(['mqtt', 'amqp'] as const)('refuse cuts the device\'s new %s connections until the window ends', async (transport) => {
+    const c = await withMethods(transport, `n-refuse-${transport}`);
     await inject(c.deviceId, { kind: 'refuse', seconds: 30 });
     const refused = nextFault(hub, c.deviceId, 'refuse', 'started');
     const reconnected = nextConnect(hub, c.deviceId);
     // The open connection is not affected; reset it so the SDK has to dial again.
     await inject(c.deviceId, { kind: 'reset' });
-    expect((await refused).detail).toMatch(/refused new mqtt connection/);
+    expect((await refused).detail).toMatch(new RegExp(`refused new ${transport} connection`));
     now += 30_000;
     await reconnected;
     expect(await ping(c.deviceId)).toBe(200);
