@@ -3,7 +3,7 @@
 // SDK with TLS verified. The hub runs on a manual clock, so a window ends when the test says so.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubError, createMemoryLogger, startLocalHub, type FaultEvent, type LocalHub } from '../src/index.ts';
-import { faultClient, nextConnect, nextFault, once, sendEvent, Message, type FaultClient } from './support/faults.ts';
+import { faultClient, faultMessage, nextConnect, nextFault, once, sendEvent, Message, type FaultClient } from './support/faults.ts';
 import { hubRequest, type HubResponse } from './support/https-helpers.ts';
 
 let hub: LocalHub;
@@ -76,6 +76,24 @@ describe('the fault routes', () => {
     await disconnected;
     await reconnected;
     expect(await ping(c.deviceId)).toBe(200);
+  });
+});
+
+describe('KillTcp over HTTPS', () => {
+  it('destroys the device\'s keep-alive connection; the next request opens a new one', async () => {
+    const c = await faultClient(hub, 'https', 'n-https-kill');
+    clients.push(c);
+    await c.client.open();
+    const started = nextFault(hub, c.deviceId, 'KillTcp');
+    expect(await sendEvent(c.client, faultMessage('KillTcp'))).toBeUndefined();
+    const event = await started;
+    expect(event.detail).toMatch(/transport destroyed/);
+    // A request that races the reset onto the dead keep-alive socket fails, and the Http transport
+    // does not retry a socket error; whichever way that race goes, the request after it succeeds.
+    const raced = (await sendEvent(c.client, new Message('raced'))) as NodeJS.ErrnoException | undefined;
+    if (raced) expect(raced.code).toBe('ECONNRESET');
+    expect(await sendEvent(c.client, new Message('on a new connection'))).toBeUndefined();
+    expect(hub.telemetry({ deviceId: c.deviceId }).at(-1)?.body.toString()).toBe('on a new connection');
   });
 });
 
