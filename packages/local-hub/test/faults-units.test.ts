@@ -171,6 +171,13 @@ describe('FaultInjector', () => {
     faults.close();
   });
 
+  it('a blackhole with no connection to act on is ignored and leaves no window', () => {
+    const { faults } = injector();
+    expect(faults.network('d1', { kind: 'blackhole', seconds: 5 })).toMatchObject({ phase: 'ignored', connectionIds: [] });
+    expect(faults.active()).toEqual([]);
+    faults.close();
+  });
+
   it.each([
     [{ kind: 'blackhole' }, /seconds must be > 0/],
     [{ kind: 'refuse', seconds: 4000 }, /seconds must be > 0 and <= 3600/],

@@ -205,7 +205,8 @@ export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> 
         }
         const sockets = targets.flatMap((t) => (t.socket && !t.socket.destroyed ? [t.socket] : []));
         const undo = sockets.map((s) => (request.kind === 'blackhole' ? blackHole(s) : delayWrites(s, delayMs)));
-        this.#openNew(deviceId, request.kind, now, now + seconds * 1000, undo);
+        // Only the connections open now are affected, so with none there is no window to list.
+        if (sockets.length > 0) this.#openNew(deviceId, request.kind, now, now + seconds * 1000, undo);
         const what = request.kind === 'blackhole' ? 'no traffic' : `writes held ${delayMs} ms`;
         return this.#emit({ deviceId, fault: request.kind, phase: sockets.length > 0 ? 'started' : 'ignored', detail: `${what} on ${sockets.length} connection(s) for ${seconds} s`, connectionIds: ids }, true);
       }
