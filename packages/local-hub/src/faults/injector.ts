@@ -79,7 +79,7 @@ const MAX_TIMER_MS = 2_147_483_647;
  * test takes effect at once; a fault of an hour costs 14,400 idle wake-ups.
  */
 const RECHECK_MS = 250;
-/** Connection-level faults are refused for 1 s..1 h, like the telemetry ones. */
+/** Network faults last at most an hour, as the telemetry-triggered ones do. */
 const MAX_NETWORK_SECONDS = 3600;
 
 export interface FaultInjectorOptions {
