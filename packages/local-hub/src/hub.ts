@@ -15,6 +15,7 @@ import type {
   C2DMessage, C2DSendInput, DeviceAuthentication, DeviceProtocol, DeviceRecord, FrontEnd, HubCounters, HubLogger, HubStats,
   MethodResult, TelemetryRecord, TwinDocument,
 } from './core/types.ts';
+import { FaultInjector, type FaultControl } from './faults/injector.ts';
 import { createConsoleLogger } from './logger.ts';
 import { openHubStore, type HubStore } from './store/index.ts';
 import { ensureTlsMaterial, issueDeviceCertificate, type DeviceCertificate } from './tls/index.ts';
@@ -82,6 +83,8 @@ export interface LocalHub {
   onTelemetry(listener: (record: TelemetryRecord) => void): () => void;
   stats(): HubStats;
   counters(deviceId: string): HubCounters;
+  /** Fault injection: `inject` IoT Hub faults, `network` faults, `active()`, `clear()`, and 'fault' events (README, "Faults"). */
+  readonly faults: FaultControl;
   /** A self-signed client certificate; register `thumbprint` with `createDevice(id, { authentication: { type: 'x509-thumbprint', primaryThumbprint } })`. */
   issueDeviceCertificate(deviceId: string): DeviceCertificate;
 
@@ -141,6 +144,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   stateDir: string | undefined;
   readonly #standardPorts: boolean;
   #core!: LocalHubCore;
+  faults!: FaultInjector;
   #store!: HubStore;
   readonly #servers: NetServer[] = [];
   readonly #sockets = new Set<Socket>();
@@ -164,7 +168,10 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     this.ca = tlsMaterial.ca;
     this.caPath = tlsMaterial.caPath;
     const clock = options.clock ?? systemClock;
+    const faults = new FaultInjector({ clock, logger });
+    this.faults = faults;
     this.#core = new LocalHubCore({
+      faults,
       hostName: this.hostName,
       alternateHostNames: ['localhost', '127.0.0.1', this.address],
       store: this.#store,
@@ -178,14 +185,15 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     for (const deviceId of options.devices ?? []) if (!this.#core.getDevice(deviceId)) this.#core.createDevice(deviceId);
 
     const core = this.#core;
-    const mqtt = createMqttFrontEnd({ core, logger, now: () => clock.now() });
+    const mqtt = createMqttFrontEnd({ core, logger, now: () => clock.now(), faults });
     // Token expiry must be judged by the same clock that authenticated the token.
     const amqp = createAmqpFrontEnd({
       core,
       logger,
       clock: { now: () => clock.now() },
+      faults,
     });
-    const https = createHttpsFrontEnd({ core, service: core, logger });
+    const https = createHttpsFrontEnd({ core, service: core, logger, faults });
     this.#frontEnds.push(mqtt, amqp, https);
 
     const tlsOptions: TlsOptions = {
@@ -230,7 +238,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
           const stream = createWebSocketStream(ws);
           mqtt.handleConnection(stream, { protocol: 'mqtt-ws', tlsSocket: req.socket as TLSSocket });
         } else if (ws.protocol === 'AMQPWSB10') {
-          amqp.handleWebSocket(ws);
+          amqp.handleWebSocket(ws, req.socket as TLSSocket);
         } else {
           logger.warn('websocket refused: no supported subprotocol', { offered: req.headers['sec-websocket-protocol'] ?? '' });
           ws.close(1002, 'subprotocol must be mqtt or AMQPWSB10');
@@ -329,6 +337,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     // azure-iot-amqp-base wedged for ~45 s instead of reconnecting to a restarted hub.
     const serversClosed = this.#servers.map((s) => closeServer(s));
     this.#core?.beginClose();
+    this.faults?.close();
     await Promise.all(this.#frontEnds.map((f) => f.close().catch(() => undefined)));
     this.#core?.close();
     for (const client of this.#wss?.clients ?? []) client.terminate();

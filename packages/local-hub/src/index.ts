@@ -9,3 +9,4 @@ export type * from './core/types.ts';
 export { openHubStore, type HubStore, type StoredTwin, type StoredC2D } from './store/index.ts';
 export { ensureTlsMaterial, issueDeviceCertificate, type TlsMaterial, type DeviceCertificate } from './tls/index.ts';
 export { createConsoleLogger, createMemoryLogger, silentLogger } from './logger.ts';
+export * from './faults/index.ts';

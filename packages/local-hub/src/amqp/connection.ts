@@ -6,6 +6,8 @@ import type { Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
 import { redactSecrets } from '@switchyard/errors';
 import { HubError } from '../core/errors.ts';
 import type { DeviceSession, HubCore, HubLogger, LockedC2DMessage } from '../core/types.ts';
+import type { AmqpEndpoint } from '../faults/amqp.ts';
+import type { FaultInjector } from '../faults/injector.ts';
 import type { DeviceEndpoint } from './address.ts';
 import { checkTelemetryTo, decideAttach } from './address.ts';
 import { parsePutToken, putTokenReply } from './cbs.ts';
@@ -71,6 +73,8 @@ export interface ConnectionDeps {
   core: HubCore;
   logger: HubLogger;
   clock: AmqpClock;
+  /** Fault injection (src/faults/); none by default. */
+  faults?: FaultInjector | undefined;
 }
 
 export class AmqpConnectionHandler {
@@ -103,6 +107,24 @@ export class AmqpConnectionHandler {
 
   authorizedDevices(): string[] {
     return [...this.identities.keys()];
+  }
+
+  /** The device's links and the connection's `$cbs` links, for fault injection. */
+  linksOf(deviceId: string): Array<{ endpoint: AmqpEndpoint; link: Link }> {
+    const out: Array<{ endpoint: AmqpEndpoint; link: Link }> = [];
+    for (const pair of this.cbsPairs) for (const link of [pair.receiver, pair.sender]) if (link) out.push({ endpoint: 'cbs', link });
+    for (const link of this.identities.get(deviceId)?.links ?? []) {
+      const role = this.roles.get(link);
+      if (role) out.push({ endpoint: role.endpoint, link });
+    }
+    return out;
+  }
+
+  /** False when an injected fault refuses the device's new connections: the transport is cut. */
+  private admitted(deviceId: string): boolean {
+    if (this.identities.has(deviceId) || this.deps.faults?.admitConnection(deviceId, this.protocol, this.id) !== false) return true;
+    this.destroyTransport();
+    return false;
   }
 
   // ---- link lifecycle -------------------------------------------------------------------------
@@ -224,7 +246,7 @@ export class AmqpConnectionHandler {
   /** X.509 devices attach without CBS; their certificate authorizes the device named in the address. */
   private ensureAuthorized(deviceId: string): boolean {
     if (this.identities.has(deviceId)) return true;
-    if (this.thumbprints === undefined) return false;
+    if (this.thumbprints === undefined || !this.admitted(deviceId)) return false;
     let lastFailure = '';
     for (const thumbprint of this.thumbprints) {
       const result = this.deps.core.authenticateX509(deviceId, thumbprint);
@@ -336,6 +358,7 @@ export class AmqpConnectionHandler {
       description = parsed.why;
       this.deps.core.logRefusal({ protocol: this.protocol, connectionId: this.id, what: 'cbs put-token', why: parsed.why });
     } else {
+      if (!this.admitted(parsed.deviceId)) return;
       const result = this.deps.core.authenticateSas(parsed.deviceId, parsed.token);
       if (result.ok) {
         const renewal = this.identities.has(parsed.deviceId);

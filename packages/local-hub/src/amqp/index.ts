@@ -8,6 +8,8 @@ import rhea from 'rhea';
 import type { Connection, ConnectionOptions, Container, EventContext } from 'rhea';
 import type { WebSocket } from 'ws';
 import type { FrontEnd, HubCore, HubLogger } from '../core/types.ts';
+import { amqpFaultTarget } from '../faults/amqp.ts';
+import type { FaultInjector } from '../faults/injector.ts';
 import type { AmqpClock, AmqpProtocol } from './connection.ts';
 import { AmqpConnectionHandler, describe, systemClock } from './connection.ts';
 
@@ -23,11 +25,14 @@ export interface AmqpFrontEndDeps {
   clock?: AmqpClock;
   /** How long a new transport may stay silent before its AMQP open; default 30 s. */
   openTimeoutMs?: number;
+  /** Fault injection (src/faults/); none by default. */
+  faults?: FaultInjector;
 }
 
 export interface AmqpFrontEnd extends FrontEnd {
   handleTlsSocket(socket: TLSSocket): void;
-  handleWebSocket(ws: WebSocket): void;
+  /** `socket` is the TLS socket under the WebSocket, for network faults. */
+  handleWebSocket(ws: WebSocket, socket?: Socket): void;
   /** Open AMQP connections and the identities each has authorized (for diagnostics and tests). */
   connections(): Array<{ connectionId: string; protocol: AmqpProtocol; deviceIds: string[] }>;
 }
@@ -72,6 +77,8 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
   // autoaccept off: telemetry is accepted only after the core took it, so HubErrors become rejections.
   const container = rhea.create_container({ id: `local-hub-${randomUUID()}`, autoaccept: false });
   const handlers = new Map<string, AmqpConnectionHandler>();
+  /** Per connection: its rhea Connection once open, and how to forget its fault target. */
+  const faultState = new Map<string, { connection: Connection | undefined; forget: () => void }>();
   let closing = false;
 
   const handlerOf = (ctx: EventContext): AmqpConnectionHandler | undefined => {
@@ -97,7 +104,9 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     });
   };
 
-  on('connection_open', (h) => {
+  on('connection_open', (h, ctx) => {
+    const state = faultState.get(h.id);
+    if (state) state.connection = ctx.connection;
     const timer = openTimers.get(h.id);
     if (timer) clearTimeout(timer);
     openTimers.delete(h.id);
@@ -127,6 +136,8 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     if (openTimer) clearTimeout(openTimer);
     openTimers.delete(handler.id);
     handlers.delete(handler.id);
+    faultState.get(handler.id)?.forget();
+    faultState.delete(handler.id);
     try {
       handler.end();
     } catch (e) {
@@ -148,10 +159,26 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
   container.on('protocol_error', (err: unknown) => logger.warn('amqp protocol error; connection closed', { error: describe(err) }));
   container.on('error', (err: unknown) => logger.warn('amqp error', { error: describe(err) }));
 
-  const register = (protocol: AmqpProtocol, peerCertificate: Buffer | undefined, destroy: () => void): { id: string; options: ConnectionOptions } => {
+  const register = (protocol: AmqpProtocol, peerCertificate: Buffer | undefined, destroy: () => void, socket: Socket | undefined): { id: string; options: ConnectionOptions } => {
     const id = `${protocol}-${randomUUID()}`;
-    const handler = new AmqpConnectionHandler(id, protocol, { core, logger, clock }, peerCertificate, destroy);
+    const handler = new AmqpConnectionHandler(id, protocol, { core, logger, clock, faults: deps.faults }, peerCertificate, destroy);
     handlers.set(id, handler);
+    if (deps.faults) {
+      const state: { connection: Connection | undefined; forget: () => void } = { connection: undefined, forget: () => undefined };
+      state.forget = deps.faults.register(amqpFaultTarget({
+        connectionId: id,
+        protocol,
+        socket,
+        deviceIds: () => handler.authorizedDevices(),
+        links: (deviceId) => handler.linksOf(deviceId),
+        connection: () => state.connection,
+        destroyTransport: () => handler.destroyTransport(),
+      }));
+      faultState.set(id, state);
+    }
+    // rhea hears only 'end' and 'error'; a socket destroyed on this side (a fault, a reset) emits
+    // neither, and its identities would linger as ghosts that swallow method calls.
+    socket?.once('close', () => teardown(handlers.get(id)));
     // A socket that never opens AMQP (port scanners, stuck clients) would otherwise live forever:
     // rhea's idle timeout only starts once the AMQP header has arrived.
     const openTimer = setTimeout(() => {
@@ -173,7 +200,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       socket.setNoDelay(true);
       const peer = socket.getPeerCertificate?.();
       const der = peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
-      const { id, options } = register('amqp', der, () => socket.destroy());
+      const { id, options } = register('amqp', der, () => socket.destroy(), socket);
       try {
         acceptSocket(container, options, socket);
       } catch (e) {
@@ -183,12 +210,12 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       }
     },
 
-    handleWebSocket(ws: WebSocket): void {
+    handleWebSocket(ws: WebSocket, socket?: Socket): void {
       if (closing) {
         ws.terminate();
         return;
       }
-      const { id, options } = register('amqp-ws', undefined, () => ws.terminate());
+      const { id, options } = register('amqp-ws', undefined, () => ws.terminate(), socket);
       try {
         // rhea wraps anything with send/close/onmessage; its typings only name net.Socket.
         container.websocket_accept(ws as unknown as Socket, options as Parameters<Container['websocket_accept']>[1]);

@@ -44,6 +44,16 @@ export interface HubCoreOptions {
   clock?: Clock;
   /** How many received telemetry records to keep for `telemetry()`; default 10,000. */
   telemetryCapacity?: number;
+  /** Fault injection on the telemetry path (see src/faults/); none by default. */
+  faults?: TelemetryFaultGate;
+}
+
+/** What the core asks of a fault injector: whether to refuse telemetry, and what was accepted. */
+export interface TelemetryFaultGate {
+  /** Throws the HubError to refuse the device's telemetry with while a fault window is open. */
+  admitTelemetry(deviceId: string, protocol: DeviceProtocol): void;
+  /** Sees every accepted message; one carrying AzIoTHub_Fault* properties schedules its fault. */
+  telemetryAccepted(record: TelemetryRecord): void;
 }
 
 interface QueueEntry {
@@ -143,6 +153,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
   readonly #store: HubStore;
   readonly #clock: Clock;
   readonly #telemetryCapacity: number;
+  readonly #faults: TelemetryFaultGate | undefined;
 
   readonly #devices = new Map<string, DeviceRecord>();
   readonly #twins = new Map<string, StoredTwin>();
@@ -171,6 +182,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     this.logger = options.logger;
     this.#clock = options.clock ?? systemClock;
     this.#telemetryCapacity = options.telemetryCapacity ?? 10_000;
+    this.#faults = options.faults;
 
     for (const device of this.#store.loadDevices()) {
       this.#devices.set(device.deviceId, device);
@@ -452,6 +464,12 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
       this.logRefusal({ deviceId, protocol, what: 'telemetry', why: `message of ${size} bytes exceeds ${LIMITS.telemetryBytes}` });
       throw new HubError('MessageTooLarge', `Telemetry of ${size} bytes (body and properties) exceeds IoT Hub's limit of ${LIMITS.telemetryBytes} bytes.`);
     }
+    try {
+      this.#faults?.admitTelemetry(deviceId, protocol);
+    } catch (error) {
+      this.logRefusal({ deviceId, protocol, what: 'telemetry', why: error instanceof Error ? error.message : String(error) });
+      throw error;
+    }
     const record: TelemetryRecord = {
       deviceId,
       protocol,
@@ -473,6 +491,11 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
       }
     }
     this.#emitSafe('telemetry', record);
+    try {
+      this.#faults?.telemetryAccepted(record);
+    } catch (error) {
+      this.logger.warn('fault injector threw on accepted telemetry', { deviceId, error: String(error) });
+    }
     return record;
   }
 

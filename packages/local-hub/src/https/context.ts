@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { HubError } from '../core/errors.ts';
 import type { HubCore, HubLogger, HubService } from '../core/types.ts';
+import type { FaultInjector } from '../faults/injector.ts';
 import type { BlobStore } from './blob-store.ts';
 import { readBody, type BodyLimits } from './body.ts';
 import { badRequest } from './respond.ts';
@@ -12,6 +13,8 @@ export interface FrontEndDeps {
   core: HubCore;
   service: HubService;
   logger: HubLogger;
+  /** Fault injection (src/faults/) and its service routes; without it those routes answer 404. */
+  faults?: FaultInjector;
 }
 
 /** IoT Hub's D2C limit, applied to every JSON or telemetry body. */

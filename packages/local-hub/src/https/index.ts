@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { redactSecrets } from '@switchyard/errors';
 import type { FrontEnd } from '../core/types.ts';
+import { streamFaultTarget } from '../faults/targets.ts';
 import { authenticateDevice, authenticateServiceRequest, refuseDevice } from './auth.ts';
 import { BlobStore, DEFAULT_BLOB_LIMITS, StorageError, STORAGE_VERSION, storageErrorXml, type BlobStoreLimits } from './blob-store.ts';
 import { readBody } from './body.ts';
@@ -42,6 +43,9 @@ const HANDLERS: Record<RouteName, Handler> = {
   'local-telemetry': service.listTelemetry,
   'local-files': service.listFiles,
   'local-stats': service.stats,
+  'local-faults-list': service.listFaults,
+  'local-faults-inject': service.injectFault,
+  'local-faults-clear': service.clearFaults,
   'blob-put': putBlob,
 };
 
@@ -82,10 +86,12 @@ export function createHttpsFrontEnd(deps: FrontEndDeps, options: { blobLimits?: 
     return id;
   }
 
-  function markDeviceConnection(socket: Socket, connectionId: string): void {
+  function markDeviceConnection(socket: Socket, connectionId: string, deviceId: string): void {
     if (deviceSockets.has(socket) || socket.destroyed) return;
     deviceSockets.add(socket);
     deps.core.connectionOpened('https', connectionId);
+    const forget = deps.faults?.register(streamFaultTarget({ connectionId, protocol: 'https', socket, deviceIds: () => [deviceId], destroy: () => socket.destroy() }));
+    if (forget) socket.once('close', forget);
   }
 
   function fail(ctx: { req: IncomingMessage; res: ServerResponse }, err: unknown, blob: boolean): void {
@@ -133,7 +139,10 @@ export function createHttpsFrontEnd(deps: FrontEndDeps, options: { blobLimits?: 
         deps.core.logRefusal({ deviceId, protocol: 'https', connectionId, what, why: `authenticated as ${auth.deviceId}` });
         throw unauthorized('the credential belongs to another device');
       }
-      markDeviceConnection(req.socket, connectionId);
+      // A refused connection is cut before it counts; an open one may still be throttled (429).
+      if (!deviceSockets.has(req.socket) && deps.faults?.admitConnection(deviceId, 'https', connectionId) === false) throw new RequestAborted();
+      markDeviceConnection(req.socket, connectionId, deviceId);
+      deps.faults?.admitHttpsRequest(deviceId);
     } else if (route.auth === 'service') {
       authenticateServiceRequest(deps.core, req, { connectionId, what });
     }

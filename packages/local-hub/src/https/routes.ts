@@ -22,6 +22,9 @@ export type RouteName =
   | 'local-telemetry'
   | 'local-files'
   | 'local-stats'
+  | 'local-faults-list'
+  | 'local-faults-inject'
+  | 'local-faults-clear'
   // blob storage stand-in for file upload
   | 'blob-put';
 
@@ -67,6 +70,9 @@ const ROUTES: RouteDef[] = [
   def('GET', '/local/devices/:deviceId/telemetry', 'local-telemetry', 'service', false),
   def('GET', '/local/devices/:deviceId/files', 'local-files', 'service', false),
   def('GET', '/local/stats', 'local-stats', 'service', false),
+  def('GET', '/local/faults', 'local-faults-list', 'service', false),
+  def('POST', '/local/devices/:deviceId/faults', 'local-faults-inject', 'service', false),
+  def('DELETE', '/local/devices/:deviceId/faults', 'local-faults-clear', 'service', false),
 
   def('PUT', `/${BLOB_CONTAINER}/*blobPath`, 'blob-put', 'blob-sas', false),
 ];

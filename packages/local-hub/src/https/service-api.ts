@@ -3,8 +3,11 @@
 import { z } from 'zod';
 import { HubError } from '../core/errors.ts';
 import type { DeviceAuthentication, DeviceRecord, HubStats, TelemetryRecord } from '../core/types.ts';
+import type { FaultInjector } from '../faults/injector.ts';
+import { NETWORK_FAULTS } from '../faults/injector.ts';
+import { KILL_FAULTS, MAX_FAULT_SECONDS, WINDOW_FAULTS } from '../faults/vocabulary.ts';
 import { ifMatch, param, readJson, type RequestContext } from './context.ts';
-import { badRequest, sendEmpty, sendJson } from './respond.ts';
+import { badRequest, HttpError, sendEmpty, sendJson } from './respond.ts';
 import { describeZodError } from './wire.ts';
 
 /** IoT Hub's "never" timestamp in registry documents. */
@@ -245,4 +248,54 @@ export function listFiles(ctx: RequestContext): void {
 
 export function stats(ctx: RequestContext): void {
   sendJson(ctx.res, 200, ctx.deps.service.stats());
+}
+
+function faultsOf(ctx: RequestContext): FaultInjector {
+  if (!ctx.deps.faults) throw new HttpError(404, 'NotFound', 404000, 'fault injection is not enabled on this front-end');
+  return ctx.deps.faults;
+}
+
+// Either one of IoT Hub's own faults (what the AzIoTHub_Fault* properties request) or a network fault.
+const faultBody = z.union([
+  z.object({
+    type: z.enum([...KILL_FAULTS, ...WINDOW_FAULTS]),
+    delaySeconds: z.number().min(0).max(MAX_FAULT_SECONDS).optional(),
+    durationSeconds: z.number().min(0).max(MAX_FAULT_SECONDS).optional(),
+    closeReason: z.string().max(1024).optional(),
+  }).strict(),
+  z.object({
+    kind: z.enum(NETWORK_FAULTS),
+    seconds: z.number().positive().max(MAX_FAULT_SECONDS).optional(),
+    delayMs: z.number().int().positive().max(60_000).optional(),
+  }).strict(),
+]);
+
+export async function injectFault(ctx: RequestContext): Promise<void> {
+  const deviceId = param(ctx.params, 'deviceId');
+  const body = await readJson(ctx, faultBody);
+  requireDevice(ctx, deviceId);
+  const faults = faultsOf(ctx);
+  const event = 'type' in body
+    ? faults.inject(deviceId, {
+      type: body.type,
+      ...(body.closeReason === undefined ? {} : { closeReason: body.closeReason }),
+      ...(body.delaySeconds === undefined ? {} : { delaySeconds: body.delaySeconds }),
+      ...(body.durationSeconds === undefined ? {} : { durationSeconds: body.durationSeconds }),
+    })
+    : faults.network(deviceId, {
+      kind: body.kind,
+      ...(body.seconds === undefined ? {} : { seconds: body.seconds }),
+      ...(body.delayMs === undefined ? {} : { delayMs: body.delayMs }),
+    });
+  sendJson(ctx.res, 202, event);
+}
+
+export function listFaults(ctx: RequestContext): void {
+  sendJson(ctx.res, 200, faultsOf(ctx).active().map((f) => ({ ...f, startsAt: new Date(f.startsAt).toISOString(), endsAt: new Date(f.endsAt).toISOString() })));
+}
+
+export function clearFaults(ctx: RequestContext): void {
+  const deviceId = param(ctx.params, 'deviceId');
+  requireDevice(ctx, deviceId);
+  sendJson(ctx.res, 200, { cleared: faultsOf(ctx).clear(deviceId) });
 }

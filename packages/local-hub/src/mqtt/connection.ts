@@ -9,6 +9,8 @@ import type { IConnectPacket, IPublishPacket, ISubscribePacket, IUnsubscribePack
 import { redactSecrets } from '@switchyard/errors';
 import { HubError } from '../core/errors.ts';
 import type { AuthResult, DeviceProtocol, DeviceSession, HubCore, HubLogger, LockedC2DMessage } from '../core/types.ts';
+import type { FaultInjector } from '../faults/injector.ts';
+import { resetSocket, streamFaultTarget } from '../faults/targets.ts';
 import { CONNACK, certificateThumbprints, checkClientId, keepAliveTimeoutMs, parseUsername } from './connect.ts';
 import {
   c2dTopic,
@@ -34,6 +36,8 @@ export interface MqttConnectionSettings {
   maxPacketBytes: number;
   /** How long a closing socket may take to finish its handshake before it is destroyed. */
   closeGraceMs: number;
+  /** Fault injection (src/faults/); none by default. */
+  faults?: FaultInjector;
 }
 
 // IoT Hub's documented cap. With only four device filters allowed it cannot bind today; it
@@ -62,6 +66,7 @@ export class MqttConnection {
   private expiryTimer: NodeJS.Timeout | undefined;
   private destroyTimer: NodeJS.Timeout | undefined;
   private will: { topic: string; payload: Buffer } | undefined;
+  private forgetFaultTarget: (() => void) | undefined;
   private resolveClosed!: () => void;
 
   constructor(
@@ -169,6 +174,10 @@ export class MqttConnection {
       return;
     }
     const deviceId = client.deviceId;
+    if (this.settings.faults?.admitConnection(deviceId, this.protocol, this.id) === false) {
+      this.stream.destroy();
+      return;
+    }
     const username = parseUsername(packet.username);
     if (username === undefined || username.deviceId !== deviceId || username.moduleId !== undefined) {
       this.refuseConnect(CONNACK.notAuthorized, 'username must be <host>/<clientId>/?api-version=…', deviceId);
@@ -193,6 +202,14 @@ export class MqttConnection {
     this.session = session;
     this.state = 'connected';
     session.onKicked((reason) => this.close(`session ended by the hub: ${reason}`));
+    this.forgetFaultTarget = this.settings.faults?.register(streamFaultTarget({
+      connectionId: this.id,
+      protocol: this.protocol,
+      socket: this.tlsSocket,
+      deviceIds: () => [deviceId],
+      destroy: () => (this.tlsSocket ? resetSocket(this.tlsSocket) : this.stream.destroy()),
+      shutdown: () => this.close('shut down by an injected fault'),
+    }));
 
     this.clean = packet.clean !== false;
     let sessionPresent = false;
@@ -444,6 +461,7 @@ export class MqttConnection {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.clearTimers();
+    this.forgetFaultTarget?.();
     if (this.destroyTimer !== undefined) clearTimeout(this.destroyTimer);
     if (!this.stream.destroyed) this.stream.destroy();
     const { core } = this.settings;

@@ -3,6 +3,7 @@
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { FrontEnd, HubCore, HubLogger } from '../core/types.ts';
+import type { FaultInjector } from '../faults/injector.ts';
 import { MqttConnection, type MqttConnectionSettings } from './connection.ts';
 
 export interface MqttFrontEndDeps {
@@ -12,6 +13,8 @@ export interface MqttFrontEndDeps {
   now?: () => number;
   /** Defaults: 30 s to send CONNECT, 8 unacknowledged C2D per connection, 256 KiB + 16 KiB packets. */
   limits?: Partial<Pick<MqttConnectionSettings, 'connectTimeoutMs' | 'maxInFlightC2D' | 'maxPacketBytes' | 'closeGraceMs'>>;
+  /** Fault injection (src/faults/); none by default. */
+  faults?: FaultInjector;
 }
 
 export interface MqttFrontEnd extends FrontEnd {
@@ -32,6 +35,7 @@ export function createMqttFrontEnd(deps: MqttFrontEndDeps): MqttFrontEnd {
     maxInFlightC2D: deps.limits?.maxInFlightC2D ?? 8,
     maxPacketBytes: deps.limits?.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES,
     closeGraceMs: deps.limits?.closeGraceMs ?? 2_000,
+    ...(deps.faults ? { faults: deps.faults } : {}),
   };
   const connections = new Set<MqttConnection>();
   let closing = false;
