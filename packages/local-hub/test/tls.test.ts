@@ -100,3 +100,20 @@ describe('TLS material', () => {
   });
 });
 
+
+describe('certificate signatures', () => {
+  it('the CA signs itself, the server and device certificates verify, each with a key matching its certificate', () => {
+    const material = ensureTlsMaterial({ hostName: HOST, address: '127.0.0.1' });
+    const ca = new X509Certificate(material.ca);
+    const server = new X509Certificate(material.cert);
+    expect(ca.verify(ca.publicKey)).toBe(true);
+    expect(server.verify(ca.publicKey)).toBe(true);
+    expect(server.checkPrivateKey(createPrivateKey(material.key))).toBe(true);
+    expect(server.publicKey.asymmetricKeyDetails).toMatchObject({ modulusLength: 2048 });
+    expect(ca.publicKey.equals(server.publicKey)).toBe(false);
+    const device = issueDeviceCertificate('sig-device');
+    const deviceCert = new X509Certificate(device.cert);
+    expect(deviceCert.verify(deviceCert.publicKey)).toBe(true);
+    expect(deviceCert.checkPrivateKey(createPrivateKey(device.key))).toBe(true);
+  });
+});

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -36,14 +36,29 @@ const RENEW_BEFORE_MS = 30 * DAY_MS;
 
 interface CaMaterial { cert: string; key: string }
 
-// RSA key generation is the slow part; Node's native generator is ~100x faster than forge's.
-function rsaKeyPair(): { publicKey: forge.pki.PublicKey; privateKey: forge.pki.PrivateKey; privatePem: string } {
+// forge builds the certificates; the RSA arithmetic is Node's. forge's own key generation and
+// signing run on JavaScript big numbers: ~100x slower, and most of a fresh hub's start-up.
+function rsaKeyPair(): { publicKey: forge.pki.PublicKey; privatePem: string } {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
   });
-  return { publicKey: forge.pki.publicKeyFromPem(publicKey), privateKey: forge.pki.privateKeyFromPem(privateKey), privatePem: privateKey };
+  return { publicKey: forge.pki.publicKeyFromPem(publicKey), privatePem: privateKey };
+}
+
+/** What forge's `cert.sign(key, sha256)` does, with the signature computed natively. */
+function signSha256(cert: forge.pki.Certificate, signerKeyPem: string): void {
+  const oid = forge.pki.oids['sha256WithRSAEncryption']!;
+  cert.signatureOid = oid;
+  cert.siginfo.algorithmOid = oid;
+  // The signed structure names the algorithm, so it is built after the OIDs are set; forge's
+  // encoder reuses it rather than building it again.
+  // getTBSCertificate is public in forge but missing from its typings.
+  const tbs = (forge.pki as typeof forge.pki & { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
+  (cert as forge.pki.Certificate & { tbsCertificate: forge.asn1.Asn1 }).tbsCertificate = tbs;
+  const der = Buffer.from(forge.asn1.toDer(tbs).getBytes(), 'binary');
+  cert.signature = sign('sha256', der, signerKeyPem).toString('binary');
 }
 
 function serialNumber(): string {
@@ -74,7 +89,7 @@ function createCa(): CaMaterial {
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(keys.privateKey as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  signSha256(cert, keys.privatePem);
   return { cert: forge.pki.certificateToPem(cert), key: keys.privatePem };
 }
 
@@ -84,7 +99,6 @@ function requiredNames(hostName: string, address: string): string[] {
 
 function createServerCert(ca: CaMaterial, names: string[]): { cert: string; key: string } {
   const caCert = forge.pki.certificateFromPem(ca.cert);
-  const caKey = forge.pki.privateKeyFromPem(ca.key);
   const keys = rsaKeyPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
@@ -100,7 +114,7 @@ function createServerCert(ca: CaMaterial, names: string[]): { cert: string; key:
     { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
-  cert.sign(caKey as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  signSha256(cert, ca.key);
   return { cert: forge.pki.certificateToPem(cert), key: keys.privatePem };
 }
 
@@ -222,7 +236,7 @@ export function issueDeviceCertificate(deviceId: string, options: { validityDays
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', clientAuth: true },
   ]);
-  cert.sign(keys.privateKey as forge.pki.rsa.PrivateKey, forge.md.sha256.create());
+  signSha256(cert, keys.privatePem);
   const der = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), 'binary');
   return {
     cert: forge.pki.certificateToPem(cert),
