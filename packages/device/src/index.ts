@@ -1,23 +1,13 @@
+// The public surface of @switchyard/device: what an application needs to connect a device and
+// program against it. Pieces other Switchyard packages build on are in ./internal.ts
+// (`@switchyard/device/internal`), which carries no compatibility promise.
 export { connect, type ConnectOptions, type ConnectResult } from './connect.ts';
-export { adaptAzureClient, boundedRetryPolicy, type AdaptOptions, type RetryPolicyLike } from './client.ts';
-export { translateError, classifyFailure, featureUnsupported, type ErrorContext, type FailureKind } from './errors.ts';
-export { TRANSPORTS, loadTransport, type TransportSpec, type TransportConstructor, type ModuleImporter } from './transport-factory.ts';
-export { RedirectAgent, type Endpoint } from './endpoint.ts';
-export { parseConnectOptions, parseConnectionString, connectOptionsSchema, type ConnectOptionsInput } from './options.ts';
+export type { ConnectOptionsInput } from './options.ts';
+export { adaptAzureClient, type AdaptOptions, type RetryPolicyLike } from './client.ts';
 export {
   PRODUCTION_POLL_FLOOR_MS,
-  INITIAL_POLL_STATE,
   pollPolicy,
   nextPollAt,
-  pollStarted,
-  pollFinished,
-  mayDrain,
-  throttleBackoffMs,
-  readPollState,
-  writePollState,
-  pollStatePath,
-  systemClock,
-  PollRunner,
   type Clock,
   type PollEvent,
   type PollOutcome,
@@ -25,9 +15,7 @@ export {
   type PollPolicyInput,
   type PollState,
 } from './poll-scheduler.ts';
-export { MessageQueue, queueIterator } from './message-queue.ts';
-// The SDK Message conversions, for packages that drive Azure transports themselves (the gateway).
-export { toAzureMessage, fromAzureMessage, type OutgoingMessage, type DeviceMessage, type C2DMessageData } from './message.ts';
+export type { OutgoingMessage, DeviceMessage, C2DMessageData } from './message.ts';
 export type {
   DeviceClient,
   ClientFor,
@@ -37,6 +25,8 @@ export type {
   MethodsApi,
   FileUploadApi,
   C2DMessage,
+  C2DBase,
+  C2DSettleMore,
   ClientEvents,
   ConnectionState,
   DisconnectedEvent,

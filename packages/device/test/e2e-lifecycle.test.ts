@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger, startLocalHub, type LocalHub } from '@switchyard/local-hub';
 import { isSwitchyardError } from '@switchyard/errors';
 import type { Protocol } from '@switchyard/profile';
-import { PRODUCTION_POLL_FLOOR_MS, connect, readPollState, type C2DMessage, type DeviceClient, type FallbackEvent } from '../src/index.ts';
+import { PRODUCTION_POLL_FLOOR_MS, connect, readPollState, type C2DMessage, type DeviceClient, type FallbackEvent } from '../src/internal.ts';
 import { closedPort, nextWithin, waitFor } from './helpers.ts';
 import { VirtualClock } from './virtual-clock.ts';
 

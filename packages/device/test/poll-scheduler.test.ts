@@ -16,7 +16,7 @@ import {
   readPollState,
   type PollEvent,
   type PollOutcome,
-} from '../src/index.ts';
+} from '../src/internal.ts';
 import { VirtualClock } from './virtual-clock.ts';
 
 const HOUR = 3_600_000;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import azureCommon from 'azure-iot-common';
 import { isSwitchyardError } from '@switchyard/errors';
-import { TRANSPORTS, connect, loadTransport, parseConnectOptions, translateError } from '../src/index.ts';
+import { TRANSPORTS, connect, loadTransport, parseConnectOptions, translateError } from '../src/internal.ts';
 import { fromAzureMessage, toAzureMessage } from '../src/message.ts';
 import { routeFor, withGatewayHostName } from '../src/endpoint.ts';
 

@@ -1,7 +1,7 @@
 // Azure SDK errors as SwitchyardErrors: the device package's translation (one mapping for the
 // project), with the identity named, since one gateway reports for many devices.
 import { SwitchyardError, isSwitchyardError } from '@switchyard/errors';
-import { translateError } from '@switchyard/device';
+import { translateError } from '@switchyard/device/internal';
 import type { Protocol } from '@switchyard/profile';
 
 export function translateAzureError(err: unknown, context: { deviceId?: string; operation: string; protocol?: Protocol }): SwitchyardError {

@@ -3,7 +3,7 @@
 // through the Azure client or through lean links, or one connection each) and say only that.
 import { EventEmitter } from 'node:events';
 import type { Agent } from 'node:https';
-import { RedirectAgent } from '@switchyard/device';
+import { RedirectAgent } from '@switchyard/device/internal';
 import { SwitchyardError } from '@switchyard/errors';
 import type { Decision } from '@switchyard/selector';
 import { translateAzureError } from './errors.ts';

@@ -9,7 +9,7 @@ import azureDeviceAmqp from 'azure-iot-device-amqp';
 import type { Amqp as BaseAmqpClient } from 'azure-iot-amqp-base';
 import azureCommon, { type RetryPolicy } from 'azure-iot-common';
 import { SwitchyardError } from '@switchyard/errors';
-import { adaptAzureClient, systemClock, type Clock, type DeviceClient } from '@switchyard/device';
+import { adaptAzureClient, systemClock, type Clock, type DeviceClient } from '@switchyard/device/internal';
 import type { ProfileDefinition, Protocol } from '@switchyard/profile';
 import type { Decision } from '@switchyard/selector';
 import type { AmqpEndpoint } from './amqp-connection.ts';

@@ -1,8 +1,7 @@
+// The public surface of @switchyard/gateway. The engines' parts (pool, shared connection,
+// identity channels) are in ./internal.ts, for this repository's tests and benches only.
 export {
   createGateway,
-  parseIdentity,
-  reopenDelayMs,
-  isTransientFailure,
   type Gateway,
   type GatewayEngine,
   type GatewayEvents,
@@ -16,8 +15,5 @@ export {
   type ReconnectPolicy,
   type TokenRenewal,
 } from './gateway.ts';
-export { AmqpConnectionPool, chooseConnection, DEFAULT_MAX_IDENTITIES_PER_CONNECTION, type ConnectionInfo, type PoolEvents, type PoolOptions } from './pool.ts';
-export { SharedAmqpConnection, type AmqpEndpoint, type AmqpTransportKind, type ConnectionState, type SharedConnectionOptions } from './amqp-connection.ts';
-export { IdentityChannel, type ChannelState } from './identity-channel.ts';
-export { translateAzureError } from './errors.ts';
-export { decideProtocol } from './decide.ts';
+export { DEFAULT_MAX_IDENTITIES_PER_CONNECTION, type ConnectionInfo } from './pool.ts';
+export type { ConnectionState } from './amqp-connection.ts';

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import type { Delivery, EventContext, Message as RheaMessage, Receiver, Sender } from 'rhea';
 import { SwitchyardError } from '@switchyard/errors';
-import { fromAzureMessage, queueIterator, toAzureMessage, type MessageQueue, type C2DMessage, type Clock, type MethodHandler, type OperationOptions, type OutgoingMessage, type TwinDocument } from '@switchyard/device';
+import { fromAzureMessage, queueIterator, toAzureMessage, type MessageQueue, type C2DMessage, type Clock, type MethodHandler, type OperationOptions, type OutgoingMessage, type TwinDocument } from '@switchyard/device/internal';
 import type { Decision } from '@switchyard/selector';
 // The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
 import amqpBase from 'azure-iot-amqp-base';

@@ -4,7 +4,7 @@
 // timer for the whole gateway rather than one per identity.
 import { EventEmitter } from 'node:events';
 import { SwitchyardError } from '@switchyard/errors';
-import { systemClock, type Clock, type DeviceClient } from '@switchyard/device';
+import { systemClock, type Clock, type DeviceClient } from '@switchyard/device/internal';
 import type { Decision } from '@switchyard/selector';
 import azureCommon from 'azure-iot-common';
 import type {

@@ -3,7 +3,7 @@
 // protocols authenticate one identity per connection. The decision record carries the reason.
 import { EventEmitter } from 'node:events';
 import { SwitchyardError } from '@switchyard/errors';
-import { connect, translateError, type DeviceClient } from '@switchyard/device';
+import { connect, translateError, type DeviceClient } from '@switchyard/device/internal';
 import type {
   GatewayIdentity,
   GatewayIdentityInput,

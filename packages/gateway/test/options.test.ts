@@ -1,7 +1,7 @@
 // The pure parts: where an identity goes in the pool, and what options are refused and why.
 import { describe, expect, it } from 'vitest';
 import { isSwitchyardError } from '@switchyard/errors';
-import { chooseConnection, createGateway, isTransientFailure, parseIdentity, reopenDelayMs, type GatewayOptions } from '../src/index.ts';
+import { chooseConnection, createGateway, isTransientFailure, parseIdentity, reopenDelayMs, type GatewayOptions } from '../src/internal.ts';
 
 const KEY = Buffer.alloc(32, 1).toString('base64');
 const cs = (deviceId: string, extra = ''): string => `HostName=hub.azure-devices.net;DeviceId=${deviceId};SharedAccessKey=${KEY}${extra}`;

@@ -1,12 +1,12 @@
-// Public surface of @switchyard/local-hub. Front-end internals stay private; the core and store
-// are exported so front-ends and gateway tests can run IoT Hub semantics without listeners.
+// The public surface of @switchyard/local-hub: start a hub, drive it as a test would (registry,
+// C2D, twins, methods, telemetry, faults), and read its events. The core, the store and the
+// front-ends' parts are in ./internal.ts, for this repository's tests and benches only.
 export { startLocalHub, DEFAULT_HOST_NAME, STANDARD_PORTS, type LocalHub, type LocalHubOptions, type ConnectionStringProtocol } from './hub.ts';
-export { createHubCore, LocalHubCore, LIMITS, SERVICE_POLICY, systemClock, type Clock, type HubCoreOptions } from './core/hub-core.ts';
+export { LIMITS, SERVICE_POLICY, type Clock } from './core/hub-core.ts';
 export type { HubEvents, SessionInfo } from './core/events.ts';
-export { HubError, HUB_ERROR_CODES, type HubErrorKind } from './core/errors.ts';
-export { createSasToken, parseSasToken } from './core/sas.ts';
 export type * from './core/types.ts';
-export { openHubStore, type HubStore, type StoredTwin, type StoredC2D } from './store/index.ts';
-export { ensureTlsMaterial, issueDeviceCertificate, type TlsMaterial, type DeviceCertificate } from './tls/index.ts';
+export { createSasToken, parseSasToken, type ParsedSas } from './core/sas.ts';
+export { issueDeviceCertificate, type DeviceCertificate } from './tls/index.ts';
 export { createConsoleLogger, createMemoryLogger, silentLogger } from './logger.ts';
-export * from './faults/index.ts';
+export { FAULT_PROPERTIES, KILL_FAULTS, WINDOW_FAULTS, NETWORK_FAULTS, DEFAULT_WINDOW_SECONDS, type FaultType, type KillFault, type WindowFault } from './faults/index.ts';
+export type { ActiveFault, FaultControl, FaultEvent, FaultInjection, NetworkFaultKind, NetworkFaultRequest } from './faults/index.ts';

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import rhea from 'rhea';
 import { createAmqpFrontEnd, type AmqpFrontEnd } from '../src/amqp/index.ts';
-import { createHubCore, createMemoryLogger, createSasToken, ensureTlsMaterial, openHubStore, type HubStore, type LocalHubCore } from '../src/index.ts';
+import { createHubCore, createMemoryLogger, createSasToken, ensureTlsMaterial, openHubStore, type HubStore, type LocalHubCore } from '../src/internal.ts';
 import { within } from './support/amqp-harness.ts';
 
 const HOST = 'frontend.azure-devices.net';

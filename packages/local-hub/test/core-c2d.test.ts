@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHubCore, HubError, LIMITS, openHubStore, silentLogger, type LocalHubCore, type LockedC2DMessage } from '../src/index.ts';
+import { createHubCore, HubError, LIMITS, openHubStore, silentLogger, type LocalHubCore, type LockedC2DMessage } from '../src/internal.ts';
 
 let now: number;
 let core: LocalHubCore;

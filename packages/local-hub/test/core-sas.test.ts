@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHubCore, createMemoryLogger, createSasToken, openHubStore, type LocalHubCore } from '../src/index.ts';
+import { createHubCore, createMemoryLogger, createSasToken, openHubStore, type LocalHubCore } from '../src/internal.ts';
 
 const HOST = 'unit-hub.azure-devices.net';
 const NOW = Date.UTC(2026, 0, 1);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHubCore, createMemoryLogger, HubError, openHubStore, type LocalHubCore } from '../src/index.ts';
+import { createHubCore, createMemoryLogger, HubError, openHubStore, type LocalHubCore } from '../src/internal.ts';
 
 let core: LocalHubCore;
 let logger: ReturnType<typeof createMemoryLogger>;

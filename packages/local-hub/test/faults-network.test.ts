@@ -2,7 +2,7 @@
 // hole, delay, refusing new connections and 429 on HTTPS, each seen by the unmodified Azure device
 // SDK with TLS verified. The hub runs on a manual clock, so a window ends when the test says so.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HubError, createMemoryLogger, startLocalHub, type FaultEvent, type LocalHub } from '../src/index.ts';
+import { HubError, createMemoryLogger, startLocalHub, type FaultEvent, type LocalHub } from '../src/internal.ts';
 import { faultClient, faultMessage, nextConnect, nextFault, once, sendEvent, Message, type FaultClient } from './support/faults.ts';
 import { hubRequest, type HubResponse } from './support/https-helpers.ts';
 

@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { FaultInjector, FaultRequestError, createMemoryLogger, parseFaultProperties, type FaultEvent, type FaultTarget, type KillFault, type TelemetryRecord } from '../src/index.ts';
+import { FaultInjector, FaultRequestError, createMemoryLogger, parseFaultProperties, type FaultEvent, type FaultTarget, type KillFault, type TelemetryRecord } from '../src/internal.ts';
 import { windowFaultError } from '../src/faults/errors.ts';
 import { delayWrites } from '../src/faults/targets.ts';
 import { within } from './support/faults.ts';

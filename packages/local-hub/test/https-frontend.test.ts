@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpsFrontEnd, type HttpsFrontEnd } from '../src/https/index.ts';
-import { createHubCore, ensureTlsMaterial, openHubStore, silentLogger, type HubStore, type LocalHubCore } from '../src/index.ts';
+import { createHubCore, ensureTlsMaterial, openHubStore, silentLogger, type HubStore, type LocalHubCore } from '../src/internal.ts';
 import { waitUntil } from './support/https-helpers.ts';
 
 const HOST = 'frontend-test.azure-devices.net';

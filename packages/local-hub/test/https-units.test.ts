@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { BlobStore, StorageError } from '../src/https/blob-store.ts';
 import { matchRoute } from '../src/https/routes.ts';
 import { c2dHeaders, telemetryFromBatch, telemetryFromHeaders } from '../src/https/wire.ts';
-import { HubError } from '../src/index.ts';
+import { HubError } from '../src/internal.ts';
 
 describe('matchRoute', () => {
   it('maps IoT Hub device and service paths', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createHubCore, openHubStore, silentLogger } from '../src/index.ts';
+import { createHubCore, openHubStore, silentLogger } from '../src/internal.ts';
 import { LOCK_FILE } from '../src/store/index.ts';
 
 const dirs: string[] = [];

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type Server } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ensureTlsMaterial, issueDeviceCertificate, type TlsMaterial } from '../src/index.ts';
+import { ensureTlsMaterial, issueDeviceCertificate, type TlsMaterial } from '../src/internal.ts';
 
 const HOST = 'switchyard-local.azure-devices.net';
 const dirs: string[] = [];
