@@ -8,4 +8,5 @@ export { createSasToken, parseSasToken } from './core/sas.ts';
 export type * from './core/types.ts';
 export { openHubStore, type HubStore, type StoredTwin, type StoredC2D } from './store/index.ts';
 export { ensureTlsMaterial, issueDeviceCertificate, type TlsMaterial, type DeviceCertificate } from './tls/index.ts';
+export { DEFAULT_LIMITS, type HubLimits } from './limits.ts';
 export { createConsoleLogger, createMemoryLogger, silentLogger } from './logger.ts';
