@@ -141,42 +141,6 @@ export function numericDescriptor(buf: Buffer, pos: number, end: number): number
   return undefined;
 }
 
-/** The start positions of the first `want` items of a list value at `pos` (already scanned). */
-export function listItems(buf: Buffer, pos: number, end: number, want: number): number[] {
-  const budget = scanBudget(Number.MAX_SAFE_INTEGER);
-  const ctor = scanConstructor(buf, pos, end, budget, 0);
-  if (ctor.code === 0x45) return [];
-  const kind = KINDS.get(ctor.code);
-  if (kind?.kind !== 'compound' || ctor.code === 0xc1 || ctor.code === 0xd1) return [];
-  const width = kind.width;
-  const count = readWidth(buf, ctor.pos + width, end, width);
-  const items: number[] = [];
-  let p = ctor.pos + 2 * width;
-  for (let i = 0; i < count && items.length < want; i++) {
-    items.push(p);
-    p = scanValue(buf, p, end, budget, 1);
-  }
-  return items;
-}
-
-/** Reads a uint/ulong/boolean/null primitive at `pos`; anything else is undefined. */
-export function simpleValue(buf: Buffer, pos: number | undefined, end: number): number | boolean | null | undefined {
-  if (pos === undefined || pos >= end) return undefined;
-  const code = buf[pos]!;
-  switch (code) {
-    case 0x40: return null;
-    case 0x41: return true;
-    case 0x42: return false;
-    case 0x43: case 0x44: return 0;
-    case 0x56: return pos + 2 <= end ? buf[pos + 1] === 1 : undefined;
-    case 0x50: case 0x52: case 0x53: return pos + 2 <= end ? buf[pos + 1] : undefined;
-    case 0x60: return pos + 3 <= end ? buf.readUInt16BE(pos + 1) : undefined;
-    case 0x70: return pos + 5 <= end ? buf.readUInt32BE(pos + 1) : undefined;
-    case 0x80: return pos + 9 <= end && buf.readUInt32BE(pos + 1) === 0 ? buf.readUInt32BE(pos + 5) : undefined;
-    default: return undefined;
-  }
-}
-
 const SECTION_FIRST = 0x70;
 const SECTION_LAST = 0x78;
 

@@ -8,7 +8,8 @@
 // Framing follows rhea's server transports exactly: one header selects SASL (protocol id 3) or
 // plain AMQP (0); after SASL, a second header (0) is due only once the hub has sent a successful
 // sasl-outcome, which the guard learns by watching rhea's outbound frames.
-import { EncodingViolation, listItems, numericDescriptor, scanBudget, scanMessage, scanValue, simpleValue } from './encoding-scan.ts';
+import { EncodingViolation, scanBudget, scanMessage, scanValue } from './encoding-scan.ts';
+import { readFrame } from './rhea-frames.ts';
 
 export interface FrameGuardLimits {
   maxFrameBytes: number;
@@ -36,10 +37,6 @@ const SASL_PROTOCOL = 3;
 const AMQP_PROTOCOL = 0;
 const TYPE_AMQP = 0;
 const TYPE_SASL = 1;
-const SASL_INIT = 0x41;
-const SASL_RESPONSE = 0x43;
-const SASL_OUTCOME = 0x44;
-const TRANSFER = 0x14;
 export const BATCH_FORMAT = 0x80013700;
 // Several links may each have a delivery half-sent; together they are still bounded.
 const INCOMPLETE_FACTOR = 2;
@@ -58,7 +55,6 @@ export class AmqpFrameGuard {
   private buffered = 0;
   /** The peer sent sasl-init/response; the outcome decides whether a header comes next. */
   private awaitingOutcome = false;
-  private saslSucceeded = false;
   private readonly incomplete = new Map<string, Incomplete>();
   private incompleteBytes = 0;
   private refused: GuardViolation | undefined;
@@ -72,21 +68,24 @@ export class AmqpFrameGuard {
     this.buffered += chunk.length;
   }
 
-  /** Bytes rhea writes to the peer: only the SASL outcome matters. */
+  /** Bytes rhea writes to the peer (whole headers and frames): only the SASL outcome matters. */
   observeOutbound(buf: Buffer): void {
     if (this.phase !== 'sasl' || !this.awaitingOutcome) return;
-    let p = 0;
-    if (buf.length >= 8 && buf.readUInt32BE(0) === MAGIC) p = 8;
+    let p = buf.length >= 8 && buf.readUInt32BE(0) === MAGIC ? 8 : 0;
     while (p + 8 <= buf.length) {
       const size = buf.readUInt32BE(p);
       if (size < 8 || p + size > buf.length) return;
-      const body = p + buf[p + 4]! * 4;
-      if (buf[p + 5] === TYPE_SASL && numericDescriptor(buf, body, p + size) === SASL_OUTCOME) {
-        const items = listItems(buf, body, p + size, 1);
-        this.saslSucceeded = simpleValue(buf, items[0], p + size) === 0;
-        this.awaitingOutcome = false;
-        if (this.saslSucceeded) this.phase = 'amqp-header';
-        return;
+      if (buf[p + 5] === TYPE_SASL) {
+        try {
+          const frame = readFrame(buf.subarray(p, p + size));
+          if (frame.kind === 'saslOutcome') {
+            this.awaitingOutcome = false;
+            if (frame.performative?.code === 0) this.phase = 'amqp-header';
+            return;
+          }
+        } catch {
+          return;
+        }
       }
       p += size;
     }
@@ -149,28 +148,32 @@ export class AmqpFrameGuard {
     if (doff < 2 || doff * 4 > frame.length) return { condition: 'amqp:connection:framing-error', description: `data offset ${doff} does not fit a ${frame.length}-byte frame` };
     const body = doff * 4;
     if (body === frame.length) return undefined;
-    const afterPerformative = scanValue(frame, body, frame.length, scanBudget(this.limits.maxArrayElements));
-    const descriptor = numericDescriptor(frame, body, frame.length);
+    // Bounded first, then read by rhea's own reader, exactly as its transport will read it.
+    scanValue(frame, body, frame.length, scanBudget(this.limits.maxArrayElements));
+    let read: ReturnType<typeof readFrame>;
+    try {
+      read = readFrame(frame);
+    } catch (error) {
+      return { condition: 'amqp:decode-error', description: `undecodable frame: ${error instanceof Error ? error.message : String(error)}` };
+    }
     if (this.phase === 'sasl') {
-      if (descriptor === SASL_INIT || descriptor === SASL_RESPONSE) this.awaitingOutcome = true;
+      if (read.kind === 'saslInit' || read.kind === 'saslResponse') this.awaitingOutcome = true;
       return undefined;
     }
-    if (descriptor === TRANSFER) return this.onTransfer(frame, body, afterPerformative);
+    if (read.kind === 'transfer') return this.onTransfer(frame.readUInt16BE(6), read.performative!, read.payload ?? Buffer.alloc(0));
     return undefined;
   }
 
   /** rhea gathers a delivery's frames per link and decodes the message once the last arrives. */
-  private onTransfer(frame: Buffer, body: number, payloadAt: number): GuardViolation | undefined {
-    const fields = listItems(frame, body, payloadAt, 10);
-    const handle = simpleValue(frame, fields[0], payloadAt);
-    const format = simpleValue(frame, fields[3], payloadAt);
-    const more = simpleValue(frame, fields[5], payloadAt) === true;
-    const key = `${frame.readUInt16BE(6)}:${String(handle)}`;
-    const payload = frame.subarray(payloadAt);
+  private onTransfer(channel: number, transfer: { handle?: unknown; more?: unknown; message_format?: unknown }, payload: Buffer): GuardViolation | undefined {
+    // The same truthiness and key coercion rhea applies (receiver._incomplete, remote.handles[handle]).
+    const more = Boolean(transfer.more);
+    const format = typeof transfer.message_format === 'number' ? transfer.message_format : undefined;
+    const key = `${channel}:${String(transfer.handle)}`;
     let pending = this.incomplete.get(key);
-    if (!pending && !more) return this.checkMessage(payload, typeof format === 'number' ? format : undefined);
+    if (!pending && !more) return this.checkMessage(payload, format);
     if (!pending) {
-      pending = { parts: [], bytes: 0, format: typeof format === 'number' ? format : undefined };
+      pending = { parts: [], bytes: 0, format };
       this.incomplete.set(key, pending);
     }
     pending.parts.push(Buffer.from(payload));
