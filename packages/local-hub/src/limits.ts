@@ -45,7 +45,12 @@ function openFileLimit(): number | undefined {
   }
 }
 
-export function defaultMaxConnectionsPerSource(fileLimit = openFileLimit()): number {
+export function defaultMaxConnectionsPerSource(): number {
+  return perSourceCapFor(openFileLimit());
+}
+
+/** Half of `fileLimit` descriptors, from 64 to 4,096; 512 when the limit is unknown. */
+export function perSourceCapFor(fileLimit: number | undefined): number {
   if (fileLimit === undefined || !Number.isFinite(fileLimit)) return FALLBACK_PER_SOURCE;
   return Math.min(4096, Math.max(64, Math.floor(fileLimit / 2)));
 }
