@@ -243,6 +243,9 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
+        // A malformed frame is reported as an 'error' on the WebSocket; unheard, it would end the
+        // process (the fuzz suite found this on a refused subprotocol followed by garbage).
+        ws.on('error', (error: Error) => logger.info('websocket error', { error: error.message }));
         if (ws.protocol === 'mqtt') {
           const stream = createWebSocketStream(ws);
           mqtt.handleConnection(stream, { protocol: 'mqtt-ws', tlsSocket: req.socket as TLSSocket });

@@ -22,6 +22,7 @@ export interface ChildHub {
   /** Resident set size of the hub's process, in MiB; undefined once it has exited. */
   rssMiB(): number | undefined;
   readonly exited: boolean;
+  readonly stderrTail: string;
   stop(): Promise<void>;
 }
 
@@ -36,7 +37,9 @@ export async function startChildHub(limits?: Record<string, number>): Promise<Ch
   const child: ChildProcess = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
-  child.stderr?.resume();
+  // The tail of the hub's stderr says why it died, when it does.
+  let stderrTail = '';
+  child.stderr?.on('data', (chunk: Buffer) => { stderrTail = (stderrTail + chunk.toString('utf8')).slice(-4000); });
   const line = await within(new Promise<string>((resolve, reject) => {
     let buffered = '';
     child.stdout?.on('data', (chunk: Buffer) => {
@@ -50,6 +53,7 @@ export async function startChildHub(limits?: Record<string, number>): Promise<Ch
   return {
     info,
     get exited() { return exited; },
+    get stderrTail() { return stderrTail; },
     rssMiB() {
       if (exited) return undefined;
       try {
@@ -78,6 +82,8 @@ export interface AttackerPipe {
   readonly closed: Promise<void>;
   readonly isClosed: boolean;
   onData(fn: (chunk: Buffer) => void): void;
+  /** Done talking: FIN for a socket, a close frame for a WebSocket. */
+  end(): void;
   destroy(): void;
 }
 
@@ -102,6 +108,7 @@ export async function tlsPipe(hub: HubAddress, port: number, opts: { localAddres
       socket.once('close', done);
     }),
     onData: (fn) => socket.on('data', fn),
+    end: () => socket.end(),
     destroy: () => socket.destroy(),
   };
 }
@@ -124,6 +131,7 @@ export async function wsPipe(hub: HubAddress, protocol: 'AMQPWSB10' | 'mqtt'): P
       ws.send(data, { binary: true }, () => resolve());
     }),
     onData: (fn) => ws.on('message', (data: Buffer) => fn(data)),
+    end: () => ws.close(),
     destroy: () => ws.terminate(),
   };
 }
