@@ -16,9 +16,12 @@ import type {
   MethodResult, TelemetryRecord, TwinDocument,
 } from './core/types.ts';
 import { FaultInjector, type FaultControl } from './faults/injector.ts';
+import { resolveLimits, type HubLimits } from './limits.ts';
+import { wireSafeLogger } from './log-safety.ts';
 import { createConsoleLogger } from './logger.ts';
 import { openHubStore, type HubStore } from './store/index.ts';
 import { ensureTlsMaterial, issueDeviceCertificate, type DeviceCertificate } from './tls/index.ts';
+import { AcceptGuard } from './tls/accept-limits.ts';
 
 export const DEFAULT_HOST_NAME = 'switchyard-local.azure-devices.net';
 export const STANDARD_PORTS = { mqtt: 8883, amqp: 5671, https: 443 } as const;
@@ -42,6 +45,8 @@ export interface LocalHubOptions {
   /** Default: JSON lines on stderr, info suppressed. */
   logger?: HubLogger;
   clock?: Clock;
+  /** Defences against hostile peers (frame sizes, timeouts, connections per source); see limits.ts and the README. */
+  limits?: Partial<HubLimits>;
 }
 
 export type ConnectionStringProtocol = DeviceProtocol;
@@ -151,6 +156,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   readonly #frontEnds: FrontEnd[] = [];
   #wss: WebSocketServer | undefined;
   readonly #agents = new Set<HttpsAgent>();
+  #acceptGuard: AcceptGuard | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: { hostName: string; address: string; stateDir: string | undefined; standardPorts: boolean }) {
@@ -162,6 +168,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   }
 
   async start(options: LocalHubOptions, logger: HubLogger, wantedPorts: { mqtt: number; amqp: number; https: number }): Promise<void> {
+    const limits = resolveLimits(options.limits);
     // The store first: its lock keeps a second hub from rewriting this state dir's certificates.
     this.#store = openHubStore(this.stateDir === undefined ? { inMemory: true } : { stateDir: this.stateDir, logger });
     const tlsMaterial = ensureTlsMaterial({ ...(this.stateDir === undefined ? {} : { stateDir: this.stateDir }), hostName: this.hostName, address: this.address });
@@ -185,13 +192,16 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     for (const deviceId of options.devices ?? []) if (!this.#core.getDevice(deviceId)) this.#core.createDevice(deviceId);
 
     const core = this.#core;
-    const mqtt = createMqttFrontEnd({ core, logger, now: () => clock.now(), faults });
+    const mqtt = createMqttFrontEnd({ core, logger, now: () => clock.now(), faults, limits: { connectTimeoutMs: limits.preAuthTimeoutMs } });
     // Token expiry must be judged by the same clock that authenticated the token.
     const amqp = createAmqpFrontEnd({
       core,
       logger,
       clock: { now: () => clock.now() },
       faults,
+      openTimeoutMs: limits.preAuthTimeoutMs,
+      preAuthTimeoutMs: limits.preAuthTimeoutMs,
+      frameLimits: limits,
     });
     const https = createHttpsFrontEnd({ core, service: core, logger, faults });
     this.#frontEnds.push(mqtt, amqp, https);
@@ -216,7 +226,14 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
       socket.setNoDelay(true);
       amqp.handleTlsSocket(socket);
     });
-    const httpsServer: HttpsServer = createHttpsServer(tlsOptions, (req, res) => https.handleRequest(req, res));
+    // Every HTTPS request authenticates in its headers, so the headers deadline is the pre-auth
+    // one; Node checks it every connectionsCheckingInterval, which must therefore be finer.
+    const httpsServer: HttpsServer = createHttpsServer({
+      ...tlsOptions,
+      headersTimeout: limits.preAuthTimeoutMs,
+      requestTimeout: Math.max(300_000, limits.preAuthTimeoutMs),
+      connectionsCheckingInterval: Math.max(10, Math.min(30_000, Math.floor(limits.preAuthTimeoutMs / 4))),
+    }, (req, res) => https.handleRequest(req, res));
     httpsServer.keepAliveTimeout = 30_000;
 
     // Frames of mqtt.js are tiny and many (one MQTT packet spans several), so the WebSocket is
@@ -234,6 +251,9 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
+        // A malformed frame is reported as an 'error' on the WebSocket; unheard, it would end the
+        // process (the fuzz suite found this on a refused subprotocol followed by garbage).
+        ws.on('error', (error: Error) => logger.info('websocket error', { error: error.message }));
         if (ws.protocol === 'mqtt') {
           const stream = createWebSocketStream(ws);
           mqtt.handleConnection(stream, { protocol: 'mqtt-ws', tlsSocket: req.socket as TLSSocket });
@@ -247,6 +267,8 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     });
 
     const servers: Array<[NetServer, 'mqtt' | 'amqp' | 'https']> = [[mqttServer, 'mqtt'], [amqpServer, 'amqp'], [httpsServer, 'https']];
+    const acceptGuard = new AcceptGuard(limits, logger);
+    this.#acceptGuard = acceptGuard;
     for (const [server, name] of servers) {
       this.#servers.push(server);
       server.on('connection', (socket: Socket) => {
@@ -254,8 +276,8 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
         socket.once('close', () => this.#sockets.delete(socket));
       });
       // A failed handshake (a client that distrusts the CA, a port scanner) is the client's
-      // problem; it must not reach the process as an unhandled error.
-      server.on('tlsClientError', (error: Error) => logger.info('tls handshake failed', { listener: name, error: error.message }));
+      // problem; it must not reach the process as an unhandled error. The guard logs it.
+      acceptGuard.attach(server, name);
       server.on('error', (error: Error) => logger.warn('listener error', { listener: name, error: error.message }));
     }
     this.ports.mqtt = await listen(mqttServer, wantedPorts.mqtt, this.address, 'mqtt');
@@ -345,6 +367,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     for (const agent of this.#agents) agent.destroy();
     for (const server of this.#servers) (server as Partial<HttpsServer>).closeAllConnections?.();
     for (const socket of this.#sockets) socket.destroy();
+    this.#acceptGuard?.close();
     await Promise.all(serversClosed);
     this.#store?.close();
     this.removeAllListeners();
@@ -368,7 +391,7 @@ export async function startLocalHub(options: LocalHubOptions = {}): Promise<Loca
   const stateDir = options.inMemory ? undefined : options.stateDir;
   const hub = new Hub({ hostName, address, stateDir, standardPorts: options.standardPorts ?? false });
   try {
-    await hub.start(options, options.logger ?? createConsoleLogger({ quiet: true }), ports);
+    await hub.start(options, wireSafeLogger(options.logger ?? createConsoleLogger({ quiet: true })), ports);
   } catch (error) {
     await hub.close();
     if (error instanceof HubError) throw new SwitchyardError('CONFIG_INVALID', error.message, { cause: error, details: { field: 'devices' } });

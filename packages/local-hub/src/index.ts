@@ -7,6 +7,7 @@ export type { HubEvents, SessionInfo } from './core/events.ts';
 export type * from './core/types.ts';
 export { createSasToken, parseSasToken, type ParsedSas } from './core/sas.ts';
 export { issueDeviceCertificate, type DeviceCertificate } from './tls/index.ts';
+export { DEFAULT_LIMITS, type HubLimits } from './limits.ts';
 export { createConsoleLogger, createMemoryLogger, silentLogger } from './logger.ts';
 export { FAULT_PROPERTIES, KILL_FAULTS, WINDOW_FAULTS, NETWORK_FAULTS, DEFAULT_WINDOW_SECONDS, type FaultType, type KillFault, type WindowFault } from './faults/index.ts';
 export type { ActiveFault, FaultControl, FaultEvent, FaultInjection, NetworkFaultKind, NetworkFaultRequest } from './faults/index.ts';

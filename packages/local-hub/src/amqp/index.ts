@@ -12,6 +12,9 @@ import { amqpFaultTarget } from '../faults/amqp.ts';
 import type { FaultInjector } from '../faults/injector.ts';
 import type { AmqpClock, AmqpProtocol } from './connection.ts';
 import { AmqpConnectionHandler, describe, systemClock } from './connection.ts';
+import { AmqpFrameGuard, type FrameGuardLimits, type GuardViolation } from './frame-guard.ts';
+import { guardedSocket, tlsTransport, wsTransport, type RawTransport } from './guarded-transport.ts';
+import { DEFAULT_LIMITS } from '../limits.ts';
 
 export type { AmqpClock } from './connection.ts';
 export { parseAddress, decideAttach, checkTelemetryTo } from './address.ts';
@@ -27,6 +30,10 @@ export interface AmqpFrontEndDeps {
   openTimeoutMs?: number;
   /** Fault injection (src/faults/); none by default. */
   faults?: FaultInjector;
+  /** How long a connection may go without an authorized identity (CBS or X.509); default: no limit. */
+  preAuthTimeoutMs?: number;
+  /** Frame, message and decoding limits checked before rhea reads a byte; defaults as in limits.ts. */
+  frameLimits?: Partial<FrameGuardLimits>;
 }
 
 export interface AmqpFrontEnd extends FrontEnd {
@@ -38,6 +45,8 @@ export interface AmqpFrontEnd extends FrontEnd {
 }
 
 const DEFAULT_OPEN_TIMEOUT_MS = 30_000;
+// A refused peer gets the hub's close frame; one that does not answer it is cut after this.
+const REFUSAL_GRACE_MS = 1_000;
 // IoT Hub's advertised idle timeout; rhea sends heartbeats at half the peer's value and closes a
 // connection that stays silent for twice ours.
 const IDLE_TIMEOUT_MS = 240_000;
@@ -74,6 +83,11 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
   const { core, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const openTimeoutMs = deps.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
+  const frameLimits: FrameGuardLimits = {
+    maxFrameBytes: deps.frameLimits?.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes,
+    maxMessageBytes: deps.frameLimits?.maxMessageBytes ?? DEFAULT_LIMITS.maxMessageBytes,
+    maxArrayElements: deps.frameLimits?.maxArrayElements ?? DEFAULT_LIMITS.maxArrayElements,
+  };
   // autoaccept off: telemetry is accepted only after the core took it, so HubErrors become rejections.
   const container = rhea.create_container({ id: `local-hub-${randomUUID()}`, autoaccept: false });
   const handlers = new Map<string, AmqpConnectionHandler>();
@@ -93,6 +107,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       if (!handler || handler.isEnded) return;
       try {
         fn(handler, ctx);
+        if (preAuthTimers.has(handler.id) && handler.authorizedDevices().length > 0) clearPreAuth(handler.id);
       } catch (e) {
         logger.warn('amqp event handler failed; closing the connection', { connectionId: handler.id, event, error: describe(e) });
         try {
@@ -130,8 +145,15 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     });
   }
   const openTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  const preAuthTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  const clearPreAuth = (id: string): void => {
+    const timer = preAuthTimers.get(id);
+    if (timer) clearTimeout(timer);
+    preAuthTimers.delete(id);
+  };
   const teardown = (handler: AmqpConnectionHandler | undefined): void => {
     if (!handler) return;
+    clearPreAuth(handler.id);
     const openTimer = openTimers.get(handler.id);
     if (openTimer) clearTimeout(openTimer);
     openTimers.delete(handler.id);
@@ -188,7 +210,40 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     }, openTimeoutMs);
     openTimer.unref();
     openTimers.set(id, openTimer);
-    return { id, options: { id, idle_time_out: IDLE_TIMEOUT_MS } as ConnectionOptions };
+    if (deps.preAuthTimeoutMs !== undefined) {
+      const preAuthTimer = setTimeout(() => {
+        logger.info('amqp connection closed: not authenticated in time', { connectionId: id });
+        handler.destroyTransport();
+        teardown(handler);
+      }, deps.preAuthTimeoutMs);
+      preAuthTimer.unref();
+      preAuthTimers.set(id, preAuthTimer);
+    }
+    return { id, options: { id, idle_time_out: IDLE_TIMEOUT_MS, max_frame_size: frameLimits.maxFrameBytes } as ConnectionOptions };
+  };
+
+  /** Hands rhea a guarded view of `raw`; a refusal closes the connection with the guard's condition. */
+  const acceptGuarded = (raw: RawTransport, id: string, options: ConnectionOptions): void => {
+    const accepted: { connection?: Connection } = {};
+    const refused = (violation: GuardViolation): void => {
+      logger.warn('amqp input refused; connection closed', { connectionId: id, condition: violation.condition, why: violation.description });
+      const timer = setTimeout(() => raw.destroy(), REFUSAL_GRACE_MS);
+      timer.unref();
+      // Once rhea has answered the peer's open it can say why in a close frame; before that the
+      // only honest answer is to drop the transport.
+      const connection = accepted.connection;
+      if (connection?.is_open() && connection.is_remote_open()) {
+        try {
+          connection.close({ condition: violation.condition, description: violation.description });
+          setImmediate(() => raw.end());
+          return;
+        } catch {
+          // fall through to destroy
+        }
+      }
+      raw.destroy();
+    };
+    accepted.connection = acceptSocket(container, options, guardedSocket(raw, new AmqpFrameGuard(frameLimits), { refused }) as unknown as Socket);
   };
 
   return {
@@ -202,7 +257,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       const der = peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
       const { id, options } = register('amqp', der, () => socket.destroy(), socket);
       try {
-        acceptSocket(container, options, socket);
+        acceptGuarded(tlsTransport(socket), id, options);
       } catch (e) {
         logger.warn('amqp accept failed', { connectionId: id, error: describe(e) });
         socket.destroy();
@@ -217,8 +272,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       }
       const { id, options } = register('amqp-ws', undefined, () => ws.terminate(), socket);
       try {
-        // rhea wraps anything with send/close/onmessage; its typings only name net.Socket.
-        container.websocket_accept(ws as unknown as Socket, options as Parameters<Container['websocket_accept']>[1]);
+        acceptGuarded(wsTransport(ws, id), id, options);
       } catch (e) {
         logger.warn('amqp websocket accept failed', { connectionId: id, error: describe(e) });
         ws.terminate();

@@ -3,6 +3,8 @@
 // (azure-iot-device-amqp AmqpMessage) expects on the other side.
 import rhea from 'rhea';
 import type { LockedC2DMessage, SystemProperties, TelemetryInput, TwinDocument } from '../core/types.ts';
+import { DEFAULT_LIMITS } from '../limits.ts';
+import { assertDecodableMessage } from './encoding-scan.ts';
 
 /** The parts of a rhea message this front-end reads; rhea types every field as `any`. */
 export interface AmqpMessageLike {
@@ -119,13 +121,16 @@ export function telemetryFromAmqp(msg: AmqpMessageLike): TelemetryInput {
  * Splits a batched D2C payload (message format 0x80013700) into its messages. Throws on anything
  * that is not a sequence of data sections holding encoded messages; the caller rejects the delivery.
  */
-export function decodeBatch(payload: Buffer): AmqpMessageLike[] {
+export function decodeBatch(payload: Buffer, maxArrayElements = DEFAULT_LIMITS.maxArrayElements): AmqpMessageLike[] {
+  // The frame guard checked the outer message; the inner ones are opaque binary to it.
+  assertDecodableMessage(payload, maxArrayElements);
   const outer = rhea.message.decode(payload) as AmqpMessageLike;
   const body = outer.body;
   if (!isSection(body) || body.typecode !== DATA_SECTION) throw new Error('batched message body is not data sections');
   const parts = body.multiple && Array.isArray(body.content) ? body.content : [body.content];
   return parts.map((part, i) => {
     if (!Buffer.isBuffer(part)) throw new Error(`batch section ${i} is not binary`);
+    assertDecodableMessage(part, maxArrayElements);
     return rhea.message.decode(part) as AmqpMessageLike;
   });
 }

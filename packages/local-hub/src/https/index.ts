@@ -95,6 +95,8 @@ export function createHttpsFrontEnd(deps: FrontEndDeps, options: { blobLimits?: 
   }
 
   function fail(ctx: { req: IncomingMessage; res: ServerResponse }, err: unknown, blob: boolean): void {
+    // A refused request's body is never read: closing is cheaper than draining what may be endless.
+    const unread: Record<string, string> = ctx.req.complete ? {} : { Connection: 'close' };
     if (err instanceof RequestAborted) {
       ctx.res.destroy();
       return;
@@ -105,13 +107,13 @@ export function createHttpsFrontEnd(deps: FrontEndDeps, options: { blobLimits?: 
     }
     if (blob && err instanceof StorageError) {
       const xml = Buffer.from(storageErrorXml(err), 'utf8');
-      ctx.res.writeHead(err.status, { 'Content-Type': 'application/xml', 'Content-Length': String(xml.length), 'x-ms-error-code': err.code, 'x-ms-version': STORAGE_VERSION });
+      ctx.res.writeHead(err.status, { 'Content-Type': 'application/xml', 'Content-Length': String(xml.length), 'x-ms-error-code': err.code, 'x-ms-version': STORAGE_VERSION, ...unread });
       ctx.res.end(xml);
       return;
     }
     const { status, body, headers } = errorResponse(err);
     if (status >= 500) deps.logger.warn('https request failed', { method: ctx.req.method, path: splitUrl(ctx.req.url ?? '/').rawPath, error: redactSecrets(String((err as Error)?.stack ?? err)) });
-    sendJson(ctx.res, status, body, headers);
+    sendJson(ctx.res, status, body, { ...headers, ...unread });
   }
 
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
