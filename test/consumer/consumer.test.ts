@@ -6,7 +6,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, createConsumerProject, listTarball, readFromTarball, runIn, startIn, type ConsumerProject } from './consumer-project.ts';
+import { fileURLToPath } from 'node:url';
+import { ROOT, createConsumerProject, listTarball, readFromTarball, runIn, startIn, type ConsumerProject } from '../../scripts/consumer-project.ts';
 
 const PROTOCOLS = ['mqtt', 'mqtt-ws', 'amqp', 'amqp-ws', 'https'];
 
@@ -14,7 +15,7 @@ interface HubInfo { hostName: string; address: string; ports: { mqtt: number }; 
 let project: ConsumerProject;
 
 beforeAll(async () => {
-  project = await createConsumerProject();
+  project = await createConsumerProject({ appFiles: fileURLToPath(new URL('./app', import.meta.url)) });
 }, 600_000);
 
 afterAll(() => project?.remove());

@@ -1,6 +1,7 @@
 // A consumer's project, made the way a user makes one: every package packed as it would be
-// published, installed with npm into a fresh directory outside the workspace, and run there with
-// plain node and tsc. Nothing here may reach the workspace's sources or node_modules.
+// published, installed with npm into a fresh directory outside the workspace. The consumer test
+// (test/consumer) runs programs there with plain node and tsc; the bench measures the installed
+// client from there. Nothing run there can reach the workspace's sources or node_modules.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,8 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const APP_FILES = join(dirname(fileURLToPath(import.meta.url)), 'app');
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Versions a user installs beside ours: the transports are optional peers, chosen per protocol. */
 const THIRD_PARTY = ['azure-iot-device-mqtt@1.16.4', 'azure-iot-device-amqp@1.14.4', 'azure-iot-device-http@1.14.4', 'typescript@~5.9.3', '@types/node@^20.19.0'];
@@ -34,14 +34,15 @@ export interface ConsumerProject {
   remove(): void;
 }
 
-export async function createConsumerProject(): Promise<ConsumerProject> {
+/** `appFiles`: a directory whose files are copied into the project before the install. */
+export async function createConsumerProject(options: { appFiles?: string } = {}): Promise<ConsumerProject> {
   const packDir = mkdtempSync(join(tmpdir(), 'switchyard-tarballs-'));
   const { stdout } = await run(process.execPath, [join(ROOT, 'scripts', 'pack-all.mjs'), packDir], { cwd: ROOT, env: userEnv(), maxBuffer: 16 << 20 });
   const { tarballs } = JSON.parse(stdout.trim().split('\n').at(-1)!) as { tarballs: Record<string, string> };
 
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-consumer-'));
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }, null, 2)}\n`);
-  for (const file of readdirSync(APP_FILES)) cpSync(join(APP_FILES, file), join(dir, file));
+  if (options.appFiles !== undefined) for (const file of readdirSync(options.appFiles)) cpSync(join(options.appFiles, file), join(dir, file));
   await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...Object.values(tarballs), ...THIRD_PARTY], {
     cwd: dir,
     env: userEnv(),
