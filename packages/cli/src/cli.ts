@@ -63,14 +63,20 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(ar
     return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
   } catch (cause) {
     const code = (cause as { code?: string }).code;
-    const text = (cause as Error).message;
-    const flag = /'(-{1,2}[^' ]+)/.exec(text)?.[1] ?? (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ? /'([^']+)'/.exec(text)?.[1] : undefined) ?? 'arguments';
+    // node's message quotes the offending argument, which may be a connection string or a key:
+    // it is redacted before it is quoted back, and never kept as the cause.
+    const text = redactSecrets((cause as Error).message);
+    const positional = code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ? /'([^']+)'/.exec(text)?.[1] : undefined;
+    const flag = /'(-{1,2}[^' ]+)/.exec(text)?.[1] ?? positional ?? 'arguments';
     let fix: string;
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') fix = `unknown option ${flag}`;
     else if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') fix = `option ${flag} needs a value`;
-    else if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') fix = `unexpected argument ${flag}; values go after their flag`;
+    else if (positional !== undefined && /(^|;)\s*(HostName|DeviceId|SharedAccessKey)\s*=/i.test(positional)) {
+      fix = 'a connection string goes after --connection-string (or in SWITCHYARD_CONNECTION_STRING), not on its own';
+      throw new SwitchyardError('CONFIG_INVALID', `${fix}; usage: ${usage}`, { details: { field: '--connection-string' } });
+    } else if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') fix = `unexpected argument ${flag}; values go after their flag`;
     else fix = text;
-    throw new SwitchyardError('CONFIG_INVALID', `${fix}; usage: ${usage}`, { cause, details: { field: flag } });
+    throw new SwitchyardError('CONFIG_INVALID', `${fix}; usage: ${usage}`, { details: { field: flag } });
   }
 }
 

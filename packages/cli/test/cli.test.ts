@@ -178,3 +178,17 @@ describe('switchyard schema, help and dispatch', () => {
     expect(none.stderr).toMatch(/Usage: switchyard <command>/);
   });
 });
+
+describe('a connection string given where no argument belongs', () => {
+  const KEY = 'c2VjcmV0LWtleS1uZXZlci10by1iZS1wcmludGVk';
+  const connectionString = `HostName=h.azure-devices.net;DeviceId=d1;SharedAccessKey=${KEY}`;
+
+  it.each([['send'], ['listen']])('%s: refused with a pointer to --connection-string, the key never printed', async (command) => {
+    for (const json of [false, true]) {
+      const run = await cli([command, connectionString, ...(json ? ['--json'] : [])]);
+      expect(run.code).toBe(2);
+      expect(run.stdout + run.stderr).not.toContain(KEY);
+      expect(run.stdout + run.stderr).toContain('--connection-string');
+    }
+  });
+});

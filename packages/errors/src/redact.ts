@@ -3,7 +3,7 @@
 const patterns: Array<[RegExp, string]> = [
   [/(SharedAccessKey=)[^;"'\s]+/gi, '$1<redacted>'],
   [/(SharedAccessSignature=)[^;"'\s]+/gi, '$1<redacted>'],
-  [/([?&\s]sig=)[^&;"'\s]+/gi, '$1<redacted>'],
+  [/(\bsig=)[^&;"'\s)]+/gi, '$1<redacted>'],
   [/(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----)/g, '$1<redacted>$2'],
 ];
 

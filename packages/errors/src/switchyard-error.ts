@@ -1,3 +1,5 @@
+import { safeCause } from './safe-cause.ts';
+
 /**
  * The one error taxonomy of Switchyard. Every error a package throws or emits is a
  * SwitchyardError with a stable `code`; messages may be reworded, codes may not.
@@ -63,7 +65,7 @@ export class SwitchyardError extends Error {
   readonly details: ErrorDetails;
 
   constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: ErrorDetails; retryable?: boolean } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(message, options.cause === undefined ? undefined : { cause: safeCause(options.cause, isSwitchyardError) });
     this.name = 'SwitchyardError';
     this.code = code;
     this.retryable = options.retryable ?? ERROR_CODES[code].retryable;
