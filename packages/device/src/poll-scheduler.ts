@@ -171,7 +171,8 @@ export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => {
     const t = setTimeout(fn, ms);
-    // A poll timer must never keep a process alive on its own.
+    // A timer armed through the clock does not keep a process alive on its own; a caller that
+    // must (the poll runner, while a listener waits) refs its handle.
     t.unref();
     return t;
   },
@@ -244,6 +245,10 @@ export class PollRunner {
         this.#running = undefined;
       });
     }, Math.max(0, at - now));
+    // The runner exists only while someone listens for C2D. Over MQTT or AMQP the open socket
+    // keeps such a process alive; over HTTPS the wait for the next poll is all there is, so it
+    // must hold the process too (until stop()), or a listening device exits by itself.
+    (this.#timer as { ref?: () => unknown } | undefined)?.ref?.();
     return at;
   }
 
