@@ -298,13 +298,15 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     }
     const protocol = options.protocol ?? 'mqtt';
     const credentials = `DeviceId=${deviceId};SharedAccessKey=${device.authentication.primaryKey}`;
+    if (this.#standardPorts && this.ports.https === STANDARD_PORTS.https) {
+      // On the standard ports one string serves all five transports: each dials HostName on its
+      // own port (Http ignores GatewayHostName, and a GatewayHostName with a port breaks the other
+      // four), so HostName is the address. SAS audiences then name the address, which the hub
+      // accepts, and the server certificate covers it.
+      return `HostName=${this.address};${credentials}`;
+    }
     if (protocol === 'mqtt' || protocol === 'amqp') {
       return `HostName=${this.hostName};GatewayHostName=${this.address}:${this.ports[protocol]};${credentials}`;
-    }
-    if (this.#standardPorts && this.ports.https === STANDARD_PORTS.https) {
-      // Http dials HostName:443 and ignores GatewayHostName, so HostName itself must be the address;
-      // the SAS audience then names the address, which the hub accepts.
-      return protocol === 'https' ? `HostName=${this.address};${credentials}` : `HostName=${this.hostName};GatewayHostName=${this.address};${credentials}`;
     }
     return `HostName=${this.hostName};${credentials}`;
   }

@@ -3,8 +3,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Client, Message } from 'azure-iot-device';
 import { Http } from 'azure-iot-device-http';
-import { MqttWs } from 'azure-iot-device-mqtt';
-import { AmqpWs } from 'azure-iot-device-amqp';
+import { Mqtt, MqttWs } from 'azure-iot-device-mqtt';
+import { Amqp, AmqpWs } from 'azure-iot-device-amqp';
 import { createMemoryLogger, startLocalHub, type LocalHub } from '../src/index.ts';
 
 const canBindPrivilegedPorts = process.getuid?.() === 0;
@@ -22,16 +22,21 @@ function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
 }
 
 describe('standard ports', () => {
-  it.skipIf(!canBindPrivilegedPorts)('binds 8883, 5671 and 443 and serves Http, MqttWs and AmqpWs with only `ca` set (needs root: port 443)', async () => {
-    hub = await startLocalHub({ standardPorts: true, address, devices: ['std-http', 'std-mqttws', 'std-amqpws'], logger: createMemoryLogger() });
+  it.skipIf(!canBindPrivilegedPorts)('binds 8883, 5671 and 443, and one printed connection string serves all five unmodified transports with only `ca` set (needs root: port 443)', async () => {
+    hub = await startLocalHub({ standardPorts: true, address, devices: ['std-mqtt', 'std-amqp', 'std-http', 'std-mqttws', 'std-amqpws'], logger: createMemoryLogger() });
     expect(hub.ports).toEqual({ mqtt: 8883, amqp: 5671, https: 443 });
     const cases = [
+      { id: 'std-mqtt', protocol: 'mqtt', transport: Mqtt, options: { ca: hub.ca } },
+      { id: 'std-amqp', protocol: 'amqp', transport: Amqp, options: { ca: hub.ca } },
       { id: 'std-http', protocol: 'https', transport: Http, options: { ca: hub.ca, http: { receivePolicy: { interval: 1 } } } },
       { id: 'std-mqttws', protocol: 'mqtt-ws', transport: MqttWs, options: { ca: hub.ca } },
       { id: 'std-amqpws', protocol: 'amqp-ws', transport: AmqpWs, options: { ca: hub.ca } },
     ] as const;
     for (const c of cases) {
-      const client = Client.fromConnectionString(hub.deviceConnectionString(c.id, { protocol: c.protocol }), c.transport);
+      // The string `switchyard hub --standard-ports` prints: the one for no protocol in particular.
+      const connectionString = hub.deviceConnectionString(c.id);
+      expect(connectionString).not.toMatch(/GatewayHostName|:\d+/);
+      const client = Client.fromConnectionString(connectionString, c.transport);
       client.on('error', () => undefined);
       try {
         await within(15_000, `${c.protocol} setOptions`, client.setOptions(c.options));
