@@ -4,7 +4,7 @@
 // Every round runs three clients side by side: raw, ours, and a second raw client ("A/A"), so each
 // ratio ours/raw is printed beside the ratio raw/raw measured in the same minutes on the same core.
 import type { Protocol } from '@switchyard/profile';
-import { median, percentile } from './stats.ts';
+import { median, midpoint, percentile } from './stats.ts';
 import type { ChildResult, ReadyInfo, SliceResult } from './overhead-types.ts';
 
 export const SLOTS = ['raw', 'ours', 'aa'] as const;
@@ -98,7 +98,8 @@ export function rowFor(protocol: Protocol, window: number, sets: SliceSet[]): Ro
   const oursAll = rateRatios(ofWindow, 'ours');
   const aaAll = rateRatios(ofWindow, 'aa');
   const cpu = Object.fromEntries(SLOTS.map((slot) => [slot, median(ofWindow.map((s) => cpuPerMessage(s.slices[slot])))])) as Record<Slot, number>;
-  return { protocol, window, cpu, cpuRatio: { ours: median(oursRounds), aa: median(aaRounds), oursRounds, aaRounds }, rateRatio: { ours: median(oursAll), aa: median(aaAll), oursAll, aaAll } };
+  // Rounds are few (5 by default), so an even count takes the mean of the middle two, not the lower.
+  return { protocol, window, cpu, cpuRatio: { ours: midpoint(oursRounds), aa: midpoint(aaRounds), oursRounds, aaRounds }, rateRatio: { ours: median(oursAll), aa: median(aaAll), oursAll, aaAll } };
 }
 
 export function report(input: ReportInput): string[] {
