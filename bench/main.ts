@@ -11,7 +11,7 @@
 //              [--from-source] [--aa] [--json FILE] [--cpu-prof DIR] [--hub-throughput] [--gateway-memory]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -34,11 +34,22 @@ const USAGE = `usage: pnpm bench [options]
   --aa                the raw client in the ours column too (every round already runs a second
                       raw client beside ours, the A/A reference; this makes all three raw)
   --json FILE         also write every child's result as JSON
+  --report FILE       print the report of a run kept with --json again, without running
   --cpu-prof DIR      V8 CPU profiles of each measured child's slices (not its connect or
                       warm-up), one directory per child in DIR; compare them with
                       bench/profile-diff.ts (profiles are held in memory: ignore RSS then)
   --hub-throughput    afterwards, run the hub's own throughput bench (bench/hub-throughput.ts)
   --gateway-memory    afterwards, run the gateway memory bench (bench/gateway-memory.ts; --quick passed on)`;
+
+/** What --json writes and --report reads back. */
+interface SavedRun {
+  git: string;
+  loadAtStart: number[];
+  loadAtEnd: number[];
+  settings: { windows: number[]; rounds: number; slices: number; payloadBytes: number; wireMessages: number; aa: boolean };
+  results: Record<Protocol, ProtocolResults>;
+  adapter?: Record<string, AdapterCost>;
+}
 
 const { values: flags } = parseArgs({
   options: {
@@ -54,11 +65,21 @@ const { values: flags } = parseArgs({
     'cpu-prof': { type: 'string' },
     'hub-throughput': { type: 'boolean', default: false },
     'gateway-memory': { type: 'boolean', default: false },
+    report: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (flags.help) {
   console.log(USAGE);
+  process.exit(0);
+}
+if (flags.report !== undefined) {
+  // Re-reads a run kept with --json and prints its report again (with this version's report code).
+  const saved = JSON.parse(readFileSync(flags.report, 'utf8')) as SavedRun;
+  console.log(`${flags.report}: git ${saved.git}, load average ${saved.loadAtStart.map((l) => l.toFixed(2)).join(' ')} at start, ${saved.loadAtEnd.map((l) => l.toFixed(2)).join(' ')} at end`);
+  const protocolsRun = Object.keys(saved.results) as Protocol[];
+  const { settings: s } = saved;
+  for (const line of report({ protocols: protocolsRun, windows: s.windows, rounds: s.rounds, slices: s.slices, payloadBytes: s.payloadBytes, wireMessages: s.wireMessages, aa: s.aa, results: saved.results, ...(saved.adapter === undefined ? {} : { adapter: saved.adapter }) })) console.log(line);
   process.exit(0);
 }
 
