@@ -33,6 +33,8 @@ const USAGE = `usage: pnpm bench [options]
                       instead of as the esbuild bundle a consumer would ship (the default)
   --aa                the raw client in the ours column too (every round already runs a second
                       raw client beside ours, the A/A reference; this makes all three raw)
+  --aa-loaded         the A/A client imports ours' module (unused) before it connects: a gap
+                      ours/raw that A/A/raw then shows too comes from the code loaded, not the sends
   --json FILE         also write every child's result as JSON
   --report FILE       print the report of a run kept with --json again, without running
   --cpu-prof DIR      V8 CPU profiles of each measured child's slices (not its connect or
@@ -61,6 +63,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string' },
     'from-source': { type: 'boolean', default: false },
     aa: { type: 'boolean', default: false },
+    'aa-loaded': { type: 'boolean', default: false },
     json: { type: 'string' },
     'cpu-prof': { type: 'string' },
     'hub-throughput': { type: 'boolean', default: false },
@@ -265,6 +268,7 @@ if (bundled !== undefined) {
   console.log('--from-source: both variants under node --import tsx; ours from its TypeScript sources');
 }
 if (flags.aa) console.log("--aa: the raw Azure client in the 'ours' column too");
+if (flags['aa-loaded']) console.log("--aa-loaded: the A/A client has imported ours' module (unused) before connecting");
 const oursModule = bundled?.device;
 if (flags['cpu-prof'] !== undefined) mkdirSync(flags['cpu-prof'], { recursive: true });
 
@@ -294,6 +298,7 @@ function configFor(slot: Slot, protocol: Protocol, wire: boolean): ChildConfig {
     warmupMaxMs: settings.warmupMaxMs,
     maxMessagesPerSlice: settings.maxMessagesPerSlice,
     ...(oursModule === undefined ? {} : { oursModule }),
+    ...(slot === 'aa' && flags['aa-loaded'] ? { preloadOurs: true } : {}),
     ...(wire ? { wireMessages: settings.wireMessages } : {}),
     ...(flags['cpu-prof'] === undefined || wire ? {} : { cpuProfile: join(flags['cpu-prof'], `${slot}-${protocol}-${deviceId}`) }),
   };
@@ -422,7 +427,7 @@ if (failures.length > 0) {
 console.log(`Total ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`);
 
 if (flags.json !== undefined) {
-  const json = { git: gitSha(), node: process.version, cpu: cpuList[0]?.model, cores: cpuList.length, loadAtStart, loadAtEnd, settings: { ...settings, rounds, slices, sliceMs, bundled: !flags['from-source'], aa: flags.aa }, results, adapter, failures };
+  const json = { git: gitSha(), node: process.version, cpu: cpuList[0]?.model, cores: cpuList.length, loadAtStart, loadAtEnd, settings: { ...settings, rounds, slices, sliceMs, bundled: !flags['from-source'], aa: flags.aa, aaLoaded: flags['aa-loaded'] }, results, adapter, failures };
   writeFileSync(flags.json, JSON.stringify(json, null, 2));
   console.log(`Wrote ${flags.json}.`);
 }

@@ -121,6 +121,8 @@ async function loadRawTransport(protocol: Protocol): Promise<unknown> {
 }
 
 async function raw(config: ChildConfig, ports: Ports): Promise<Sender> {
+  // Loaded, never called: whatever ours' modules alone do to the process (heap, JIT state) shows up here too.
+  if (config.preloadOurs === true) await (config.oursModule === undefined ? import('@switchyard/device') : import(config.oursModule));
   const imported = (await import('azure-iot-device')) as unknown as RawDeviceModule & { default?: RawDeviceModule };
   const device = imported.default ?? imported;
   const { protocol, hub } = config;

@@ -27,6 +27,8 @@ export interface ChildConfig {
   maxMessagesPerSlice: number;
   /** Where ours imports the client from: the workspace package, or a bundle (--bundled). */
   oursModule?: string;
+  /** A raw child that imports ours' module first, unused (--aa-loaded), so it carries ours' code and heap. */
+  preloadOurs?: boolean;
   /** Wire round: relay through a counting proxy, send this many messages one at a time, exit. */
   wireMessages?: number;
   /**
