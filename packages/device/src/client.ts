@@ -338,7 +338,6 @@ export class SwitchyardDeviceClient extends EventEmitter {
     return guard(this.protocol, what, () => op(azure), this.#opts(options), this.#onTimeout === undefined ? undefined : () => this.#onTimeout?.timedOut(what, azure));
   }
 
-
   /**
    * sendEvent's own path, the one every message takes: no closures, and the SDK gets a callback,
    * so it builds no promise of its own. Per send that leaves one promise (ours, where the raw
@@ -346,6 +345,8 @@ export class SwitchyardDeviceClient extends EventEmitter {
    * closures and a Node timer (bench/README.md, "Where the CPU went").
    */
   #send(azureMessage: unknown, options: OperationOptions | undefined): Promise<void> {
+    // While a recycled AMQP client is being replaced, wait for the new one like every other operation.
+    if (this.#rebuilding !== undefined) return this.#rebuilding.then(() => this.#send(azureMessage, options));
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(abortedError(signal, 'sendEvent'));
     const azure = this.#azure;
@@ -420,8 +421,6 @@ export class SwitchyardDeviceClient extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    // While a recycled AMQP client is being replaced, wait for the new one like every other operation.
-    if (this.#rebuilding !== undefined) return this.#run('sendEvent', (azure) => azure.sendEvent(azureMessage) as Promise<unknown>, options) as Promise<unknown> as Promise<void>;
     return this.#send(azureMessage, options);
   }
 
