@@ -1,39 +1,57 @@
 // `pnpm bench`: our device client against the raw Azure client, per transport, in one run on one
 // local hub. The hub runs in its own process (CPU 0); every measured variant runs in a fresh
 // process (CPU 1), so peak RSS and loaded modules belong to one variant and one protocol. In each
-// round and protocol a raw child and an ours child are both connected and take turns sending in
-// short slices (ABBA order), so a burst of background load lands on both; ratios are paired per
-// slice and the tables show medians. Round 0 relays each client through a counting TCP proxy to
-// measure bytes on the wire; it is not timed, because the relay's hop would be charged to both.
+// round and protocol three children are connected and warmed up, raw, ours and a second raw client
+// (the A/A reference), and take turns sending in short slices (rotating order), so a burst of
+// background load lands on all three; ratios are taken per slice set and the tables show medians
+// beside the A/A figures of the same rounds. Round 0 relays each client through a counting TCP
+// proxy to measure bytes on the wire; it is not timed, because the relay's hop would be charged.
 //
-//   pnpm bench [--quick] [--protocols mqtt,amqp] [--rounds N] [--slices N] [--slice-ms MS]
+//   pnpm bench [--quick] [--protocols mqtt,amqp] [--rounds N] [--slices N] [--slice-ms MS] [--warmup N]
 //              [--from-source] [--aa] [--json FILE] [--cpu-prof DIR] [--hub-throughput] [--gateway-memory]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PROTOCOLS, type Protocol } from '@switchyard/profile';
+import { report, rowFor, SLOTS, type AdapterCost, type ProtocolResults, type SliceSet, type Slot } from './overhead-report.ts';
 import { median, percentile } from './stats.ts';
-import type { ChildConfig, ChildResult, HubInfo, ReadyInfo, SliceResult, Variant } from './overhead-types.ts';
+import type { ChildConfig, ChildResult, HubInfo, ReadyInfo, SliceResult } from './overhead-types.ts';
 
 const USAGE = `usage: pnpm bench [options]
   --quick             one round, short phases (under a minute)
   --protocols LIST    comma-separated subset of ${PROTOCOLS.join(',')}
   --rounds N          measured rounds, fresh processes each (default 5; --quick 1)
-  --slices N          slices per variant and window in a round (default 8; --quick 4)
+  --slices N          slices per client and window in a round (default 6; --quick 4)
   --slice-ms MS       length of one slice (default 250; --quick 200)
+  --warmup N          messages each client sends before its first slice (default 6000; --quick 4000)
   --from-source       run ours from its TypeScript sources through tsx (both variants under tsx)
                       instead of as the esbuild bundle a consumer would ship (the default)
-  --aa                A/A calibration: the raw client in both columns, so every ratio and
-                      difference shows the bench's own noise and bias on this machine
+  --aa                the raw client in the ours column too (every round already runs a second
+                      raw client beside ours, the A/A reference; this makes all three raw)
+  --aa-loaded         the A/A client imports ours' module (unused) before it connects: a gap
+                      ours/raw that A/A/raw then shows too comes from the code loaded, not the sends
   --json FILE         also write every child's result as JSON
-  --cpu-prof DIR      run each client child under node --cpu-prof, profiles into DIR
+  --report FILE       print the report of a run kept with --json again, without running
+  --cpu-prof DIR      V8 CPU profiles of each measured child's slices (not its connect or
+                      warm-up), one directory per child in DIR; compare them with
+                      bench/profile-diff.ts (profiles are held in memory: ignore RSS then)
   --hub-throughput    afterwards, run the hub's own throughput bench (bench/hub-throughput.ts)
   --gateway-memory    afterwards, run the gateway memory bench (bench/gateway-memory.ts; --quick passed on)`;
+
+/** What --json writes and --report reads back. */
+interface SavedRun {
+  git: string;
+  loadAtStart: number[];
+  loadAtEnd: number[];
+  settings: { windows: number[]; rounds: number; slices: number; payloadBytes: number; wireMessages: number; aa: boolean };
+  results: Record<Protocol, ProtocolResults>;
+  adapter?: Record<string, AdapterCost>;
+}
 
 const { values: flags } = parseArgs({
   options: {
@@ -42,17 +60,29 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string' },
     slices: { type: 'string' },
     'slice-ms': { type: 'string' },
+    warmup: { type: 'string' },
     'from-source': { type: 'boolean', default: false },
     aa: { type: 'boolean', default: false },
+    'aa-loaded': { type: 'boolean', default: false },
     json: { type: 'string' },
     'cpu-prof': { type: 'string' },
     'hub-throughput': { type: 'boolean', default: false },
     'gateway-memory': { type: 'boolean', default: false },
+    report: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (flags.help) {
   console.log(USAGE);
+  process.exit(0);
+}
+if (flags.report !== undefined) {
+  // Re-reads a run kept with --json and prints its report again (with this version's report code).
+  const saved = JSON.parse(readFileSync(flags.report, 'utf8')) as SavedRun;
+  console.log(`${flags.report}: git ${saved.git}, load average ${saved.loadAtStart.map((l) => l.toFixed(2)).join(' ')} at start, ${saved.loadAtEnd.map((l) => l.toFixed(2)).join(' ')} at end`);
+  const protocolsRun = Object.keys(saved.results) as Protocol[];
+  const { settings: s } = saved;
+  for (const line of report({ protocols: protocolsRun, windows: s.windows, rounds: s.rounds, slices: s.slices, payloadBytes: s.payloadBytes, wireMessages: s.wireMessages, aa: s.aa, results: saved.results, ...(saved.adapter === undefined ? {} : { adapter: saved.adapter }) })) console.log(line);
   process.exit(0);
 }
 
@@ -74,11 +104,17 @@ if (unknown.length > 0 || protocols.length === 0) {
 }
 // Five rounds: a single peak RSS moves by MBs with GC timing, and three medians let one outlier through.
 const rounds = positive('rounds', flags.rounds, flags.quick ? 1 : 5, true);
-const slices = positive('slices', flags.slices, flags.quick ? 4 : 8, true);
+const slices = positive('slices', flags.slices, flags.quick ? 4 : 6, true);
 const sliceMs = positive('slice-ms', flags['slice-ms'], flags.quick ? 200 : 250, true);
 const settings = {
   payloadBytes: 100,
-  warmup: flags.quick ? 100 : 200,
+  // CPU per message falls for thousands of sends while V8 optimizes the SDK, the transport and
+  // ours: after 200 sends a slice still costs 3-5x the steady state (the first slices of a
+  // --quick run at caf80bc read 2x ours/raw where the steady state reads 1.0-1.1).
+  warmup: positive('warmup', flags.warmup, flags.quick ? 4000 : 6000, true),
+  warmupMaxMs: flags.quick ? 2500 : 4000,
+  // The wire round counts bytes, not time: a short warm-up attaches links and fills TLS state.
+  wireWarmup: 200,
   wireMessages: flags.quick ? 200 : 1000,
   windows: [1, 16],
   // Far above what loopback reaches in a slice; it only bounds the loop.
@@ -86,8 +122,6 @@ const settings = {
   // Per line awaited from a child: connect, one slice, or closing.
   lineTimeoutMs: 60_000,
 };
-const RSS_BUDGET_MB = 3;
-const RATIO_TARGET = 0.97;
 
 const hasTaskset = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
 // This process only orchestrates; keep it off the client's core.
@@ -132,13 +166,10 @@ class ClientChild {
 
   private constructor(config: ChildConfig) {
     this.config = config;
-    // A directory per child: the loader thread writes its own profile, and a fixed name would let it
-    // overwrite the main thread's.
-    const prof = flags['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(flags['cpu-prof'], `${config.variant}-${config.protocol}-${config.deviceId}`)}`];
     // The SDK itself sets an IP address as TLS servername when GatewayHostName is an address (both
     // variants alike); the warning would only clutter the report.
     const script = bundled === undefined ? ['--import', 'tsx', here('./overhead-child.ts')] : [bundled.child];
-    const [cmd, args] = pinned(1, [...prof, '--disable-warning=DEP0123', ...script]);
+    const [cmd, args] = pinned(1, ['--disable-warning=DEP0123', ...script]);
     this.#child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     this.#exited = once(this.#child, 'exit');
     this.#lines = createInterface({ input: this.#child.stdout! })[Symbol.asyncIterator]();
@@ -148,7 +179,12 @@ class ClientChild {
   /** Starts a child; measured children answer READY, wire children go straight to RESULT. */
   static async start(config: ChildConfig): Promise<ClientChild> {
     const child = new ClientChild(config);
-    if (config.wireMessages === undefined) child.ready = JSON.parse(await child.#expect('READY')) as ReadyInfo;
+    try {
+      if (config.wireMessages === undefined) child.ready = JSON.parse(await child.#expect('READY')) as ReadyInfo;
+    } catch (err) {
+      child.kill();
+      throw err;
+    }
     return child;
   }
 
@@ -191,13 +227,6 @@ class ClientChild {
 // ---- formatting ---------------------------------------------------------------------------
 
 const fmt = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
-const signed = (v: number, digits = 1): string => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(digits)}` : '-');
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
-}
 
 // ---- the run ------------------------------------------------------------------------------
 
@@ -208,7 +237,7 @@ console.log('switchyard bench: device client overhead against the raw Azure clie
 console.log(`git ${gitSha()} | node ${process.version} | ${cpuList.length} x ${cpuList[0]?.model ?? 'unknown CPU'} | load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} at start`);
 console.log(
   `hub: own process${hasTaskset ? ' on CPU 0' : ''}; clients: a fresh process per variant, protocol and round${hasTaskset ? ', on CPU 1' : ''} (taskset ${hasTaskset ? 'on' : 'not available: unpinned'}); ` +
-    `${settings.payloadBytes} B messages; warm-up ${settings.warmup}; ${rounds} round(s) x ${slices} slices of ${sliceMs} ms per variant at W=${settings.windows.join(' and W=')} sends in flight, raw and ours alternating ABBA; ` +
+    `${settings.payloadBytes} B messages; warm-up ${settings.warmup} messages per client; ${rounds} round(s) x ${slices} slices of ${sliceMs} ms per client at W=${settings.windows.join(' and W=')} sends in flight, raw, ours and a second raw client (A/A) in rotating order; ` +
     `wire round: ${settings.wireMessages} messages one at a time through a counting TCP proxy`,
 );
 
@@ -238,55 +267,50 @@ if (bundled !== undefined) {
 } else {
   console.log('--from-source: both variants under node --import tsx; ours from its TypeScript sources');
 }
-if (flags.aa) console.log("--aa: A/A calibration, the raw Azure client in both the 'raw' and the 'ours' column");
+if (flags.aa) console.log("--aa: the raw Azure client in the 'ours' column too");
+if (flags['aa-loaded']) console.log("--aa-loaded: the A/A client has imported ours' module (unused) before connecting");
 const oursModule = bundled?.device;
+if (flags['cpu-prof'] !== undefined) mkdirSync(flags['cpu-prof'], { recursive: true });
 
-const childrenPerRound = protocols.length * 2;
-// Identities from bench-10 on, so ids of equal length keep per-message bytes comparable (HTTPS
+// Three clients per round and protocol: raw, ours and a second raw client, the A/A reference.
+const childrenPerRound = protocols.length * SLOTS.length;
+// Identities from bench-100 on, so ids of equal length keep per-message bytes comparable (HTTPS
 // repeats the id in every request path and SAS audience).
-const hub = await startHub(10 + childrenPerRound * (rounds + 1));
-const deviceIds = Object.keys(hub.info.devices).slice(10);
+const hub = await startHub(100 + protocols.length * 2 + childrenPerRound * rounds);
+const deviceIds = Object.keys(hub.info.devices).slice(100);
 const { devices: _keys, ...hubAddress } = hub.info;
 let nextDevice = 0;
 
-function configFor(variant: Variant, protocol: Protocol, wire: boolean): ChildConfig {
+function configFor(slot: Slot, protocol: Protocol, wire: boolean): ChildConfig {
   // A fresh identity per child, so no child inherits a session or queue from the previous one.
   const deviceId = deviceIds[nextDevice++];
   const key = deviceId === undefined ? undefined : hub.info.devices[deviceId];
   if (deviceId === undefined || key === undefined) throw new Error('bench: ran out of hub devices');
   return {
-    // A/A: the "ours" slot runs a second raw client; results stay filed under the slot.
-    variant: flags.aa ? 'raw' : variant,
+    // The A/A slot, and with --aa the ours slot too, run the raw client; results stay filed under the slot.
+    variant: slot === 'ours' && !flags.aa ? 'ours' : 'raw',
     protocol,
     hub: hubAddress,
     deviceId,
     key,
     payloadBytes: settings.payloadBytes,
-    warmup: settings.warmup,
+    warmup: wire ? settings.wireWarmup : settings.warmup,
+    warmupMaxMs: settings.warmupMaxMs,
     maxMessagesPerSlice: settings.maxMessagesPerSlice,
     ...(oursModule === undefined ? {} : { oursModule }),
+    ...(slot === 'aa' && flags['aa-loaded'] ? { preloadOurs: true } : {}),
     ...(wire ? { wireMessages: settings.wireMessages } : {}),
+    ...(flags['cpu-prof'] === undefined || wire ? {} : { cpuProfile: join(flags['cpu-prof'], `${slot}-${protocol}-${deviceId}`) }),
   };
 }
 
-interface PairedSlice {
-  round: number;
-  window: number;
-  raw: SliceResult;
-  ours: SliceResult;
-}
-interface ProtocolResults {
-  children: Record<Variant, ChildResult[]>;
-  wire: Record<Variant, ChildResult[]>;
-  pairs: PairedSlice[];
-}
 const results = {} as Record<Protocol, ProtocolResults>;
-for (const p of protocols) results[p] = { children: { raw: [], ours: [] }, wire: { raw: [], ours: [] }, pairs: [] };
+for (const p of protocols) results[p] = { children: { raw: [], ours: [], aa: [] }, wire: { raw: [], ours: [] }, sets: [] };
 const failures: string[] = [];
 
 const rate = (s: SliceResult): number => s.messages / s.seconds;
 
-async function wireRound(protocol: Protocol, order: Variant[]): Promise<void> {
+async function wireRound(protocol: Protocol, order: Array<'raw' | 'ours'>): Promise<void> {
   for (const variant of order) {
     let child: ClientChild | undefined;
     try {
@@ -303,35 +327,44 @@ async function wireRound(protocol: Protocol, order: Variant[]): Promise<void> {
   }
 }
 
-async function measuredRound(round: number, protocol: Protocol, order: [Variant, Variant]): Promise<void> {
-  const started: Partial<Record<Variant, ClientChild>> = {};
+// The six orders of three, arranged so that any three consecutive ones put every slot once in
+// every position: whoever goes first (right after another client's burst, or after idling) rotates.
+const ORDERS: Array<[number, number, number]> = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0], [1, 0, 2], [0, 2, 1]];
+
+async function measuredRound(round: number, protocol: Protocol, offset: number): Promise<void> {
+  const started: Partial<Record<Slot, ClientChild>> = {};
   try {
-    for (const variant of order) {
-      const child = await ClientChild.start(configFor(variant, protocol, false));
-      started[variant] = child;
-      if (!flags.aa && variant === 'ours' && child.ready?.chosen !== protocol) throw new Error(`our client chose ${child.ready?.chosen ?? '(nothing)'} instead of ${protocol}`);
-    }
-    const pairs: PairedSlice[] = [];
+    // Connected and warmed up side by side (nothing is timed yet); a child that fails is killed below.
+    const configs = SLOTS.map((slot) => [slot, configFor(slot, protocol, false)] as const);
+    const starting = configs.map(([slot, config]) => ClientChild.start(config).then((child) => (started[slot] = child)));
+    const outcomes = await Promise.allSettled(starting);
+    const failed = outcomes.find((o) => o.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    if (!flags.aa && started.ours?.ready?.chosen !== protocol) throw new Error(`our client chose ${started.ours?.ready?.chosen ?? '(nothing)'} instead of ${protocol}`);
+    const sets: SliceSet[] = [];
     for (let s = 0; s < slices; s++) {
       for (const window of settings.windows) {
-        // ABBA: whoever goes first in one slice goes second in the next.
-        const turn = s % 2 === 0 ? order : ([order[1], order[0]] as const);
-        const got: Partial<Record<Variant, SliceResult>> = {};
-        for (const variant of turn) got[variant] = await started[variant]!.run(window, sliceMs);
-        pairs.push({ round, window, raw: got.raw!, ours: got.ours! });
+        const order = ORDERS[(offset + s) % ORDERS.length]!.map((i) => SLOTS[i]!);
+        const got: Partial<Record<Slot, SliceResult>> = {};
+        for (const slot of order) got[slot] = await started[slot]!.run(window, sliceMs);
+        sets.push({ round, window, slices: got as Record<Slot, SliceResult> });
       }
     }
-    const ended: Partial<Record<Variant, ChildResult>> = {};
-    for (const variant of order) ended[variant] = await started[variant]!.end();
-    results[protocol].pairs.push(...pairs);
-    for (const variant of order) results[protocol].children[variant].push(ended[variant]!);
+    const ended: Partial<Record<Slot, ChildResult>> = {};
+    for (const slot of SLOTS) ended[slot] = await started[slot]!.end();
+    results[protocol].sets.push(...sets);
+    for (const slot of SLOTS) {
+      const ready = started[slot]!.ready;
+      results[protocol].children[slot].push({ round, result: ended[slot]!, ...(ready === undefined ? {} : { ready }) });
+    }
     const summary = settings.windows
       .map((w) => {
-        const ps = pairs.filter((p) => p.window === w);
-        return `W${w} raw ${fmt(median(ps.map((p) => rate(p.raw))))} ours ${fmt(median(ps.map((p) => rate(p.ours))))} msg/s ratio ${fmt(median(ps.map((p) => rate(p.ours) / rate(p.raw))), 3)}`;
+        const row = rowFor(protocol, w, sets);
+        const ps = sets.filter((p) => p.window === w);
+        return `W${w} raw ${fmt(median(ps.map((p) => rate(p.slices.raw))))} msg/s ${fmt(row.cpu.raw)} us/msg; ours/raw msg/s ${fmt(row.rateRatio.ours, 3)} CPU ${fmt(row.cpuRatio.ours, 3)}; A/A ${fmt(row.rateRatio.aa, 3)} ${fmt(row.cpuRatio.aa, 3)}`;
       })
-      .join('  ');
-    console.log(`  ${protocol.padEnd(7)} ${summary}  peak RSS raw ${fmt(ended.raw!.peakRssMB, 1)} ours ${fmt(ended.ours!.peakRssMB, 1)} MB`);
+      .join(' | ');
+    console.log(`  ${protocol.padEnd(7)} ${summary}`);
   } catch (err) {
     failures.push(`round ${round} ${protocol}: ${(err as Error).message}`);
     console.log(`  ${protocol.padEnd(7)} FAILED: ${(err as Error).message}`);
@@ -344,8 +377,8 @@ try {
   console.log('round 0: bytes on the wire, through the counting proxy (not timed)');
   for (const [i, protocol] of protocols.entries()) await wireRound(protocol, i % 2 === 0 ? ['raw', 'ours'] : ['ours', 'raw']);
   for (let round = 1; round <= rounds; round++) {
-    console.log(`round ${round} of ${rounds} (per protocol: medians of ${slices} paired slices per window)`);
-    for (const [i, protocol] of protocols.entries()) await measuredRound(round, protocol, (round + i) % 2 === 0 ? ['raw', 'ours'] : ['ours', 'raw']);
+    console.log(`round ${round} of ${rounds} (per protocol and window: msg/s ratio = median over ${slices} slice sets; CPU ratio = ratio of median CPU us/msg)`);
+    for (const [i, protocol] of protocols.entries()) await measuredRound(round, protocol, round + i);
   }
 } finally {
   await hub.stop();
@@ -353,113 +386,9 @@ try {
 
 // ---- report -------------------------------------------------------------------------------
 
-const med = (rs: ChildResult[], pick: (r: ChildResult) => number | undefined): number => median(rs.map(pick).filter((v): v is number => v !== undefined));
-const latencyOf = (r: ChildResult, window: number, p: 'p50Us' | 'p99Us'): number | undefined => r.latency.find((l) => l.window === window)?.[p];
-const iqr = (values: number[]): string => (values.length < 4 ? '-' : `${fmt(percentile(values, 25), 2)}-${fmt(percentile(values, 75), 2)}`);
-const slicesOf = (protocol: Protocol, window: number): PairedSlice[] => results[protocol].pairs.filter((p) => p.window === window);
-
-const throughputRows: string[][] = [];
-const targetLines: string[] = [];
-const noise: number[] = [];
-for (const protocol of protocols) {
-  const { children } = results[protocol];
-  for (const window of settings.windows) {
-    const pairs = slicesOf(protocol, window);
-    const ratios = pairs.map((p) => rate(p.ours) / rate(p.raw));
-    const ratio = median(ratios);
-    const rawRates = pairs.map((p) => rate(p.raw));
-    // Spread of the raw client against itself: the resolution any ratio can claim.
-    if (rawRates.length >= 4) noise.push((percentile(rawRates, 75) - percentile(rawRates, 25)) / median(rawRates));
-    const cpuPerMessage = (v: Variant): number => median(pairs.map((p) => p[v].cpuUs / Math.max(1, p[v].messages)));
-    throughputRows.push([
-      protocol,
-      String(window),
-      fmt(median(rawRates)),
-      fmt(median(pairs.map((p) => rate(p.ours)))),
-      fmt(ratio, 3),
-      iqr(ratios),
-      `${fmt(med(children.raw, (r) => latencyOf(r, window, 'p50Us')))} / ${fmt(med(children.raw, (r) => latencyOf(r, window, 'p99Us')))}`,
-      `${fmt(med(children.ours, (r) => latencyOf(r, window, 'p50Us')))} / ${fmt(med(children.ours, (r) => latencyOf(r, window, 'p99Us')))}`,
-      fmt(cpuPerMessage('raw')),
-      fmt(cpuPerMessage('ours')),
-    ]);
-    // Below the target only counts when most pairs are: if the IQR reaches the target, the
-    // slices cannot tell this ratio from it (compare an --aa run on the same machine).
-    const upper = ratios.length >= 4 ? percentile(ratios, 75) : ratio;
-    const verdict = !Number.isFinite(ratio) ? 'no data' : ratio >= RATIO_TARGET ? 'met' : upper >= RATIO_TARGET ? 'not resolved (the IQR reaches the target)' : 'NOT met';
-    targetLines.push(`  throughput ratio >= ${RATIO_TARGET}    ${protocol.padEnd(7)} W=${String(window).padEnd(2)}  ${fmt(ratio, 3)} (IQR ${iqr(ratios)}, ${ratios.length} slices): ${verdict}`);
-  }
-}
-
-const memoryRows: string[][] = [];
-for (const protocol of protocols) {
-  const { children, wire } = results[protocol];
-  const rawPeak = med(children.raw, (r) => r.peakRssMB);
-  const oursPeak = med(children.ours, (r) => r.peakRssMB);
-  const rawIdle = med(children.raw, (r) => r.rssAfterConnectMB);
-  const oursIdle = med(children.ours, (r) => r.rssAfterConnectMB);
-  const rawRetained = med(children.raw, (r) => r.peakRetainedMB);
-  const oursRetained = med(children.ours, (r) => r.peakRetainedMB);
-  const foreign = (variant: Variant): string => {
-    const names = [...new Set([...children[variant], ...wire[variant]].flatMap((r) => r.foreignPackages))].sort();
-    return names.length === 0 ? 'none' : names.join(',');
-  };
-  memoryRows.push([
-    protocol,
-    fmt(rawPeak, 1),
-    fmt(oursPeak, 1),
-    signed(oursPeak - rawPeak),
-    fmt(rawRetained, 1),
-    fmt(oursRetained, 1),
-    signed(oursRetained - rawRetained),
-    fmt(rawIdle, 1),
-    fmt(oursIdle, 1),
-    signed(oursIdle - rawIdle),
-    foreign('raw'),
-    foreign('ours'),
-  ]);
-  const diff = oursPeak - rawPeak;
-  targetLines.push(`  peak RSS within ${RSS_BUDGET_MB} MB of raw  ${protocol.padEnd(7)}  ${signed(diff)} MB (${fmt(oursPeak, 1)} vs ${fmt(rawPeak, 1)}): ${!Number.isFinite(diff) ? 'no data' : diff <= RSS_BUDGET_MB ? 'met' : 'NOT met'}`);
-  const retainedDiff = oursRetained - rawRetained;
-  targetLines.push(
-    `  peak RSS within ${RSS_BUDGET_MB} MB, young generation set aside  ${protocol.padEnd(7)}  ${signed(retainedDiff)} MB (${fmt(oursRetained, 1)} vs ${fmt(rawRetained, 1)}): ${!Number.isFinite(retainedDiff) ? 'no data' : retainedDiff <= RSS_BUDGET_MB ? 'met' : 'NOT met'}`,
-  );
-}
-
-// Which packages our client loads that belong to other protocols and that the raw client on the
-// same protocol does not load itself (azure-iot-device pulls in azure-iot-http-base on its own).
-for (const protocol of protocols) {
-  const { children, wire } = results[protocol];
-  const all = [...children.raw, ...children.ours, ...wire.raw, ...wire.ours];
-  const rawForeign = new Set(all.filter((r) => r.variant === 'raw').flatMap((r) => r.foreignPackages));
-  const oursForeign = [...new Set(all.filter((r) => r.variant === 'ours').flatMap((r) => r.foreignPackages))].sort();
-  const extra = oursForeign.filter((p) => !rawForeign.has(p));
-  const inherent = oursForeign.filter((p) => rawForeign.has(p));
-  const other = protocol.startsWith('mqtt') ? 'AMQP or HTTP' : protocol.startsWith('amqp') ? 'MQTT or HTTP' : 'MQTT or AMQP';
-  const seen = all.some((r) => r.variant === 'ours');
-  targetLines.push(
-    `  ${protocol} client loads no ${other} module: ${!seen ? 'no data' : extra.length === 0 ? 'met' : `NOT met: ${extra.join(', ')}`}` +
-      (inherent.length > 0 ? ` (${inherent.join(', ')} is required by azure-iot-device itself; the raw client loads it too)` : ''),
-  );
-}
-
-const wireRows: string[][] = [];
-for (const protocol of protocols) {
-  const { wire } = results[protocol];
-  const cell = (rs: ChildResult[], up: (r: ChildResult) => number | undefined, down: (r: ChildResult) => number | undefined): string => `${fmt(med(rs, up), 1)} / ${fmt(med(rs, down), 1)}`;
-  wireRows.push([
-    protocol,
-    cell(wire.raw, (r) => r.wire?.perMessageUp, (r) => r.wire?.perMessageDown),
-    cell(wire.ours, (r) => r.wire?.perMessageUp, (r) => r.wire?.perMessageDown),
-    cell(wire.raw, (r) => r.wire?.setupUp, (r) => r.wire?.setupDown),
-    cell(wire.ours, (r) => r.wire?.setupUp, (r) => r.wire?.setupDown),
-  ]);
-}
-
-// The adapter's own CPU per send, measured without the network (adapter-cost.ts), turns into a
-// bound on the throughput ratio of a CPU-bound client: raw / (raw + what the adapter adds). It does
-// not move with the machine's load the way paired slices do.
-async function adapterCost(): Promise<Record<string, { rawUs: number; oursUs: number }> | undefined> {
+// The adapter's own CPU per send, measured without the network (adapter-cost.ts): a lower bound on
+// what ours adds, since the stub hides everything that happens around a real send.
+async function adapterCost(): Promise<Record<string, AdapterCost> | undefined> {
   const script = bundled === undefined ? ['--import', 'tsx', here('./adapter-cost.ts'), protocols.join(','), '300000'] : [bundled.adapter, protocols.join(','), '300000', bundled.device];
   const [cmd, args] = pinned(1, script);
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -470,52 +399,26 @@ async function adapterCost(): Promise<Record<string, { rawUs: number; oursUs: nu
     failures.push(`adapter cost: exit code ${String(code)}`);
     return undefined;
   }
-  return JSON.parse(out.trim()) as Record<string, { rawUs: number; oursUs: number }>;
+  return JSON.parse(out.trim()) as Record<string, AdapterCost>;
 }
 const adapter = flags.aa ? undefined : await adapterCost();
-const adapterRows: string[][] = [];
-if (adapter !== undefined) {
-  for (const protocol of protocols) {
-    const cost = adapter[protocol];
-    if (!cost) continue;
-    const added = cost.oursUs - cost.rawUs;
-    for (const window of settings.windows) {
-      const pairs = slicesOf(protocol, window);
-      const rawCpu = median(pairs.map((p) => p.raw.cpuUs / Math.max(1, p.raw.messages)));
-      const bound = rawCpu / (rawCpu + Math.max(0, added));
-      adapterRows.push([protocol, String(window), fmt(cost.rawUs, 2), fmt(cost.oursUs, 2), fmt(added, 2), fmt(rawCpu), fmt(bound, 3)]);
-      targetLines.push(
-        `  throughput ratio >= ${RATIO_TARGET}, bound   ${protocol.padEnd(7)} W=${String(window).padEnd(2)}  ${fmt(bound, 3)} (adapter +${fmt(added, 2)} us on ${fmt(rawCpu)} us/msg): ${bound >= RATIO_TARGET ? 'met' : 'NOT met'}`,
-      );
-    }
-  }
-}
 
 const loadAtEnd = loadavg();
-console.log('');
-console.log(`Throughput and send latency (${settings.payloadBytes} B body; medians over ${rounds} round(s) x ${slices} slices; ratio = ours/raw of adjacent slices; IQR = its 25th-75th percentile)`);
-console.log(table(['protocol', 'W', 'raw msg/s', 'ours msg/s', 'ratio', 'ratio IQR', 'raw p50/p99 us', 'ours p50/p99 us', 'raw CPU us/msg', 'ours CPU us/msg'], throughputRows));
-console.log('');
-console.log(
-  "Memory in MB (peak = process.resourceUsage().maxRSS at exit; peak retained = highest sampled RSS minus V8's resident young generation; idle = RSS right after connect; medians over rounds) and other protocols' packages in require.cache",
-);
-console.log(table(['protocol', 'raw peak', 'ours peak', 'diff', 'raw retained', 'ours retained', 'diff', 'raw idle', 'ours idle', 'diff', 'foreign pkgs (raw)', 'foreign pkgs (ours)'], memoryRows));
-console.log('');
-if (adapterRows.length > 0) {
-  console.log('Adapter cost (adapter-cost.ts: 300,000 sends at W=16 in one process, the Azure client replaced by one that resolves at once; CPU us per send, median of 5) and the throughput ratio it bounds: raw CPU/msg / (raw CPU/msg + added)');
-  console.log(table(['protocol', 'W', 'stub only us', 'ours over stub us', 'added us', 'raw CPU us/msg', 'ratio bound'], adapterRows));
-  console.log('');
+const noise: number[] = [];
+for (const protocol of protocols) {
+  for (const window of settings.windows) {
+    const rawRates = results[protocol].sets.filter((s) => s.window === window).map((s) => rate(s.slices.raw));
+    // Spread of the raw client's own slices: the resolution a throughput ratio can claim.
+    if (rawRates.length >= 4) noise.push((percentile(rawRates, 75) - percentile(rawRates, 25)) / median(rawRates));
+  }
 }
-console.log(`Bytes on the wire (TCP payload incl. TLS, counted by a relay; per message = delta over ${settings.wireMessages} messages sent one at a time, ack included; setup = connect + first message)`);
-console.log(table(['protocol', 'raw B/msg up / down', 'ours B/msg up / down', 'raw setup up / down', 'ours setup up / down'], wireRows));
 console.log('');
-console.log(flags.aa ? "A/A calibration: the 'ours' column ran the raw client too, so these lines measure the bench, not the client:" : 'Targets (reported, not asserted):');
-for (const line of targetLines) console.log(line);
+for (const line of report({ protocols, windows: settings.windows, rounds, slices, payloadBytes: settings.payloadBytes, wireMessages: settings.wireMessages, aa: flags.aa, results, ...(adapter === undefined ? {} : { adapter }) })) console.log(line);
 console.log('');
 console.log(
   `Noise: load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} at start, ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')} at end, on ${cpuList.length} cores shared with other work. ` +
-    `The raw client's own slice rates have a median IQR of ${fmt(median(noise) * 100)}% of their median: ratios closer to 1.0 than that, ` +
-    'or whose IQR straddles 1.0, show no detectable difference. CPU us/msg counts all threads of the client process and is the least load-sensitive column.',
+    `The raw client's own slice rates have a median IQR of ${fmt(median(noise) * 100)}% of their median. Read every ours/raw figure against the A/A figure beside it: ` +
+    'the second raw client differs from the first only by chance. CPU us/msg counts all threads of the client process and is the least load-sensitive column.',
 );
 if (failures.length > 0) {
   console.log(`Failures (${failures.length}):`);
@@ -524,7 +427,7 @@ if (failures.length > 0) {
 console.log(`Total ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`);
 
 if (flags.json !== undefined) {
-  const json = { git: gitSha(), node: process.version, cpu: cpuList[0]?.model, cores: cpuList.length, loadAtStart, loadAtEnd, settings: { ...settings, rounds, slices, sliceMs, bundled: !flags['from-source'], aa: flags.aa }, results, failures };
+  const json = { git: gitSha(), node: process.version, cpu: cpuList[0]?.model, cores: cpuList.length, loadAtStart, loadAtEnd, settings: { ...settings, rounds, slices, sliceMs, bundled: !flags['from-source'], aa: flags.aa, aaLoaded: flags['aa-loaded'] }, results, adapter, failures };
   writeFileSync(flags.json, JSON.stringify(json, null, 2));
   console.log(`Wrote ${flags.json}.`);
 }

@@ -3,8 +3,12 @@
 // over stdin/stdout (protocol in overhead-types.ts): the parent alternates short slices between a
 // raw child and an ours child that are both connected, so background load hits both alike.
 // Neither variant is imported statically: each loads only what it would load in a real device.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import { Session } from 'node:inspector/promises';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { getHeapSpaceStatistics } from 'node:v8';
 import type { Duplex } from 'node:stream';
@@ -117,6 +121,8 @@ async function loadRawTransport(protocol: Protocol): Promise<unknown> {
 }
 
 async function raw(config: ChildConfig, ports: Ports): Promise<Sender> {
+  // Loaded, never called: whatever ours' modules alone do to the process (heap, JIT state) shows up here too.
+  if (config.preloadOurs === true) await (config.oursModule === undefined ? import('@switchyard/device') : import(config.oursModule));
   const imported = (await import('azure-iot-device')) as unknown as RawDeviceModule & { default?: RawDeviceModule };
   const device = imported.default ?? imported;
   const { protocol, hub } = config;
@@ -144,12 +150,22 @@ async function raw(config: ChildConfig, ports: Ports): Promise<Sender> {
   };
 }
 
+// Every GC of the process, counted by the slice that is running (only one slice runs at a time).
+const gcTally = { count: 0, ms: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gcTally.count++;
+    gcTally.ms += entry.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+
 /** Sends with `window` in flight until `ms` pass or `maxMessages` have been issued. */
 async function runSlice(sender: Sender, window: number, ms: number, maxMessages: number, histogram?: LogHistogram): Promise<SliceResult> {
   let issued = 0;
   let done = 0;
   let stop = false;
   const timer = setTimeout(() => { stop = true; }, ms);
+  const gcBefore = { ...gcTally };
   const cpuBefore = process.cpuUsage();
   const started = process.hrtime.bigint();
   const worker = async (): Promise<void> => {
@@ -165,7 +181,8 @@ async function runSlice(sender: Sender, window: number, ms: number, maxMessages:
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = process.cpuUsage(cpuBefore);
   clearTimeout(timer);
-  return { window, messages: done, seconds, cpuUs: cpu.user + cpu.system };
+  // GC entries arrive on a later turn; the few of the slice's last moments land in the next slice.
+  return { window, messages: done, seconds, cpuUs: cpu.user + cpu.system, systemUs: cpu.system, gcCount: gcTally.count - gcBefore.count, gcMs: gcTally.ms - gcBefore.ms };
 }
 
 async function sendSequential(sender: Sender, count: number): Promise<void> {
@@ -232,10 +249,30 @@ async function main(): Promise<void> {
     };
   } else {
     // Warm-up: JIT, TLS buffers, AMQP link attach and credit, both one-at-a-time and windowed paths.
-    await sendSequential(sender, Math.ceil(config.warmup / 2));
-    await runSlice(sender, 16, 60_000, Math.ceil(config.warmup / 2));
-    const ready: ReadyInfo = { connectMs, rssAfterConnectMB: rssAfterConnect / MB, ...(sender.chosen === undefined ? {} : { chosen: sender.chosen }) };
+    // V8 optimizes by call counts, and CPU per message keeps falling for thousands of sends (a
+    // first slice after 200 sends costs 3-5x the steady state), so warm-up is counted in messages:
+    // a sixth one at a time, the rest 16 in flight, each part bounded in time for slow transports.
+    const sequential = Math.ceil(config.warmup / 6);
+    const first = await runSlice(sender, 1, config.warmupMaxMs, sequential);
+    const second = await runSlice(sender, 16, config.warmupMaxMs, config.warmup - sequential);
+    const ready: ReadyInfo = {
+      connectMs,
+      rssAfterConnectMB: rssAfterConnect / MB,
+      warmupMessages: first.messages + second.messages,
+      warmupCpuMs: (first.cpuUs + second.cpuUs) / 1000,
+      ...(sender.chosen === undefined ? {} : { chosen: sender.chosen }),
+    };
     await say(`READY ${JSON.stringify(ready)}`);
+    // One profile per slice, so the connect and the warm-up stay out and each window can be read alone.
+    let profiler: Session | undefined;
+    const profiles: object[] = [];
+    if (config.cpuProfile !== undefined) {
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post('Profiler.enable');
+      // 100 us: a send costs 40-600 us of CPU, so the default 1 ms sees few samples per function.
+      await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+    }
     // Bounded: the parent sends a fixed number of RUNs and then END; a closed stdin also ends it.
     for (;;) {
       const command = (await next()).trim().split(' ');
@@ -245,9 +282,18 @@ async function main(): Promise<void> {
       const ms = Number(command[2]);
       let histogram = histograms.get(window);
       if (histogram === undefined) histograms.set(window, (histogram = new LogHistogram()));
+      if (profiler !== undefined) await profiler.post('Profiler.start');
       const slice = await runSlice(sender, window, ms, config.maxMessagesPerSlice, histogram);
+      if (profiler !== undefined) profiles.push((await profiler.post('Profiler.stop')).profile);
       slices.push(slice);
       await say(`SLICE ${JSON.stringify(slice)}`);
+    }
+    if (profiler !== undefined && config.cpuProfile !== undefined) {
+      profiler.disconnect();
+      // Written only now: a write between slices would run while the other child is measured.
+      mkdirSync(config.cpuProfile, { recursive: true });
+      profiles.forEach((profile, i) => writeFileSync(join(config.cpuProfile!, `slice-${String(i).padStart(3, '0')}-w${slices[i]!.window}.cpuprofile`), JSON.stringify(profile)));
+      writeFileSync(join(config.cpuProfile, 'slices.json'), JSON.stringify(slices));
     }
   }
   await sender.close();

@@ -19,13 +19,23 @@ export interface ChildConfig {
   deviceId: string;
   key: string;
   payloadBytes: number;
+  /** Messages sent before READY (a wire child: before counting bytes). */
   warmup: number;
+  /** Upper bound on each of the two warm-up phases, in ms. */
+  warmupMaxMs: number;
   /** Upper bound on sends per slice, so every loop ends even if the clock misbehaves. */
   maxMessagesPerSlice: number;
   /** Where ours imports the client from: the workspace package, or a bundle (--bundled). */
   oursModule?: string;
+  /** A raw child that imports ours' module first, unused (--aa-loaded), so it carries ours' code and heap. */
+  preloadOurs?: boolean;
   /** Wire round: relay through a counting proxy, send this many messages one at a time, exit. */
   wireMessages?: number;
+  /**
+   * A directory for V8 CPU profiles of the measured slices only, one per slice, plus slices.json:
+   * connect, module loading and warm-up would otherwise swamp the per-send functions.
+   */
+  cpuProfile?: string;
 }
 
 /**
@@ -35,6 +45,9 @@ export interface ChildConfig {
 export interface ReadyInfo {
   connectMs: number;
   rssAfterConnectMB: number;
+  /** What the warm-up sent and the process CPU it took (JIT compilation included). */
+  warmupMessages: number;
+  warmupCpuMs: number;
   chosen?: string;
 }
 
@@ -44,6 +57,11 @@ export interface SliceResult {
   seconds: number;
   /** Process CPU (user + system, all threads) spent in the slice, µs. */
   cpuUs: number;
+  /** The system part of cpuUs: syscalls (socket writes and reads, epoll, timers). */
+  systemUs: number;
+  /** Garbage collections in the slice (every kind, from perf_hooks 'gc' entries) and their total pause. */
+  gcCount: number;
+  gcMs: number;
 }
 
 export interface LatencySummary {

@@ -6,9 +6,18 @@ export function percentile(values: ArrayLike<number>, p: number, count = values.
   return sorted[rank] ?? Number.NaN;
 }
 
+/** Nearest-rank median: with an even count, the lower of the two middle values. */
 export function median(values: readonly number[]): number {
   const finite = values.filter((v) => Number.isFinite(v));
   return percentile(finite, 50);
+}
+
+/** The textbook median: with an even count, the mean of the two middle values. */
+export function midpoint(values: readonly number[]): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = (sorted.length - 1) / 2;
+  return (sorted[Math.floor(mid)]! + sorted[Math.ceil(mid)]!) / 2;
 }
 
 /**
