@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PROTOCOLS, type Protocol } from '@switchyard/profile';
+import { createConsumerProject } from '../scripts/consumer-project.ts';
 import { report, rowFor, SLOTS, type AdapterCost, type ProtocolResults, type SliceSet, type Slot } from './overhead-report.ts';
 import { median, percentile } from './stats.ts';
 import type { ChildConfig, ChildResult, HubInfo, ReadyInfo, SliceResult } from './overhead-types.ts';
@@ -30,7 +31,7 @@ const USAGE = `usage: pnpm bench [options]
   --slice-ms MS       length of one slice (default 250; --quick 200)
   --warmup N          messages each client sends before its first slice (default 6000; --quick 4000)
   --from-source       run ours from its TypeScript sources through tsx (both variants under tsx)
-                      instead of as the esbuild bundle a consumer would ship (the default)
+                      instead of as npm installs it from the packed tarballs (the default)
   --aa                the raw client in the ours column too (every round already runs a second
                       raw client beside ours, the A/A reference; this makes all three raw)
   --aa-loaded         the A/A client imports ours' module (unused) before it connects: a gap
@@ -241,29 +242,29 @@ console.log(
     `wire round: ${settings.wireMessages} messages one at a time through a counting TCP proxy`,
 );
 
-/**
- * What a consumer's bundler would ship: the client and zod tree-shaken into one file, the Azure
- * packages left external. It lives under bench/node_modules so the externals resolve from there.
- */
-async function bundle(entry: string, name: string, external: string[]): Promise<string> {
+/** The child harness as one plain-node file in `dir`, so its bare imports resolve from there. */
+async function bundle(entry: string, outfile: string, external: string[]): Promise<string> {
   const { build } = await import('esbuild');
-  const outfile = here(`./node_modules/.cache/switchyard-bench/${name}`);
   await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', external, keepNames: false, outfile, logLevel: 'error' });
   return outfile;
 }
-// By default ours is measured as it ships: bundled and tree-shaken by esbuild, as a consumer's
-// build would, with the child harness bundled too so that both variants run on plain node. From
-// sources, tsx charges ours alone for transforming and source-mapping its TypeScript and for
-// keepNames wrappers around every named closure (a few MB and a few us per message).
-const bundled = !flags['from-source']
-  ? {
-      device: pathToFileURL(await bundle(here('../packages/device/src/index.ts'), 'device.bundle.mjs', ['azure-iot-*'])).href,
-      child: await bundle(here('./overhead-child.ts'), 'overhead-child.bundle.mjs', ['azure-iot-*', '@switchyard/device']),
-      adapter: await bundle(here('./adapter-cost.ts'), 'adapter-cost.bundle.mjs', ['azure-iot-*', '@switchyard/device']),
-    }
-  : undefined;
-if (bundled !== undefined) {
-  console.log(`ours = @switchyard/device bundled by esbuild (tree-shaken, no keepNames, ${(statSync(fileURLToPath(bundled.device)).size / 1024).toFixed(0)} KiB); both variants on plain node, no tsx (--from-source: both under tsx, ours from its TypeScript)`);
+// By default ours is measured as a user installs it: every package packed and installed with npm
+// into a project outside the workspace (scripts/consumer-project.ts), loaded from its dist/. The
+// harness is bundled into that project, so raw and ours take the Azure packages from the same
+// node_modules, on plain node. From sources, tsx charges ours alone for transforming and
+// source-mapping its TypeScript and for keepNames wrappers around every named closure.
+const installed = flags['from-source'] ? undefined : await createConsumerProject();
+if (installed !== undefined) process.once('exit', () => installed.remove());
+const bundled = installed === undefined
+  ? undefined
+  : {
+      device: pathToFileURL(join(installed.dir, 'node_modules', '@switchyard', 'device', 'dist', 'index.js')).href,
+      child: await bundle(here('./overhead-child.ts'), join(installed.dir, 'overhead-child.bundle.mjs'), ['azure-iot-*', '@switchyard/device']),
+      adapter: await bundle(here('./adapter-cost.ts'), join(installed.dir, 'adapter-cost.bundle.mjs'), ['azure-iot-*', '@switchyard/device']),
+    };
+if (installed !== undefined) {
+  const tarball = installed.tarballs['@switchyard/device'];
+  console.log(`ours = @switchyard/device as npm installs it from its packed tarball (${tarball === undefined ? '?' : (statSync(tarball).size / 1024).toFixed(0)} KiB), in a project outside the workspace; both variants on plain node, no tsx (--from-source: both under tsx, ours from its TypeScript)`);
 } else {
   console.log('--from-source: both variants under node --import tsx; ours from its TypeScript sources');
 }
@@ -334,12 +335,11 @@ const ORDERS: Array<[number, number, number]> = [[0, 1, 2], [1, 2, 0], [2, 0, 1]
 async function measuredRound(round: number, protocol: Protocol, offset: number): Promise<void> {
   const started: Partial<Record<Slot, ClientChild>> = {};
   try {
-    // Connected and warmed up side by side (nothing is timed yet); a child that fails is killed below.
-    const configs = SLOTS.map((slot) => [slot, configFor(slot, protocol, false)] as const);
-    const starting = configs.map(([slot, config]) => ClientChild.start(config).then((child) => (started[slot] = child)));
-    const outcomes = await Promise.allSettled(starting);
-    const failed = outcomes.find((o) => o.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    // Started, connected and warmed up one after another, in an order that rotates with the round:
+    // each child's cold start (process start to first acknowledged message) then runs alone on its
+    // CPU, and all of them share one CPU anyway, so starting them together would save no time. A
+    // child that fails is killed below.
+    for (const slot of ORDERS[offset % ORDERS.length]!.map((i) => SLOTS[i]!)) started[slot] = await ClientChild.start(configFor(slot, protocol, false));
     if (!flags.aa && started.ours?.ready?.chosen !== protocol) throw new Error(`our client chose ${started.ours?.ready?.chosen ?? '(nothing)'} instead of ${protocol}`);
     const sets: SliceSet[] = [];
     for (let s = 0; s < slices; s++) {

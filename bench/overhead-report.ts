@@ -194,6 +194,22 @@ export function report(input: ReportInput): string[] {
   out.push(table(['protocol', 'raw', oursName, 'A/A'], warmRows));
   out.push('');
 
+  // Cold start, paired by round: each round's clients are fresh processes started side by side.
+  const coldRows = protocols.map((protocol) => {
+    const { children } = results[protocol];
+    const at = (slot: Slot, round: number): number | undefined => children[slot].find((c) => c.round === round)?.ready?.firstAckMs;
+    const ratios = (slot: Slot): number[] => children.raw.flatMap((c) => {
+      const mine = at(slot, c.round);
+      return mine === undefined || c.ready === undefined ? [] : [mine / c.ready.firstAckMs];
+    });
+    const ms = (slot: Slot): string => fmt(med(children[slot], (c) => c.ready?.firstAckMs));
+    const ratio = (slot: Slot): string => { const r = ratios(slot); return r.length === 0 ? '-' : median(r).toFixed(2); };
+    return [protocol, ms('raw'), ms('ours'), ms('aa'), ratio('ours'), ratio('aa')];
+  });
+  out.push('Cold start: ms from process start to the first acknowledged message (node boot, imports, connect, one send; median over rounds; ratios paired by round)');
+  out.push(table(['protocol', 'raw ms', `${oursName} ms`, 'A/A ms', 'ours/raw', 'A/A/raw'], coldRows));
+  out.push('');
+
   const targets: string[] = [];
   for (const r of rows) {
     const ok = !Number.isFinite(r.cpuRatio.ours) ? 'no data' : r.cpuRatio.ours <= CPU_TARGET ? 'met' : 'NOT met';

@@ -43,6 +43,8 @@ export interface ChildConfig {
  * any number of times (each answered by "SLICE <SliceResult>"), then "END" ("RESULT <ChildResult>").
  */
 export interface ReadyInfo {
+  /** Cold start: ms from this process's start to its first acknowledged message (imports, connect and one send). */
+  firstAckMs: number;
   connectMs: number;
   rssAfterConnectMB: number;
   /** What the warm-up sent and the process CPU it took (JIT compilation included). */
