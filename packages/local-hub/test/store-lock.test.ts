@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LOCK_FILE, openHubStore } from '../src/store/index.ts';
 import { acquireStateDirLock } from '../src/store/lock.ts';
+import { openError } from './support/store.ts';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -31,15 +32,6 @@ function deadPid(): Promise<number> {
     child.once('error', reject);
     child.once('exit', () => resolve(child.pid!));
   });
-}
-
-function openError(stateDir: string): unknown {
-  try {
-    openHubStore({ stateDir }).close();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
 }
 
 describe('state dir lock', () => {

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHubCore, openHubStore, silentLogger } from '../src/internal.ts';
 import { LOCK_FILE } from '../src/store/index.ts';
+import { openError } from './support/store.ts';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -75,15 +76,6 @@ function countAndKill(stateDir: string, atLeast: number): Promise<number> {
       else resolve(Math.max(...values));
     });
   });
-}
-
-function openError(stateDir: string): unknown {
-  try {
-    openHubStore({ stateDir }).close();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
 }
 
 describe('state store', () => {
