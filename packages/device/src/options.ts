@@ -1,7 +1,7 @@
 // Eager validation of connect() options: every mistake is reported before any socket opens,
 // naming the field and the fix. Connection strings are parsed here, never echoed back.
 import * as v from 'valibot';
-import { SwitchyardError, redactSecrets } from '@switchyard/errors';
+import { SwitchyardError } from '@switchyard/errors';
 import { PROTOCOLS, type Protocol } from '@switchyard/profile';
 import type { Clock } from './poll-scheduler.ts';
 
@@ -133,18 +133,29 @@ function fieldPath(path: readonly v.IssuePathItem[]): string {
   return path.map((p) => (typeof p.key === 'number' ? `[${p.key}]` : String(p.key))).join('.').replace(/\.\[/g, '[');
 }
 
+// What IoT Hub's device and module connection strings carry, by lower-cased name.
+const CONNECTION_STRING_FIELDS = new Map(
+  ['HostName', 'DeviceId', 'ModuleId', 'SharedAccessKey', 'SharedAccessKeyName', 'SharedAccessSignature', 'GatewayHostName', 'x509'].map((f) => [f.toLowerCase(), f]),
+);
+
 /** Splits "K=V;K=V" without the SDK, so a malformed string never reaches an SDK error message. */
 export function parseConnectionString(text: string): ParsedConnectionString {
   const fields = new Map<string, string>();
+  // A malformed segment is named by its position only: its text may be a key that lost its name
+  // ("SharedAccessKey:…", a bare base64 string), which no pattern could tell from the rest.
+  let position = 0;
   for (const part of text.split(';')) {
     if (part.trim() === '') continue;
+    position++;
     const eq = part.indexOf('=');
-    if (eq <= 0) {
-      throw new SwitchyardError('CONFIG_INVALID', `connectionString has a segment without "=" (${redactSecrets(part).slice(0, 40)}); use "HostName=...;DeviceId=...;SharedAccessKey=..."`, {
-        details: { field: 'connectionString' },
+    const name = eq <= 0 ? '' : part.slice(0, eq).trim().toLowerCase();
+    if (!CONNECTION_STRING_FIELDS.has(name)) {
+      const why = eq <= 0 ? 'is not of the form Name=value' : 'names no field of a device connection string';
+      throw new SwitchyardError('CONFIG_INVALID', `connectionString segment ${position} ${why}; the fields are ${[...CONNECTION_STRING_FIELDS.values()].join(', ')}, as in "HostName=...;DeviceId=...;SharedAccessKey=..."`, {
+        details: { field: 'connectionString', segment: position },
       });
     }
-    fields.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).trim());
+    fields.set(name, part.slice(eq + 1).trim());
   }
   const hostName = fields.get('hostname');
   const deviceId = fields.get('deviceid');

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import azureCommon from 'azure-iot-common';
 import { isSwitchyardError } from '@switchyard/errors';
-import { TRANSPORTS, connect, loadTransport, parseConnectOptions, translateError } from '../src/internal.ts';
+import { TRANSPORTS, connect, loadTransport, parseConnectOptions, parseConnectionString, translateError } from '../src/internal.ts';
 import { fromAzureMessage, toAzureMessage } from '../src/message.ts';
 import { routeFor, withGatewayHostName } from '../src/endpoint.ts';
 
@@ -190,5 +190,25 @@ describe('endpoint routes', () => {
     expect(routeFor('mqtt', 'hub', '10.0.0.1:8883', undefined)).toEqual({ gatewayHostName: '10.0.0.1:8883' });
     expect(routeFor('mqtt', 'hub', undefined, undefined)).toEqual({});
     expect(withGatewayHostName('HostName=h;GatewayHostName=x:1;DeviceId=d', null)).toBe('HostName=h;DeviceId=d');
+  });
+});
+
+describe('a malformed connection string', () => {
+  const KEY = 'c2VjcmV0LWtleS1uZXZlci10by1iZS1zaG93bg==';
+  it.each([
+    ['a colon for "="', `HostName=h.azure-devices.net;DeviceId=d1;SharedAccessKey:${KEY}`],
+    ['a bare key', `HostName=h.azure-devices.net;DeviceId=d1;${KEY}`],
+    ['a key with no name', `HostName=h.azure-devices.net;DeviceId=d1;=${KEY}`],
+  ])('with %s is refused naming the segment by position, never echoing it', (_what, connectionString) => {
+    let error: unknown;
+    try {
+      parseConnectionString(connectionString);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'CONFIG_INVALID', details: { field: 'connectionString' } });
+    const shown = `${(error as Error).message} ${JSON.stringify(error)}`;
+    expect(shown).not.toContain(KEY.slice(0, 12));
+    expect((error as Error).message).toContain('segment 3');
   });
 });
