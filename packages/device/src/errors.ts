@@ -83,6 +83,13 @@ function fullText(err: unknown): string {
   return parts.join(' | ');
 }
 
+/** The socket-level reason in an SDK error's chain, e.g. "connect ECONNREFUSED 127.0.0.1:8883". */
+function networkReason(err: unknown): string | undefined {
+  const text = fullText(err);
+  const system = /\b(?:connect|getaddrinfo|read|write|socket)\s+E[A-Z_]+(?:\s+[\w.:[\]-]+)?/.exec(text);
+  return redactSecrets(system?.[0] ?? NETWORK_TEXT.exec(text)?.[0] ?? '') || undefined;
+}
+
 /** The HTTP status a transport error carries, if any (Http transport puts it on `.response`). */
 export function httpStatusOf(err: unknown): number | undefined {
   const status = field(field(err, 'response'), 'statusCode') ?? field(err, 'statusCode');
@@ -143,7 +150,12 @@ export function translateError(err: unknown, context: ErrorContext = {}): Switch
 
   const retryable = code === 'AUTH_FAILED' || kind === 'tls' ? false : (typeof name === 'string' && RETRYABLE_NAMES.has(name)) || kind === 'network' || undefined;
   const hint = kind === 'tls' ? ' (TLS verification failed: pass the hub CA as `ca`)' : '';
-  return new SwitchyardError(code, `${prefix}${message}${hint}`, {
+  // The SDK's own words for a network failure mislead ("Failure on first connection (Not
+  // authorized)", "rhea: connection disconnected"): say what happened; the cause keeps theirs.
+  const said = code === 'CONNECT_FAILED' && kind === 'network'
+    ? `could not reach the hub (${networkReason(err) ?? 'no answer'}): a network failure, not a credentials one; check the host, the port and that the network lets this protocol out`
+    : message;
+  return new SwitchyardError(code, `${prefix}${said}${hint}`, {
     cause: err,
     details,
     ...(retryable === undefined ? {} : { retryable }),
