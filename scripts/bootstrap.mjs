@@ -1,10 +1,11 @@
 // Installs the workspace on first use so that `npm run demo` and `npm test` work on a machine
 // that has only Node and npm. pnpm is fetched through npx because corepack may not reach its
 // download host; the lockfile pins every package, so the result is the same as a local pnpm.
-import { execSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { pnpmCommand } from './pnpm-command.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const [major, minor] = process.versions.node.split('.').map(Number);
@@ -17,11 +18,9 @@ const marker = join(root, 'node_modules', '.modules.yaml');
 const lock = join(root, 'pnpm-lock.yaml');
 const upToDate = existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs;
 if (!upToDate) {
-  const pnpmVersion = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).packageManager.split('@')[1];
-  const hasPnpm = (() => { try { return execSync('pnpm --version', { stdio: 'pipe' }).toString().trim() === pnpmVersion; } catch { return false; } })();
-  const pnpm = hasPnpm ? 'pnpm' : `npx --yes pnpm@${pnpmVersion}`;
-  console.error(`[setup] installing dependencies with ${pnpm} (first run only)…`);
+  const [command, args] = pnpmCommand(root);
+  console.error(`[setup] installing dependencies with ${[command, ...args].join(' ')} (first run only)…`);
   // Nothing in the workspace compiles on install (the hub's store is plain JS), so no compiler,
   // Python or Node headers are needed: the install only unpacks what the lockfile names.
-  execSync(`${pnpm} install --frozen-lockfile --reporter=append-only`, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync(command, [...args, 'install', '--frozen-lockfile', '--reporter=append-only'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 }

@@ -6,11 +6,12 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pnpmCommand } from './pnpm-command.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dest = process.argv[2] ? resolve(process.argv[2]) : mkdtempSync(join(tmpdir(), 'switchyard-pack-'));
 const tsc = join(root, 'node_modules', '.bin', 'tsc');
-const pnpm = process.env.npm_execpath?.includes('pnpm') ? process.env.npm_execpath : 'pnpm';
+const [pnpm, pnpmArgs] = pnpmCommand(root);
 
 execFileSync(tsc, ['-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
 const tarballs = {};
@@ -18,7 +19,7 @@ for (const dir of readdirSync(join(root, 'packages'))) {
   const pkgDir = join(root, 'packages', dir);
   const { name, private: isPrivate } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
   if (isPrivate) continue;
-  const out = execFileSync(pnpm, ['pack', '--pack-destination', dest, '--json'], { cwd: pkgDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = execFileSync(pnpm, [...pnpmArgs, 'pack', '--pack-destination', dest, '--json'], { cwd: pkgDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   // prepack's own output (the build) comes first on stdout; the report is the JSON after it.
   tarballs[name] = JSON.parse(out.slice(out.search(/^\{/m))).filename;
 }
