@@ -39,11 +39,20 @@ describe('C2D queue', () => {
     expect(core.stats().devices['d']?.queuedC2D).toBe(50);
   });
 
-  it('refuses bodies over 64 KB and TTLs outside 1 minute to 2 days', () => {
+  it('refuses bodies over 64 KB and TTLs of 0, below, or over 2 days', () => {
     expect(hubErrorOf(() => core.sendC2D('d', { body: Buffer.alloc(64 * 1024 + 1) })).kind).toBe('MessageTooLarge');
-    expect(hubErrorOf(() => send('short', 59)).kind).toBe('ArgumentInvalid');
+    expect(hubErrorOf(() => send('none', 0)).kind).toBe('ArgumentInvalid');
+    expect(hubErrorOf(() => send('negative', -1)).kind).toBe('ArgumentInvalid');
     expect(hubErrorOf(() => send('long', 2 * 24 * 3600 + 1)).kind).toBe('ArgumentInvalid');
     expect(hubErrorOf(() => core.sendC2D('ghost', { body: Buffer.from('x') })).errorCode).toBe(404001);
+  });
+
+  it('takes a per-message expiry under a minute, as IoT Hub does, and honours it', () => {
+    send('brief', 5);
+    send('kept');
+    now += 5_001;
+    expect(core.pollC2D('d')?.body.toString()).toBe('kept');
+    expect(core.counters('d').c2dDeadLettered).toBe(1);
   });
 
   it('dead-letters a message whose TTL passed (default 1 hour)', () => {

@@ -74,6 +74,19 @@ describe('direct methods', () => {
     expect(core.counters('d').methodCalls).toBe(1);
   });
 
+  it('refuses a device answer over 128 KB, as IoT Hub does, and passes one at the limit', async () => {
+    const session = core.openSession('d', 'mqtt', 'c1');
+    let answer: unknown;
+    session.setMethodReceiver({ invoke: (request) => queueMicrotask(() => core.methodResponse('d', request.requestId, { status: 200, payload: answer })) });
+    // A JSON string of n characters is n + 2 bytes on the wire.
+    answer = 'x'.repeat(128 * 1024 - 2);
+    await expect(core.invokeMethod('d', { methodName: 'dump' })).resolves.toMatchObject({ status: 200 });
+    answer = 'x'.repeat(133 * 1024);
+    const error = await rejection(core.invokeMethod('d', { methodName: 'dump' }));
+    expect(error.kind).toBe('MessageTooLarge');
+    expect(error.message).toContain('over IoT Hub\'s limit of 131072');
+  });
+
   it('times out with 504101 and drops the late answer', async () => {
     let requestId = '';
     core.openSession('d', 'mqtt', 'c1').setMethodReceiver({ invoke: (r) => { requestId = r.requestId; } });

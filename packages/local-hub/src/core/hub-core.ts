@@ -25,7 +25,6 @@ export const LIMITS = {
   c2dQueueDepth: 50,
   c2dLockMs: 60_000,
   c2dDefaultTtlSeconds: 3600,
-  c2dMinTtlSeconds: 60,
   c2dMaxTtlSeconds: 2 * 24 * 3600,
   maxDeliveryCount: 10,
   methodDefaultResponseTimeoutSeconds: 30,
@@ -529,8 +528,10 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     for (const [k, v] of Object.entries(properties)) size += Buffer.byteLength(k) + Buffer.byteLength(v);
     if (size > LIMITS.c2dBytes) throw new HubError('MessageTooLarge', `A C2D message of ${size} bytes exceeds IoT Hub's limit of ${LIMITS.c2dBytes} bytes.`);
     const ttl = input.ttlSeconds ?? LIMITS.c2dDefaultTtlSeconds;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < LIMITS.c2dMinTtlSeconds || ttl > LIMITS.c2dMaxTtlSeconds) {
-      throw new HubError('ArgumentInvalid', `ttlSeconds must be between ${LIMITS.c2dMinTtlSeconds} and ${LIMITS.c2dMaxTtlSeconds} (1 minute to 2 days).`);
+    // The 1-minute floor is the hub-wide default TTL's; a message's own expiry may be any positive
+    // time up to the hub's maximum, as IoT Hub accepts it.
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0 || ttl > LIMITS.c2dMaxTtlSeconds) {
+      throw new HubError('ArgumentInvalid', `ttlSeconds must be more than 0 and at most ${LIMITS.c2dMaxTtlSeconds} (2 days).`);
     }
     if (input.ack !== undefined && !['none', 'positive', 'negative', 'full'].includes(input.ack)) {
       throw new HubError('ArgumentInvalid', `ack must be one of none, positive, negative, full.`);
@@ -811,6 +812,12 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     }
     this.#pendingMethods.delete(key);
     this.#clearTimer(pending.timer);
+    // IoT Hub caps the response as it caps the request: the caller gets the error, not the payload.
+    const bytes = result.payload === undefined ? 0 : Buffer.byteLength(JSON.stringify(result.payload) ?? '');
+    if (bytes > LIMITS.methodPayloadBytes) {
+      pending.reject(new HubError('MessageTooLarge', `The response of device '${deviceId}' to method request ${requestId} is ${bytes} bytes, over IoT Hub's limit of ${LIMITS.methodPayloadBytes}.`));
+      return;
+    }
     pending.resolve({ status: result.status, payload: result.payload });
   }
 

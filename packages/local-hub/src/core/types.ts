@@ -52,7 +52,7 @@ export interface C2DSendInput {
   properties?: Record<string, string>;
   messageId?: string;
   correlationId?: string;
-  /** Defaults to the hub's default TTL (1 hour); IoT Hub allows 60 s to 2 days. */
+  /** Defaults to the hub's default TTL (1 hour); any positive time up to 2 days, as IoT Hub allows per message. */
   ttlSeconds?: number;
   /** `iothub-ack`: none | positive | negative | full. */
   ack?: 'none' | 'positive' | 'negative' | 'full';
