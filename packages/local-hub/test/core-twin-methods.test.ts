@@ -126,6 +126,17 @@ describe('sessions', () => {
     expect(identities).toEqual(['d/amqp/c3', 'd/mqtt-ws/c2', 'e/amqp/c3']);
   });
 
+  it('a new AMQP connection for a device detaches it from the older one, leaving that connection\'s other identities', () => {
+    core.createDevice('e');
+    const reasons: string[] = [];
+    core.openSession('d', 'amqp', 'shared').onKicked((reason) => reasons.push(reason));
+    core.openSession('e', 'amqp', 'shared');
+    core.openSession('d', 'amqp-ws', 'newer');
+    expect(reasons).toEqual(['a newer connection for this device was opened']);
+    const identities = core.stats().connectedIdentities.map((i) => `${i.deviceId}/${i.protocol}/${i.connectionId}`).sort();
+    expect(identities).toEqual(['d/amqp-ws/newer', 'e/amqp/shared']);
+  });
+
   it('removing or disabling a device kicks it; a closed connection drops its sessions', () => {
     const reasons: string[] = [];
     core.openSession('d', 'amqp', 'c1').onKicked((r) => reasons.push(r));

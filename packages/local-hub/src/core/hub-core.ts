@@ -33,6 +33,11 @@ export const LIMITS = {
 
 export const SERVICE_POLICY = 'iothubowner';
 
+const isMqtt = (p: DeviceProtocol): boolean => p === 'mqtt' || p === 'mqtt-ws';
+const isAmqp = (p: DeviceProtocol): boolean => p === 'amqp' || p === 'amqp-ws';
+/** HTTPS holds no connection to replace; MQTT and AMQP each keep one per device. */
+const sameFamily = (a: DeviceProtocol, b: DeviceProtocol): boolean => (isMqtt(a) && isMqtt(b)) || (isAmqp(a) && isAmqp(b));
+
 export interface HubCoreOptions {
   /** The hub's name as devices put it in HostName and SAS audiences. */
   hostName: string;
@@ -386,10 +391,12 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
   openSession(deviceId: string, protocol: DeviceProtocol, connectionId: string): DeviceSession {
     this.#requireDevice(deviceId);
     for (const older of [...(this.#sessions.get(deviceId) ?? [])]) {
-      // IoT Hub keeps one MQTT connection per device (400027 ConnectionForcefullyClosedOnNewConnection);
-      // one identity twice on one AMQP connection is a re-attach, so the older one goes too.
-      const mqttPair = (protocol === 'mqtt' || protocol === 'mqtt-ws') && (older.protocol === 'mqtt' || older.protocol === 'mqtt-ws');
-      if (mqttPair || older.connectionId === connectionId) this.kick(older, 'a newer connection for this device was opened');
+      // IoT Hub keeps one connection per device and protocol family (400027
+      // ConnectionForcefullyClosedOnNewConnection): a new MQTT connection closes the older one, and
+      // a new AMQP connection detaches the identity from the older one (which, on a gateway's
+      // shared connection, leaves the other identities there alone). One identity twice on one
+      // AMQP connection is a re-attach, so the older one goes too.
+      if (sameFamily(protocol, older.protocol) || older.connectionId === connectionId) this.kick(older, 'a newer connection for this device was opened');
     }
     const session = new Session(this, deviceId, protocol, connectionId);
     // Looked up after the kicks: ending the last older session deletes the device's set.
