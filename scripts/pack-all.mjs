@@ -1,5 +1,6 @@
-// Builds every published package and packs it as npm would publish it: `pnpm pack` turns
-// `workspace:*` into real versions. Prints one JSON line: { dir, tarballs: { name: path } }.
+// Packs every published package as npm would publish it: each package's prepack builds it
+// (tsc -b with its references), and `pnpm pack` turns `workspace:*` into real versions.
+// Prints one JSON line: { dir, tarballs: { name: path } }.
 //   node scripts/pack-all.mjs [destination]   (default: a new temporary directory)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -10,10 +11,8 @@ import { pnpmCommand } from './pnpm-command.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dest = process.argv[2] ? resolve(process.argv[2]) : mkdtempSync(join(tmpdir(), 'switchyard-pack-'));
-const tsc = join(root, 'node_modules', '.bin', 'tsc');
 const [pnpm, pnpmArgs] = pnpmCommand(root);
 
-execFileSync(tsc, ['-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
 const tarballs = {};
 for (const dir of readdirSync(join(root, 'packages'))) {
   const pkgDir = join(root, 'packages', dir);

@@ -67,14 +67,13 @@ export function parseFlags<T extends NonNullable<ParseArgsConfig['options']>>(ar
     // it is redacted before it is quoted back, and never kept as the cause.
     const text = redactSecrets((cause as Error).message);
     const positional = code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ? /'([^']+)'/.exec(text)?.[1] : undefined;
-    const flag = /'(-{1,2}[^' ]+)/.exec(text)?.[1] ?? positional ?? 'arguments';
+    const connectionString = positional !== undefined && /(^|;)\s*(HostName|DeviceId|SharedAccessKey)\s*=/i.test(positional);
+    const flag = connectionString ? '--connection-string' : /'(-{1,2}[^' ]+)/.exec(text)?.[1] ?? positional ?? 'arguments';
     let fix: string;
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') fix = `unknown option ${flag}`;
     else if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') fix = `option ${flag} needs a value`;
-    else if (positional !== undefined && /(^|;)\s*(HostName|DeviceId|SharedAccessKey)\s*=/i.test(positional)) {
-      fix = 'a connection string goes after --connection-string (or in SWITCHYARD_CONNECTION_STRING), not on its own';
-      throw new SwitchyardError('CONFIG_INVALID', `${fix}; usage: ${usage}`, { details: { field: '--connection-string' } });
-    } else if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') fix = `unexpected argument ${flag}; values go after their flag`;
+    else if (connectionString) fix = 'a connection string goes after --connection-string (or in SWITCHYARD_CONNECTION_STRING), not on its own';
+    else if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') fix = `unexpected argument ${flag}; values go after their flag`;
     else fix = text;
     throw new SwitchyardError('CONFIG_INVALID', `${fix}; usage: ${usage}`, { details: { field: flag } });
   }

@@ -7,6 +7,7 @@ import { Message } from 'azure-iot-device';
 import type { Client } from 'azure-iot-device';
 import { silentLogger, startLocalHub, type LocalHub } from '../src/index.ts';
 import { azureClient } from './support/azure-clients.ts';
+import { keyOf } from './support/faults.ts';
 
 let hub: LocalHub;
 const clients: Client[] = [];
@@ -18,15 +19,10 @@ afterAll(async () => {
   await hub?.close();
 });
 
-const keyOf = (id: string): string => {
-  const auth = hub.getDevice(id)!.authentication;
-  return auth.type === 'sas' ? auth.primaryKey : '';
-};
-
 describe('a second AMQP connection for one device', () => {
   it('takes the identity from the first: the first is disconnected, and C2D reaches the second', async () => {
     hub.createDevice('twice');
-    const first = await azureClient(hub, 'amqp', 'twice', keyOf('twice'));
+    const first = await azureClient(hub, 'amqp', 'twice', keyOf(hub, 'twice'));
     clients.push(first);
     // NoRetry, so the first stays down once the hub takes the identity away and the two do not
     // take it back from each other (two live clients of one identity would, on IoT Hub too).
@@ -38,7 +34,7 @@ describe('a second AMQP connection for one device', () => {
     await first.sendEvent(new Message('from the first'));
 
     const disconnected = once(first, 'disconnect');
-    const second = await azureClient(hub, 'amqp-ws', 'twice', keyOf('twice'));
+    const second = await azureClient(hub, 'amqp-ws', 'twice', keyOf(hub, 'twice'));
     clients.push(second);
     await second.open();
     const received = new Promise<string>((resolve) => second.on('message', (m: Message) => { resolve(m.getData().toString()); void second.complete(m); }));
