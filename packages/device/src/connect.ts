@@ -4,14 +4,16 @@ import { createRequire } from 'node:module';
 import azureDevice from 'azure-iot-device';
 import type { Client } from 'azure-iot-device';
 import { SwitchyardError } from '@switchyard/errors';
-import { loadProfile, parseProfile, resolveProfileFromEnv, type CapabilityProfile, type ExactProfile, type ProfileDefinition, type Protocol } from '@switchyard/profile';
+import { resolveProfile, type ExactProfile, type ProfileDefinition, type Protocol } from '@switchyard/profile';
 import { PROTOCOL_PORTS, select, type Decision } from '@switchyard/selector';
-import { SwitchyardDeviceClient, boundedRetryPolicy, guard, type AzureClientLike, type PollOnce } from './client.ts';
+import { DeviceCore } from './core/device-core.ts';
+import { guard } from './core/guard.ts';
+import { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type PollOnce } from './links/azure-client-link.ts';
 import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
 import { translateError, httpStatusOf } from './errors.ts';
 import { parseConnectOptions, type ConnectOptionsInput, type ParsedConnectOptions, type ParsedConnectionString } from './options.ts';
 import type { PollOutcome } from './poll-scheduler.ts';
-import { loadTransport, type ModuleImporter, type TransportConstructor } from './transport-factory.ts';
+import { loadTransport, quietRheaDisconnects, type ModuleImporter, type TransportConstructor } from './transport-factory.ts';
 import type { ClientFor, FallbackEvent, FeaturesOf } from './types.ts';
 
 /**
@@ -42,23 +44,6 @@ interface Built {
 export interface ConnectInternals {
   importer?: ModuleImporter;
   env?: NodeJS.ProcessEnv;
-}
-
-async function resolveProfile(options: ParsedConnectOptions, env: NodeJS.ProcessEnv): Promise<{ profile: CapabilityProfile; forceProtocol?: Protocol }> {
-  // Options win over the environment; only read (and validate) the variables they leave open.
-  const fromEnv = await resolveProfileFromEnv({
-    ...(options.forceProtocol === undefined ? { SWITCHYARD_PROTOCOL: env.SWITCHYARD_PROTOCOL } : {}),
-    ...(options.profile === undefined ? { SWITCHYARD_PROFILE: env.SWITCHYARD_PROFILE } : {}),
-  });
-  const forceProtocol = options.forceProtocol ?? fromEnv.forceProtocol;
-  let profile: CapabilityProfile | undefined;
-  if (typeof options.profile === 'string') profile = await loadProfile(options.profile);
-  else if (options.profile !== undefined) profile = parseProfile(options.profile);
-  else profile = fromEnv.profile;
-  if (profile === undefined) {
-    throw new SwitchyardError('CONFIG_INVALID', 'no capability profile: pass the profile option (an object or a JSON file path) or set SWITCHYARD_PROFILE', { details: { field: 'profile' } });
-  }
-  return forceProtocol === undefined ? { profile } : { profile, forceProtocol };
 }
 
 /** Wraps the http-base request builder so our scheduler learns how each C2D GET ended (Http#receive has no callback). */
@@ -118,6 +103,7 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
   let pollOnce: PollOnce | undefined;
   let ctor: TransportConstructor = function CapturingTransport(this: unknown, authProvider: unknown) {
     transport = new Transport(authProvider);
+    quietRheaDisconnects(transport);
     return transport;
   } as unknown as TransportConstructor;
   if (protocol === 'https') {
@@ -166,7 +152,7 @@ export async function connect<const P extends ProfileDefinition | string | undef
   const parsed = parseConnectOptions(options);
   const { signal } = parsed;
   if (signal?.aborted) throw new SwitchyardError('ABORTED', 'connect was aborted before it started', { cause: signal.reason });
-  const { profile, forceProtocol } = await resolveProfile(parsed, internals.env ?? process.env);
+  const { profile, forceProtocol } = await resolveProfile({ profile: parsed.profile, forceProtocol: parsed.forceProtocol, env: internals.env ?? process.env });
   const decision = select(profile, forceProtocol === undefined ? {} : { forceProtocol });
   const candidates: Protocol[] = [decision.protocol, ...(parsed.fallback ? decision.fallbacks : [])];
   const fallbacks: FallbackEvent[] = [];
@@ -221,18 +207,25 @@ export async function connect<const P extends ProfileDefinition | string | undef
             fallbacks: decision.fallbacks.filter((p) => p !== protocol && !fallbacks.some((f) => f.from === p)),
             warnings: [...decision.warnings, ...fallbacks.map((f) => `fell back from ${f.from} to ${f.to}: ${f.reason}`)],
           };
-    const client = new SwitchyardDeviceClient(built.azure, {
+    const link = new AzureClientLink({
       protocol,
-      decision: used,
-      transport: built.transport,
       deviceId: parsed.connection.deviceId,
-      operationTimeoutMs: parsed.operationTimeoutMs,
+      azure: built.azure,
+      transport: built.transport,
       retryPolicy,
+      ...(built.pollOnce === undefined ? {} : { pollOnce: built.pollOnce }),
+      ...(parsed.clock === undefined ? {} : { clock: parsed.clock }),
       rebuild: async () => {
         const next = await openOne(protocol, Transport);
         return { azure: next.azure, transport: next.transport, ...(next.pollOnce === undefined ? {} : { pollOnce: next.pollOnce }) };
       },
-      ...(built.pollOnce === undefined ? {} : { pollOnce: built.pollOnce }),
+    });
+    const client = new DeviceCore({
+      link,
+      decision: used,
+      initialState: 'connected',
+      operationTimeoutMs: parsed.operationTimeoutMs,
+      afterClose: () => destroyAgents(agents.splice(0)),
       ...(parsed.poll === undefined ? {} : { poll: parsed.poll }),
       ...(parsed.pollStateDir === undefined ? {} : { pollStateDir: parsed.pollStateDir }),
       ...(parsed.clock === undefined ? {} : { clock: parsed.clock }),
@@ -243,15 +236,8 @@ export async function connect<const P extends ProfileDefinition | string | undef
         for (const event of fallbacks) client.emit('fallback', event);
       });
     }
-    const close = client.close.bind(client);
-    client.close = async (opts) => {
-      try {
-        await close(opts);
-      } finally {
-        destroyAgents(agents.splice(0));
-      }
-    };
-    return { client: client as unknown as ClientFor<FeaturesOf<P>>, decision: used, fallbacks };
+    // The core is every feature's client; the profile's literal type narrows what the caller sees.
+    return { client: client as ClientFor<FeaturesOf<P>>, decision: used, fallbacks };
   }
   // Unreachable: the loop either returns or throws.
   throw new SwitchyardError('INTERNAL', 'connect ended without a result');

@@ -8,6 +8,11 @@ export interface ErrorContext {
   protocol?: Protocol;
   /** What was being done: 'connect', 'sendEvent', 'getTwin'... */
   operation?: string;
+  /**
+   * The identity, when one process speaks for many (a gateway): the message starts with
+   * "identity <id>: " and `details.deviceId` names it.
+   */
+  identity?: string;
 }
 
 /** Why a connect failed, as far as the error lets us tell; only 'network' may fall back. */
@@ -122,6 +127,15 @@ export function classifyFailure(err: unknown): FailureKind {
  */
 export function translateError(err: unknown, context: ErrorContext = {}): SwitchyardError {
   if (isSwitchyardError(err)) return err;
+  if (context.identity !== undefined) {
+    const { identity, ...rest } = context;
+    const translated = translateError(err, rest);
+    return new SwitchyardError(translated.code, `identity ${identity}: ${translated.message}`, {
+      cause: translated.cause,
+      details: { ...translated.details, deviceId: identity },
+      retryable: translated.retryable,
+    });
+  }
   const where = [context.protocol, context.operation].filter((p) => p !== undefined).join(' ');
   const prefix = where === '' ? '' : `${where}: `;
   const name = field(err, 'name');
@@ -160,6 +174,14 @@ export function translateError(err: unknown, context: ErrorContext = {}): Switch
     details,
     ...(retryable === undefined ? {} : { retryable }),
   });
+}
+
+/**
+ * Whether an operation that failed with `err` is worth trying again unchanged: the taxonomy's
+ * `retryable`, decided once in translateError, never by a list of SDK class names elsewhere.
+ */
+export function isRetryable(err: unknown): boolean {
+  return translateError(err).retryable;
 }
 
 /** The error for a feature the connected protocol cannot serve; never the SDK's NotImplementedError. */

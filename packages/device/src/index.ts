@@ -3,12 +3,15 @@
 // (`@switchyard/device/internal`), which carries no compatibility promise.
 export { connect, type ConnectOptions, type ConnectResult } from './connect.ts';
 export type { ConnectOptionsInput } from './options.ts';
-export { adaptAzureClient, type AdaptOptions, type RetryPolicyLike } from './client.ts';
+export { adaptAzureClient, type AdaptOptions } from './adapt.ts';
+export type { RetryPolicyLike } from './links/azure-client-link.ts';
+export { CONNECTION_STATES } from './core/state.ts';
+export type { Delivered } from './core/operation.ts';
+export { systemClock, ManualClock, type Clock, type TimerHandle } from '@switchyard/time';
 export {
   PRODUCTION_POLL_FLOOR_MS,
   pollPolicy,
   nextPollAt,
-  type Clock,
   type PollEvent,
   type PollOutcome,
   type PollPolicy,
@@ -29,6 +32,7 @@ export type {
   C2DSettleMore,
   ClientEvents,
   ConnectionState,
+  StateChange,
   DisconnectedEvent,
   FallbackEvent,
   MethodHandler,

@@ -1,8 +1,14 @@
 // @switchyard/device/internal: the building blocks the gateway, the CLI and this repository's
 // tests share with the device client. Not part of the public API: it changes without notice.
 export * from './index.ts';
-export { boundedRetryPolicy } from './client.ts';
-export { translateError, classifyFailure, featureUnsupported, type ErrorContext, type FailureKind } from './errors.ts';
+export { DeviceCore, DEFAULT_OPERATION_TIMEOUT_MS, type DeviceCoreOptions } from './core/device-core.ts';
+export { ConnectionStateMachine, canTransition } from './core/state.ts';
+export { guard, type GuardOptions } from './core/guard.ts';
+export { Operation, abortedError, type OperationHost } from './core/operation.ts';
+export { DeadlineNode, startDeadline, clearDeadline } from './core/deadlines.ts';
+export type { DeviceLink, LinkListener, LinkMessage, LinkDown, Settlement } from './links/link.ts';
+export { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type AzureClientLinkOptions, type AzureGeneration, type PollOnce } from './links/azure-client-link.ts';
+export { translateError, classifyFailure, featureUnsupported, isRetryable, type ErrorContext, type FailureKind } from './errors.ts';
 export { TRANSPORTS, loadTransport, type TransportSpec, type TransportConstructor, type ModuleImporter } from './transport-factory.ts';
 export { RedirectAgent, type Endpoint } from './endpoint.ts';
 export { parseConnectOptions, parseConnectionString, connectOptionsSchema, type ConnectOptionsInput } from './options.ts';
@@ -15,7 +21,6 @@ export {
   readPollState,
   writePollState,
   pollStatePath,
-  systemClock,
   PollRunner,
 } from './poll-scheduler.ts';
 export { MessageQueue, queueIterator } from './message-queue.ts';

@@ -3,7 +3,7 @@
 import * as v from 'valibot';
 import { SwitchyardError } from '@switchyard/errors';
 import { PROTOCOLS, type Protocol } from '@switchyard/profile';
-import type { Clock } from './poll-scheduler.ts';
+import type { Clock } from '@switchyard/time';
 
 // The generic messages keep the wording connect() has always used, so callers see no change.
 function received(input: unknown): string {

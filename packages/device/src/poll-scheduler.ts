@@ -6,6 +6,7 @@ import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SwitchyardError } from '@switchyard/errors';
 import { PRODUCTION_POLL_FLOOR_SECONDS } from '@switchyard/profile';
+import type { Clock, TimerHandle } from '@switchyard/time';
 
 export const PRODUCTION_POLL_FLOOR_MS = PRODUCTION_POLL_FLOOR_SECONDS * 1000;
 
@@ -160,25 +161,6 @@ export async function writePollState(dir: string, deviceId: string, state: PollS
 
 // ---- the runner --------------------------------------------------------------------------
 
-/** Time source; injected so tests and simulations control it. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    // A timer armed through the clock does not keep a process alive on its own; a caller that
-    // must (the poll runner, while a listener waits) refs its handle.
-    t.unref();
-    return t;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
-
 export interface PollEvent {
   startedAt: Date;
   /** Messages received by this poll, including the bounded drain. */
@@ -208,7 +190,7 @@ export interface PollRunnerOptions {
  */
 export class PollRunner {
   #state: PollState = { ...INITIAL_POLL_STATE };
-  #timer: unknown;
+  #timer: TimerHandle | undefined;
   #stopped = false;
   #running: Promise<void> | undefined;
   readonly #o: PollRunnerOptions;
@@ -248,7 +230,7 @@ export class PollRunner {
     // The runner exists only while someone listens for C2D. Over MQTT or AMQP the open socket
     // keeps such a process alive; over HTTPS the wait for the next poll is all there is, so it
     // must hold the process too (until stop()), or a listening device exits by itself.
-    (this.#timer as { ref?: () => unknown } | undefined)?.ref?.();
+    this.#timer.ref();
     return at;
   }
 

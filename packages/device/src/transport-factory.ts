@@ -70,3 +70,17 @@ export async function loadTransport(protocol: Protocol, importer: ModuleImporter
   }
   return ctor as TransportConstructor;
 }
+
+/**
+ * rhea prints `[connection-N] disconnected CloseEvent {…}` on stderr when a connection drops and
+ * nobody listens for 'disconnected'; azure-iot-amqp-base listens only once a connection opened, so
+ * every failed AMQP-WS connect dumped a raw WebSocket event into the application's output. The
+ * drop still reaches the SDK (and us) through its own handlers; the container-level listener only
+ * tells rhea that someone heard it. A transport without the private fields is left as it is.
+ */
+export function quietRheaDisconnects(transport: unknown): void {
+  const container = (transport as { _amqp?: { _rheaContainer?: { on?: unknown; listenerCount?: unknown } } } | undefined)?._amqp?._rheaContainer;
+  if (typeof container?.on !== 'function' || typeof container.listenerCount !== 'function') return;
+  const emitter = container as { on(event: string, fn: () => void): void; listenerCount(event: string): number };
+  if (emitter.listenerCount('disconnected') === 0) emitter.on('disconnected', () => undefined);
+}

@@ -5,6 +5,9 @@ import type { Feature, Protocol } from '@switchyard/profile';
 import type { Decision } from '@switchyard/selector';
 import type { C2DMessageData, OutgoingMessage } from './message.ts';
 import type { PollEvent } from './poll-scheduler.ts';
+import type { ConnectionState, StateChange } from './core/state.ts';
+
+export type { ConnectionState, StateChange } from './core/state.ts';
 
 export interface OperationOptions {
   signal?: AbortSignal;
@@ -47,7 +50,7 @@ export type MethodHandler = (request: MethodRequest) => Promise<MethodResult> | 
 
 export interface DisconnectedEvent {
   reason: string;
-  /** True while the SDK is reconnecting on its own; false when the client gave up. */
+  /** True while the connection is being re-opened (state `reconnecting`); false when nothing re-opens it. */
   willRetry: boolean;
   error?: SwitchyardError;
 }
@@ -59,6 +62,8 @@ export interface FallbackEvent {
 }
 
 export interface ClientEvents<M> {
+  /** Every transition of the connection state machine, with its reason and epoch. */
+  state: [StateChange];
   connected: [];
   disconnected: [DisconnectedEvent];
   fallback: [FallbackEvent];
@@ -69,8 +74,6 @@ export interface ClientEvents<M> {
   warning: [string];
   error: [SwitchyardError];
 }
-
-export type ConnectionState = 'connected' | 'disconnected' | 'closing' | 'closed';
 
 export interface BaseClient<M> {
   readonly protocol: Protocol;

@@ -9,8 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import azureDevice from 'azure-iot-device';
 import azureMqtt from 'azure-iot-device-mqtt';
 import { silentLogger, startLocalHub, type LocalHub } from '@switchyard/local-hub';
-import { RedirectAgent, adaptAzureClient, connect } from '../src/internal.ts';
-import { guard } from '../src/client.ts';
+import { RedirectAgent, adaptAzureClient, connect, guard } from '../src/internal.ts';
 import { waitFor } from './helpers.ts';
 
 let hub: LocalHub;

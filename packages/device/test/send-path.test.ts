@@ -2,8 +2,9 @@
 // the Azure client (callback style, promise style, failing, never answering). Every wait here is
 // for an event (a deadline expiring, a promise settling), never for a length of time.
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '@switchyard/time';
 import { adaptAzureClient } from '../src/index.ts';
-import { DeadlineNode, clearDeadline, startDeadline } from '../src/deadlines.ts';
+import { AzureClientLink, DeadlineNode, DeviceCore, clearDeadline, startDeadline } from '../src/internal.ts';
 
 class Probe extends DeadlineNode {
   readonly expired: Promise<void>;
@@ -22,16 +23,19 @@ class Probe extends DeadlineNode {
 
 describe('deadline lists', () => {
   it('expire in the order they started, once each, and skip a cleared one', async () => {
+    const clock = new ManualClock();
     const log: string[] = [];
     const a = new Probe(log, 'a');
     const b = new Probe(log, 'b');
     const c = new Probe(log, 'c');
-    startDeadline(a, 20);
-    startDeadline(b, 20);
-    startDeadline(c, 20);
+    startDeadline(a, 20, clock);
+    clock.advance(1);
+    startDeadline(b, 20, clock);
+    startDeadline(c, 20, clock);
     clearDeadline(b);
-    // b's deadline falls before c's, so had it not been cleared it would be in the log by now.
-    await c.expired;
+    clock.advance(19);
+    expect(log).toEqual(['a']);
+    clock.advance(1);
     expect(log).toEqual(['a', 'c']);
     expect([a.fired, b.fired, c.fired]).toEqual([1, 0, 1]);
     clearDeadline(a); // after expiry: harmless
@@ -39,28 +43,29 @@ describe('deadline lists', () => {
   });
 
   it('keep separate timeouts apart, and serve nodes added after the list emptied', async () => {
+    const clock = new ManualClock();
     const log: string[] = [];
     const slow = new Probe(log, 'slow');
     const fast = new Probe(log, 'fast');
-    startDeadline(slow, 60);
-    startDeadline(fast, 5);
-    await fast.expired;
+    startDeadline(slow, 60, clock);
+    startDeadline(fast, 5, clock);
+    clock.advance(5);
     expect(log).toEqual(['fast']);
-    await slow.expired;
+    clock.advance(55);
     const again = new Probe(log, 'again');
-    startDeadline(again, 5);
-    await again.expired;
+    startDeadline(again, 5, clock);
+    expect(clock.pending({ refed: true })).toBe(1);
+    clock.advance(5);
+    // An empty list leaves nothing holding the process open.
+    expect(clock.pending({ refed: true })).toBe(0);
     expect(log).toEqual(['fast', 'slow', 'again']);
   });
 
   it('treat a delay setTimeout would refuse (NaN, 0, beyond 2^31-1 ms) as 1 ms, as setTimeout does', async () => {
+    const clock = new ManualClock();
     const log: string[] = [];
-    const probes = [Number.NaN, 0, 2 ** 40].map((ms, i) => {
-      const p = new Probe(log, String(i));
-      startDeadline(p, ms);
-      return p;
-    });
-    await Promise.all(probes.map((p) => p.expired));
+    [Number.NaN, 0, 2 ** 40].forEach((ms, i) => startDeadline(new Probe(log, String(i)), ms, clock));
+    clock.advance(1);
     expect(log.sort()).toEqual(['0', '1', '2']);
   });
 });
@@ -93,7 +98,7 @@ describe('sendEvent over a stand-in Azure client', () => {
     const client = adaptAzureClient(azure, { protocol: 'mqtt' });
     await client.sendEvent('hello');
     expect((azure.sent[0] as { data: Buffer }).data.toString()).toBe('hello');
-    // With a callback the SDK builds no promise of its own (see deadlines.ts and bench/README.md).
+    // With a callback the SDK builds no promise of its own (see core/deadlines.ts and bench/README.md).
     expect(azure.callbacks).toEqual(['function']);
   });
 
@@ -134,17 +139,27 @@ describe('sendEvent over a stand-in Azure client', () => {
   });
 
   it('on AMQP, replaces the connection after a send times out', async () => {
-    const replaced = new Promise<void>((resolve) => {
-      const client = adaptAzureClient(standIn(() => undefined), {
-        protocol: 'amqp',
-        rebuild: () => {
-          resolve();
-          // The stand-in has only what a send touches; the rebuilt client is never used here.
-          return Promise.resolve({ azure: standIn((done) => done?.(null)) as never, transport: undefined });
-        },
-      });
-      void client.sendEvent('x', { timeoutMs: 10 }).catch(() => undefined);
+    const states: string[] = [];
+    let rebuilt = 0;
+    const link = new AzureClientLink({
+      protocol: 'amqp',
+      deviceId: 'd',
+      azure: standIn(() => undefined) as never,
+      rebuild: () => {
+        rebuilt++;
+        // The stand-in has only what a send touches.
+        return Promise.resolve({ azure: standIn((done) => done?.(null)) as never });
+      },
     });
-    await replaced;
+    const client = new DeviceCore({ link, initialState: 'connected' });
+    client.on('state', (change: { to: string }) => states.push(change.to));
+    const reconnected = new Promise<void>((resolve) => client.once('connected', resolve));
+    await expect(client.sendEvent('x', { timeoutMs: 10 })).rejects.toMatchObject({ code: 'TIMEOUT', details: { delivered: 'unknown' } });
+    await reconnected;
+    expect(rebuilt).toBe(1);
+    expect(states).toEqual(['reconnecting', 'connected']);
+    // The new connection carries the next send.
+    await expect(client.sendEvent('y')).resolves.toBeUndefined();
+    await client.close();
   });
 });

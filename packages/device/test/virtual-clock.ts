@@ -1,6 +1,7 @@
-// A clock whose time moves only when the test says so. Timers fire in time order; after each one
+// A clock whose time moves only when the test says so, with timers owned by a simulated process
+// generation so that a crash can drop them (@switchyard/time's ManualClock has no owners). Timers fire in time order; after each one
 // the test waits (bounded) for the async work it started to schedule its successor.
-import type { Clock } from '../src/index.ts';
+import type { Clock, TimerHandle } from '@switchyard/time';
 
 interface Timer {
   id: number;
@@ -23,14 +24,15 @@ export class VirtualClock implements Clock {
     return this.#now;
   }
 
-  setTimeout(fn: () => void, ms: number): unknown {
+  setTimeout(fn: () => void, ms: number): TimerHandle {
     const timer = { id: ++this.#seq, at: this.#now + Math.max(0, ms), fn, owner: this.owner };
     this.timers.push(timer);
-    return timer.id;
+    return { id: timer.id, ref: () => undefined, unref: () => undefined } as TimerHandle;
   }
 
-  clearTimeout(handle: unknown): void {
-    this.timers = this.timers.filter((t) => t.id !== handle);
+  clearTimeout(handle: TimerHandle | undefined): void {
+    const id = (handle as { id?: number } | undefined)?.id;
+    this.timers = this.timers.filter((t) => t.id !== id);
   }
 
   /** Drops every timer of `owner`, as a crash would. */

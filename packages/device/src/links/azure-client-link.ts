@@ -1,0 +1,369 @@
+// A link over one azure-iot-device Client, whatever its transport: the five protocols of
+// connect() and the gateway's azure-client engine. It adds what the SDK lacks as a link: typed
+// up/down reports with an epoch per Azure client, normalized C2D, callbacks on the send path, and
+// the replacement of an AMQP client whose operations wedge (see #recycle).
+import { isRetryable } from '../errors.ts';
+import { fromAzureMessage, toAzureMessage, type OutgoingMessage } from '../message.ts';
+import type { PollOutcome } from '../poll-scheduler.ts';
+import type { Protocol } from '@switchyard/profile';
+import { delay, systemClock, type Clock } from '@switchyard/time';
+import type { MethodRequest, TwinDocument } from '../types.ts';
+import type { DeviceLink, LinkListener, Settlement } from './link.ts';
+
+type Callback = (err?: Error | null, result?: unknown) => void;
+
+/** The parts of azure-iot-device's Client a link uses. */
+export interface AzureClientLike {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  removeListener(event: string, listener: (...args: never[]) => void): unknown;
+  open(): Promise<unknown>;
+  close(): Promise<unknown>;
+  /** With a callback the SDK skips building a promise of its own (its callbackToPromise). */
+  sendEvent(message: unknown, done?: Callback): Promise<unknown> | void;
+  sendEventBatch(messages: unknown[]): Promise<unknown>;
+  complete(message: unknown): Promise<unknown>;
+  abandon(message: unknown): Promise<unknown>;
+  reject(message: unknown): Promise<unknown>;
+  getTwin(): Promise<unknown>;
+  onDeviceMethod(name: string, callback: (request: unknown, response: unknown) => void): void;
+  uploadToBlob(blobName: string, stream: unknown, length: number): Promise<unknown>;
+  setRetryPolicy(policy: unknown): void;
+}
+
+interface TwinLike {
+  properties: { desired: Record<string, unknown>; reported: Record<string, unknown> & { update(patch: unknown, done: Callback): void } };
+  get(): Promise<unknown>;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+/** HTTPS only: issues one C2D GET and reports how it ended. */
+export type PollOnce = () => Promise<PollOutcome>;
+
+export interface RetryPolicyLike {
+  shouldRetry(err: Error): boolean;
+  nextRetryTimeout(retryCount: number, throttled: boolean): number;
+}
+
+/** One generation of Azure client: the client, its transport and (HTTPS) its poll hook. */
+export interface AzureGeneration {
+  azure: AzureClientLike;
+  transport?: unknown;
+  pollOnce?: PollOnce;
+}
+
+export interface AzureClientLinkOptions extends AzureGeneration {
+  protocol: Protocol;
+  deviceId: string;
+  /** The SDK retry policy in force after connecting, so its shouldRetry decides `willRetry`. */
+  retryPolicy?: RetryPolicyLike;
+  /**
+   * Builds and opens a replacement Azure client. When given, an AMQP client whose operation
+   * times out is replaced (#recycle); connect() provides it, adapted clients may omit it.
+   */
+  rebuild?: () => Promise<AzureGeneration>;
+  /** For the waits between rebuild attempts. */
+  clock?: Clock;
+}
+
+/**
+ * A retry policy that gives up: the SDK's default retries some failures for 240 s, so a connect
+ * to a closed port hangs for 4 minutes. Delays double from `baseMs` up to `maxMs`; what is worth
+ * retrying is the error taxonomy's `retryable`.
+ */
+export function boundedRetryPolicy(maxAttempts: number, baseMs = 100, maxMs = 5_000): RetryPolicyLike {
+  return {
+    shouldRetry: (err) => maxAttempts > 0 && isRetryable(err),
+    nextRetryTimeout: (retryCount, throttled) => {
+      if (retryCount > maxAttempts) return -1;
+      const base = throttled ? Math.max(baseMs, 5_000) : baseMs;
+      return Math.min(base * 2 ** Math.max(0, retryCount - 1), throttled ? Math.max(maxMs, 60_000) : maxMs);
+    },
+  };
+}
+
+function plainTwin(twin: TwinLike): TwinDocument {
+  return { desired: twin.properties.desired, reported: twin.properties.reported };
+}
+
+export class AzureClientLink implements DeviceLink {
+  readonly protocol: Protocol;
+  readonly deviceId: string;
+  readonly holdsDuringReconnect = false;
+  readonly c2dMode: 'push' | 'poll';
+  #epoch = 1;
+  #listener: LinkListener | undefined;
+  #gen: AzureGeneration;
+  #cleanup: Array<() => void> = [];
+  #rebuilding: Promise<void> | undefined;
+  #twin: Promise<TwinLike> | undefined;
+  #c2d = false;
+  #desired = false;
+  readonly #methods = new Set<string>();
+  #closed = false;
+  readonly #o: AzureClientLinkOptions;
+
+  constructor(options: AzureClientLinkOptions) {
+    this.#o = options;
+    this.protocol = options.protocol;
+    this.deviceId = options.deviceId;
+    this.c2dMode = options.protocol === 'https' ? 'poll' : 'push';
+    this.#gen = options;
+  }
+
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** The Azure client in force (the gateway's azure-client engine re-opens it). */
+  get azure(): AzureClientLike {
+    return this.#gen.azure;
+  }
+
+  bind(listener: LinkListener): void {
+    this.#listener = listener;
+    this.#attach(this.#gen);
+  }
+
+  #listen(target: Pick<AzureClientLike, 'on' | 'removeListener'>, event: string, fn: (...args: never[]) => void): void {
+    target.on(event, fn);
+    this.#cleanup.push(() => target.removeListener(event, fn));
+  }
+
+  /** Listens to one generation of Azure client and transport; undone by #detach. */
+  #attach(gen: AzureGeneration): void {
+    const listener = this.#listener!;
+    const epoch = this.#epoch;
+    const { azure } = gen;
+    // An 'error' event without a listener crashes the process; the SDK emits them for failed
+    // feature re-enables after reconnects (azure-sdk-transports.md §8 item 15).
+    this.#listen(azure, 'error', (err: unknown) => listener.linkFault(err, 'background'));
+    this.#listen(azure, 'connect', () => listener.linkUp(epoch));
+    // The client's own 'disconnect' comes when it gave up (or never retried).
+    this.#listen(azure, 'disconnect', (result: unknown) => {
+      if (this.#closed) return;
+      const error = (result as { transportObj?: unknown } | undefined)?.transportObj;
+      listener.linkDown(epoch, error === undefined ? { willRetry: false } : { error, willRetry: false });
+    });
+    const transport = gen.transport as Partial<Pick<AzureClientLike, 'on' | 'removeListener'>> | undefined;
+    if (typeof transport?.on === 'function' && typeof transport.removeListener === 'function') {
+      const t = transport as Pick<AzureClientLike, 'on' | 'removeListener'>;
+      this.#listen(t, 'disconnect', (err: unknown) => {
+        if (this.#closed || !(err instanceof Error)) return;
+        // The client reports only give-ups; a drop the SDK retries is visible only here.
+        const willRetry = this.#o.retryPolicy?.shouldRetry(err) ?? isRetryable(err);
+        if (willRetry) listener.linkDown(epoch, { error: err, willRetry: true });
+      });
+      // HTTP poll failures appear only as transport 'error' events, which the SDK merely logs.
+      if (this.protocol === 'https') this.#listen(t, 'error', (err: unknown) => listener.linkFault(err, 'poll'));
+    }
+    if (this.#c2d) this.#listen(azure, 'message', (msg: unknown) => this.#deliver(azure, msg));
+  }
+
+  #detach(): void {
+    for (const undo of this.#cleanup.splice(0)) undo();
+  }
+
+  /**
+   * The AMQP transport can wedge for good: when the hub force-detaches links and then drops the
+   * connection, azure-iot-amqp-base waits in 'disconnecting' for detach replies that never come
+   * and queues every later send. Nothing is emitted, so the first operation that times out
+   * replaces the whole Azure client and restores C2D, methods and desired updates on the new one.
+   */
+  operationTimedOut(what: string, epoch: number): void {
+    if (this.protocol !== 'amqp' && this.protocol !== 'amqp-ws') return;
+    const rebuild = this.#o.rebuild;
+    if (rebuild === undefined || this.#rebuilding !== undefined || this.#closed || epoch !== this.#epoch) return;
+    const listener = this.#listener!;
+    listener.linkDown(epoch, { willRetry: true, reason: `${this.protocol} ${what} timed out; replacing the connection` });
+    const old = this.#gen.azure;
+    this.#detach();
+    old.on('error', () => undefined);
+    void old.close().catch(() => undefined);
+    const clock = this.#o.clock ?? systemClock;
+    this.#rebuilding = (async () => {
+      const attempts = this.#o.retryPolicy === undefined ? 3 : 5;
+      for (let attempt = 1; attempt <= attempts; attempt++) {
+        try {
+          const next = await rebuild();
+          if (this.#closed) {
+            await next.azure.close().catch(() => undefined);
+            return;
+          }
+          this.#gen = next;
+          this.#twin = undefined;
+          this.#epoch++;
+          this.#attach(next);
+          for (const name of this.#methods) this.#registerMethod(name);
+          if (this.#desired) {
+            this.#desired = false;
+            await this.enableDesired().catch((err: unknown) => listener.linkFault(err, 'desired'));
+          }
+          listener.linkUp(this.#epoch);
+          return;
+        } catch (err) {
+          if (attempt === attempts) {
+            listener.linkDown(this.#epoch, { error: err, willRetry: false });
+            return;
+          }
+          await delay(clock, 500 * attempt);
+        }
+      }
+    })().finally(() => {
+      this.#rebuilding = undefined;
+    });
+  }
+
+  /** Runs `op` on the client in force, after a replacement under way. */
+  #withAzure<T>(op: (azure: AzureClientLike) => Promise<T>): Promise<T> {
+    if (this.#rebuilding !== undefined) return this.#rebuilding.then(() => this.#withAzure(op));
+    return op(this.#gen.azure);
+  }
+
+  // ---- telemetry ---------------------------------------------------------------------------
+
+  send(message: OutgoingMessage, done: (err?: unknown) => void): void {
+    const azureMessage = toAzureMessage(message, this.protocol);
+    if (this.#rebuilding !== undefined) {
+      this.#rebuilding.then(() => this.#sendAzure(azureMessage, done), done);
+      return;
+    }
+    this.#sendAzure(azureMessage, done);
+  }
+
+  #sendAzure(azureMessage: unknown, done: (err?: unknown) => void): void {
+    try {
+      const returned = this.#gen.azure.sendEvent(azureMessage, done as Callback);
+      // The SDK returns nothing when given a callback; a client-like object adapted from
+      // elsewhere may ignore the callback and return a promise instead.
+      if (returned !== undefined && typeof (returned as Promise<unknown>).then === 'function') {
+        (returned as Promise<unknown>).then(() => done(), done);
+      }
+    } catch (err) {
+      done(err);
+    }
+  }
+
+  sendBatch(messages: readonly OutgoingMessage[], signal?: AbortSignal): Promise<void> {
+    const azureMessages = messages.map((m) => toAzureMessage(m, this.protocol));
+    return this.#withAzure(async (azure) => {
+      if (this.protocol === 'https') {
+        await azure.sendEventBatch(azureMessages);
+      } else if (this.protocol === 'amqp' || this.protocol === 'amqp-ws') {
+        // No AMQP batch in the SDK: all transfers go out on the one link without waiting for
+        // each disposition, which is what a batch would buy.
+        await Promise.all(azureMessages.map((m) => azure.sendEvent(m)));
+      } else {
+        for (const m of azureMessages) {
+          // Stop between messages once the caller gave up; the core reports the abort.
+          if (signal?.aborted === true) return;
+          await azure.sendEvent(m);
+        }
+      }
+    });
+  }
+
+  // ---- cloud to device ---------------------------------------------------------------------
+
+  enableC2D(): void {
+    if (this.#c2d || this.#closed) return;
+    this.#c2d = true;
+    const azure = this.#gen.azure;
+    this.#listen(azure, 'message', (msg: unknown) => this.#deliver(azure, msg));
+  }
+
+  #deliver(from: AzureClientLike, msg: unknown): void {
+    const data = fromAzureMessage(msg as Parameters<typeof fromAzureMessage>[0], this.protocol);
+    // Settled on the client that delivered it: a lock belongs to its link.
+    this.#listener?.linkMessage({ data, settle: (how: Settlement) => from[how](msg).then(() => undefined) });
+  }
+
+  pollOnce(): Promise<PollOutcome> {
+    const poll = this.#gen.pollOnce;
+    if (poll === undefined) return Promise.resolve('failed');
+    return this.#withAzure(() => poll());
+  }
+
+  // ---- twin --------------------------------------------------------------------------------
+
+  #ensureTwin(): Promise<TwinLike> {
+    if (this.#twin !== undefined) return this.#twin;
+    const pending = this.#withAzure((azure) => azure.getTwin() as Promise<TwinLike>).then((twin) => {
+      // The Twin is an emitter of its own; an unhandled 'error' there crashes too.
+      twin.on('error', (err: unknown) => this.#listener?.linkFault(err, 'twin'));
+      return twin;
+    });
+    this.#twin = pending;
+    pending.catch(() => {
+      if (this.#twin === pending) this.#twin = undefined;
+    });
+    return pending;
+  }
+
+  async getTwin(): Promise<TwinDocument> {
+    const first = this.#twin === undefined;
+    const twin = await this.#ensureTwin();
+    if (!first) await twin.get();
+    return plainTwin(twin);
+  }
+
+  async updateReported(patch: Record<string, unknown>): Promise<void> {
+    const twin = await this.#ensureTwin();
+    await new Promise<void>((resolve, reject) => twin.properties.reported.update(patch, (err) => (err ? reject(err) : resolve())));
+  }
+
+  async enableDesired(): Promise<void> {
+    if (this.#desired) return;
+    this.#desired = true;
+    try {
+      const twin = await this.#ensureTwin();
+      twin.on('properties.desired', (delta: unknown) => this.#listener?.linkDesired(delta as Record<string, unknown>));
+    } catch (err) {
+      this.#desired = false;
+      throw err;
+    }
+  }
+
+  // ---- methods -----------------------------------------------------------------------------
+
+  enableMethod(methodName: string): void {
+    if (this.#methods.has(methodName)) return;
+    this.#methods.add(methodName);
+    this.#registerMethod(methodName);
+  }
+
+  #registerMethod(methodName: string): void {
+    this.#gen.azure.onDeviceMethod(methodName, (request, response) => {
+      const req = request as { methodName: string; requestId: string; payload: unknown };
+      const res = response as { send(status: number, payload?: unknown): Promise<void> };
+      const payload = Buffer.isBuffer(req.payload) ? req.payload.toString('utf8') : req.payload;
+      const call: MethodRequest = { methodName: req.methodName, requestId: req.requestId, payload };
+      this.#listener?.linkMethod(call, (result) => res.send(result.status, result.payload ?? null));
+    });
+  }
+
+  // ---- file upload -------------------------------------------------------------------------
+
+  uploadToBlob(blobName: string, stream: NodeJS.ReadableStream, size: number): Promise<void> {
+    return this.#withAzure((azure) => azure.uploadToBlob(blobName, stream, size)).then(() => undefined);
+  }
+
+  /** The gateway gave up re-opening this identity: report it down for good. */
+  gaveUp(error: unknown): void {
+    this.#listener?.linkDown(this.#epoch, { error, willRetry: false });
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#rebuilding?.catch(() => undefined);
+    const azure = this.#gen.azure;
+    try {
+      await azure.close();
+    } finally {
+      this.#detach();
+      // Keep swallowing late SDK errors after close: nobody listens any more.
+      azure.on('error', () => undefined);
+    }
+  }
+}
