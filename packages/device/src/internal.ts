@@ -1,7 +1,7 @@
 // @switchyard/device/internal: the building blocks the gateway, the CLI and this repository's
 // tests share with the device client. Not part of the public API: it changes without notice.
 export * from './index.ts';
-export { DeviceCore, DEFAULT_OPERATION_TIMEOUT_MS, type DeviceCoreOptions } from './core/device-core.ts';
+export { DeviceCore, DEFAULT_OPERATION_TIMEOUT_MS, type DeviceCoreOptions, type CoreObserver } from './core/device-core.ts';
 export { ConnectionStateMachine, canTransition } from './core/state.ts';
 export { guard, type GuardOptions } from './core/guard.ts';
 export { Operation, abortedError, type OperationHost } from './core/operation.ts';

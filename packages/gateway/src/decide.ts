@@ -3,21 +3,18 @@
 // profile or a forced protocol excludes those, the gateway falls back to one connection per
 // identity and says so in the decision record rather than failing.
 import { isSwitchyardError } from '@switchyard/errors';
-import { loadProfile, parseProfile, resolveProfileFromEnv, type CapabilityProfile, type Protocol } from '@switchyard/profile';
+import { resolveProfile, type CapabilityProfile, type Protocol } from '@switchyard/profile';
 import { select, type Decision } from '@switchyard/selector';
-import type { GatewayOptions } from './gateway.ts';
+import type { GatewayOptions } from './types.ts';
 
 export function isMultiplexing(protocol: Protocol): protocol is 'amqp' | 'amqp-ws' {
   return protocol === 'amqp' || protocol === 'amqp-ws';
 }
 
-async function resolveProfile(options: GatewayOptions): Promise<{ profile: CapabilityProfile; forceProtocol?: Protocol }> {
-  const fromEnv = await resolveProfileFromEnv(options.env ?? process.env);
-  const forceProtocol = options.protocol ?? fromEnv.forceProtocol;
-  let profile: CapabilityProfile;
-  if (typeof options.profile === 'string') profile = await loadProfile(options.profile);
-  else if (options.profile !== undefined) profile = parseProfile(options.profile);
-  else profile = fromEnv.profile ?? parseProfile({});
+async function resolveGatewayProfile(options: GatewayOptions): Promise<{ profile: CapabilityProfile; forceProtocol?: Protocol }> {
+  // The one resolution, as connect() does it: options first, the environment only for what they
+  // leave open, the schema's defaults when neither gives a profile.
+  const { profile, forceProtocol } = await resolveProfile({ profile: options.profile, forceProtocol: options.protocol, env: options.env, otherwise: 'defaults' });
   // A gateway carries several identities by definition; the profile's own count may be the default 1.
   const identities = Math.max(2, profile.identities, options.identities?.length ?? 0);
   const gatewayProfile = { ...profile, identities };
@@ -25,7 +22,7 @@ async function resolveProfile(options: GatewayOptions): Promise<{ profile: Capab
 }
 
 export async function decideProtocol(options: GatewayOptions): Promise<Decision> {
-  const { profile, forceProtocol } = await resolveProfile(options);
+  const { profile, forceProtocol } = await resolveGatewayProfile(options);
   const selectOptions = forceProtocol === undefined ? {} : { forceProtocol };
   try {
     return select(profile, selectOptions);

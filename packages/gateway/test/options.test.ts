@@ -1,7 +1,11 @@
 // The pure parts: where an identity goes in the pool, and what options are refused and why.
 import { describe, expect, it } from 'vitest';
 import { isSwitchyardError } from '@switchyard/errors';
-import { chooseConnection, createGateway, isTransientFailure, parseIdentity, reopenDelayMs, type GatewayOptions } from '../src/internal.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isRetryable } from '@switchyard/device/internal';
+import { chooseConnection, createGateway, parseIdentity, reopenDelayMs, type GatewayOptions } from '../src/internal.ts';
 
 const KEY = Buffer.alloc(32, 1).toString('base64');
 const cs = (deviceId: string, extra = ''): string => `HostName=hub.azure-devices.net;DeviceId=${deviceId};SharedAccessKey=${KEY}${extra}`;
@@ -39,11 +43,21 @@ describe('reopenDelayMs', () => {
   });
 });
 
-describe('isTransientFailure', () => {
+describe('what the gateway re-opens for (the taxonomy\'s retryable)', () => {
   it('retries what the network or the hub caused, not what the identity caused', () => {
     const named = (name: string): Error => Object.assign(new Error('x'), { name });
-    expect(['NotConnectedError', 'TimeoutError', 'ServiceUnavailableError', 'ThrottlingError'].every((n) => isTransientFailure(named(n)))).toBe(true);
-    expect(['UnauthorizedError', 'DeviceNotFoundError', 'Error'].some((n) => isTransientFailure(named(n)))).toBe(false);
+    expect(['NotConnectedError', 'TimeoutError', 'ServiceUnavailableError', 'ThrottlingError'].every((n) => isRetryable(named(n)))).toBe(true);
+    expect(['UnauthorizedError', 'DeviceNotFoundError', 'Error'].some((n) => isRetryable(named(n)))).toBe(false);
+  });
+});
+
+describe('profile resolution', () => {
+  it('never reads SWITCHYARD_PROFILE when a profile is passed, so a broken file there cannot fail createGateway', async () => {
+    const broken = join(mkdtempSync(join(tmpdir(), 'gw-profile-')), 'broken.json');
+    writeFileSync(broken, '{ not json');
+    const gateway = await createGateway({ profile: { features: ['telemetry'] }, env: { SWITCHYARD_PROFILE: broken } });
+    expect(gateway.protocol).toMatch(/^amqp/);
+    await gateway.close();
   });
 });
 

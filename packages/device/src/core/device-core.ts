@@ -32,6 +32,16 @@ export interface DeviceCoreOptions extends PollingOptions {
   identity?: string;
   /** Runs after the link closed (connect() frees its agents here). */
   afterClose?: () => void;
+  /**
+   * Told of every state change and background fault of this core. One object for many cores (a
+   * gateway's identities), so that following them costs no closure per identity.
+   */
+  observer?: CoreObserver;
+}
+
+export interface CoreObserver {
+  stateChanged(core: DeviceCore, change: StateChange): void;
+  fault(core: DeviceCore, error: SwitchyardError): void;
 }
 
 function plain(value: unknown): Record<string, unknown> {
@@ -91,6 +101,7 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
   // An arrow, handed to the state machine once: it runs on every transition.
   readonly #changed = (change: StateChange): void => {
     this.emit('state', change);
+    this.#options.observer?.stateChanged(this, change);
     if (change.to === 'connected') {
       this.emit('connected');
       this.#release();
@@ -109,6 +120,8 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
 
   #emitError(err: unknown, operation: string): void {
     const error = translateError(err, this.#context(operation));
+    this.#options.observer?.fault(this, error);
+    // An 'error' nobody listens to would throw; the observer (a gateway) reports it its own way.
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
 
@@ -123,14 +136,22 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
 
   // ---- LinkListener ------------------------------------------------------------------------
 
+  /**
+   * Whether a report of connection attempt `epoch` still counts: one of an older attempt (a
+   * replaced connection's late callback) does not; a newer one makes that attempt current.
+   */
+  #current(epoch: number): boolean {
+    if (epoch < this.#machine.epoch) return false;
+    while (this.#machine.epoch < epoch) this.#machine.nextEpoch();
+    return true;
+  }
+
   linkUp(epoch: number): void {
-    if (epoch > this.#machine.epoch) {
-      while (this.#machine.epoch < epoch) this.#machine.nextEpoch();
-    }
-    this.#machine.transition('connected', 'the link is up', { epoch });
+    if (this.#current(epoch)) this.#machine.transition('connected', 'the link is up', { epoch });
   }
 
   linkDown(epoch: number, down: LinkDown): void {
+    if (!this.#current(epoch)) return;
     const error = down.error === undefined ? undefined : translateError(down.error, this.#context('connection'));
     const reason = down.reason ?? error?.message ?? 'closed by the hub';
     this.#machine.transition(down.willRetry ? 'reconnecting' : 'disconnected', reason, error === undefined ? { epoch } : { epoch, error });

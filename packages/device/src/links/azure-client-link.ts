@@ -63,6 +63,12 @@ export interface AzureClientLinkOptions extends AzureGeneration {
   rebuild?: () => Promise<AzureGeneration>;
   /** For the waits between rebuild attempts. */
   clock?: Clock;
+  /**
+   * Who re-opens the client after a drop: the SDK by its retry policy (connect()), or the link's
+   * owner (a gateway, which re-opens every identity for any retryable failure, whatever the
+   * client's own policy, and so also after the client itself gave up).
+   */
+  reopenedBy?: 'sdk' | 'owner';
 }
 
 /**
@@ -140,7 +146,7 @@ export class AzureClientLink implements DeviceLink {
     this.#listen(azure, 'connect', () => listener.linkUp(epoch));
     // The client's own 'disconnect' comes when it gave up (or never retried).
     this.#listen(azure, 'disconnect', (result: unknown) => {
-      if (this.#closed) return;
+      if (this.#closed || this.#o.reopenedBy === 'owner') return;
       const error = (result as { transportObj?: unknown } | undefined)?.transportObj;
       listener.linkDown(epoch, error === undefined ? { willRetry: false } : { error, willRetry: false });
     });
@@ -148,8 +154,13 @@ export class AzureClientLink implements DeviceLink {
     if (typeof transport?.on === 'function' && typeof transport.removeListener === 'function') {
       const t = transport as Pick<AzureClientLike, 'on' | 'removeListener'>;
       this.#listen(t, 'disconnect', (err: unknown) => {
-        if (this.#closed || !(err instanceof Error)) return;
+        if (this.#closed) return;
+        if (this.#o.reopenedBy === 'owner') {
+          listener.linkDown(epoch, err === undefined ? { willRetry: false } : { error: err, willRetry: isRetryable(err) });
+          return;
+        }
         // The client reports only give-ups; a drop the SDK retries is visible only here.
+        if (!(err instanceof Error)) return;
         const willRetry = this.#o.retryPolicy?.shouldRetry(err) ?? isRetryable(err);
         if (willRetry) listener.linkDown(epoch, { error: err, willRetry: true });
       });
@@ -345,6 +356,11 @@ export class AzureClientLink implements DeviceLink {
 
   uploadToBlob(blobName: string, stream: NodeJS.ReadableStream, size: number): Promise<void> {
     return this.#withAzure((azure) => azure.uploadToBlob(blobName, stream, size)).then(() => undefined);
+  }
+
+  /** The Azure client in force finished an open() someone else called (the gateway's re-open). */
+  opened(): void {
+    if (!this.#closed) this.#listener?.linkUp(this.#epoch);
   }
 
   /** The gateway gave up re-opening this identity: report it down for good. */

@@ -1,41 +1,20 @@
 // The gateway over MQTT, MQTT-WS or HTTPS: the same Gateway interface, but each identity is a
 // plain single-device client from @switchyard/device with its own connection, because those
 // protocols authenticate one identity per connection. The decision record carries the reason.
-import { EventEmitter } from 'node:events';
 import { SwitchyardError } from '@switchyard/errors';
-import { connect, translateError, type DeviceClient } from '@switchyard/device/internal';
-import type {
-  GatewayIdentity,
-  GatewayIdentityInput,
-  GatewayOptions,
-  IdentityEvents,
-  IdentityState,
-} from './gateway.ts';
-import { GatewayBase } from './gateway-base.ts';
-import type { ConnectionInfo } from './pool.ts';
+import { connect, translateError, type DeviceCore } from '@switchyard/device/internal';
+import type { ConnectionInfo } from '../amqp/pool.ts';
+import type { GatewayIdentity, GatewayIdentityInput, GatewayOptions } from '../types.ts';
+import { GatewayBase } from './base.ts';
+import { IdentityHandle } from './identity.ts';
 
-class SingleIdentity extends EventEmitter<IdentityEvents> implements GatewayIdentity {
-  stateValue: IdentityState = 'connected';
-  readonly client = undefined;
-  constructor(
-    readonly deviceId: string,
-    readonly device: DeviceClient,
-    readonly connectionId: string,
-  ) {
-    super();
-  }
-  get state(): IdentityState {
-    return this.stateValue;
-  }
-}
-
-export class PerConnectionGateway extends GatewayBase<SingleIdentity> {
+export class PerConnectionGateway extends GatewayBase<IdentityHandle> {
   readonly multiplexed = false;
 
   async add(input: GatewayIdentityInput): Promise<GatewayIdentity> {
     const parsed = this.claim(input);
     this.pending.add(parsed.deviceId);
-    let device: DeviceClient;
+    let device: DeviceCore;
     try {
       const { endpoint, ca, tokenRenewal } = this.options;
       const result = await connect({
@@ -49,7 +28,8 @@ export class PerConnectionGateway extends GatewayBase<SingleIdentity> {
         ...(tokenRenewal === undefined ? {} : { tokenRenewal }),
         connectTimeoutMs: this.settings.openTimeoutMs,
       });
-      device = result.client as DeviceClient;
+      // connect() builds the one core; its client is that core.
+      device = result.client as unknown as DeviceCore;
     } catch (err) {
       this.pending.delete(parsed.deviceId);
       throw this.translate(err, parsed.deviceId, 'connect');
@@ -59,21 +39,19 @@ export class PerConnectionGateway extends GatewayBase<SingleIdentity> {
       await device.close().catch(() => undefined);
       throw new SwitchyardError('NOT_CONNECTED', 'the gateway was closed while the identity connected');
     }
-    const identity = new SingleIdentity(parsed.deviceId, device, `${this.protocol}:${parsed.deviceId}`);
+    const identity = new IdentityHandle(device, { connectionId: `${this.protocol}:${parsed.deviceId}` });
     device.on('connected', () => {
-      if (identity.stateValue === 'closed') return;
-      identity.stateValue = 'connected';
+      if (identity.state === 'closed' || identity.state === 'closing') return;
       identity.emit('connected');
       this.emit('identity-connected', { deviceId: identity.deviceId, connectionId: identity.connectionId });
     });
-    device.on('disconnected', ({ error, willRetry }) => {
-      if (identity.stateValue === 'closed') return;
-      identity.stateValue = willRetry ? 'reconnecting' : 'disconnected';
+    device.on('disconnected', ({ error, willRetry }: { error?: SwitchyardError; willRetry: boolean }) => {
+      if (identity.state === 'closed' || identity.state === 'closing') return;
       const event = error === undefined ? { willRetry } : { error, willRetry };
       identity.emit('disconnected', event);
       this.emit('identity-disconnected', { deviceId: identity.deviceId, ...event });
     });
-    device.on('error', (error) => {
+    device.on('error', (error: SwitchyardError) => {
       if (identity.listenerCount('error') > 0) identity.emit('error', error);
       this.emit('identity-error', { deviceId: identity.deviceId, error });
     });
@@ -82,13 +60,12 @@ export class PerConnectionGateway extends GatewayBase<SingleIdentity> {
     return identity;
   }
 
-  protected async retire(identity: SingleIdentity): Promise<void> {
-    identity.stateValue = 'closed';
-    await identity.device.close().catch(() => undefined);
+  protected async retire(identity: IdentityHandle): Promise<void> {
+    await identity.core.close().catch(() => undefined);
   }
 
   /** The identity's connection was its own. */
-  protected released(identity: SingleIdentity): Promise<void> {
+  protected released(identity: IdentityHandle): Promise<void> {
     this.emit('connection-closed', { connectionId: identity.connectionId });
     return Promise.resolve();
   }
@@ -96,7 +73,7 @@ export class PerConnectionGateway extends GatewayBase<SingleIdentity> {
   connections(): ConnectionInfo[] {
     return [...this.identities.values()].map((identity) => ({
       connectionId: identity.connectionId,
-      state: identity.stateValue === 'connected' ? 'open' : 'idle',
+      state: identity.state,
       identities: [identity.deviceId],
     }));
   }
@@ -108,8 +85,7 @@ export class PerConnectionGateway extends GatewayBase<SingleIdentity> {
     this.identities.clear();
     await Promise.all(
       all.map(async (identity) => {
-        identity.stateValue = 'closed';
-        await identity.device.close().catch(() => undefined);
+        await identity.core.close().catch(() => undefined);
       }),
     );
   }
@@ -126,11 +102,6 @@ export class PerConnectionGateway extends GatewayBase<SingleIdentity> {
 
   // The identity's own device client failed, so its error is the device client's, with the id added.
   protected override translate(err: unknown, deviceId: string, operation: string): SwitchyardError {
-    const translated = translateError(err, { protocol: this.protocol, operation });
-    return new SwitchyardError(translated.code, `identity ${deviceId}: ${translated.message}`, {
-      cause: translated.cause,
-      details: { ...translated.details, deviceId },
-      retryable: translated.retryable,
-    });
+    return translateError(err, { protocol: this.protocol, operation, identity: deviceId });
   }
 }

@@ -1,28 +1,18 @@
 // What every gateway engine shares: the identity table, the guard on add(), bounded-parallel
-// open(), and lookups. Engines differ in how an identity connects (one shared AMQP connection
+// open(), lookups, and (for the AMQP engines) the pool of shared connections. Engines differ in how an identity connects (one shared AMQP connection
 // through the Azure client or through lean links, or one connection each) and say only that.
 import { EventEmitter } from 'node:events';
 import type { Agent } from 'node:https';
 import { RedirectAgent } from '@switchyard/device/internal';
 import { SwitchyardError } from '@switchyard/errors';
 import type { Decision } from '@switchyard/selector';
-import { translateAzureError } from './errors.ts';
-import {
-  createPool,
-  invalid,
-  parseIdentity,
-  type Gateway,
-  type GatewayEvents,
-  type GatewayIdentity,
-  type GatewayIdentityInput,
-  type GatewayOptions,
-  type GatewayProtocol,
-  type IdentityState,
-  type GatewaySettings,
-  type OpenSummary,
-  type ParsedIdentity,
-} from './gateway.ts';
-import type { AmqpConnectionPool, ConnectionInfo } from './pool.ts';
+import { isRetryable, translateError, type CoreObserver, type DeviceCore, type StateChange } from '@switchyard/device/internal';
+import { systemClock, type Clock } from '@switchyard/time';
+import { AmqpConnectionPool, type ConnectionInfo } from '../amqp/pool.ts';
+import type { AmqpEndpoint } from '../amqp/connection.ts';
+import { invalid, parseIdentity, reopenDelayMs, type GatewaySettings, type ParsedIdentity } from '../options.ts';
+import type { IdentityHandle } from './identity.ts';
+import type { Gateway, GatewayEvents, GatewayIdentity, GatewayIdentityInput, GatewayOptions, GatewayProtocol, OpenSummary } from '../types.ts';
 
 /** Connects identities `concurrency` at a time; one failure never stops the others. */
 async function openAll(
@@ -110,12 +100,34 @@ export abstract class GatewayBase<I extends GatewayIdentity> extends EventEmitte
   }
 
   protected translate(err: unknown, deviceId: string, operation: string): SwitchyardError {
-    return translateAzureError(err, { deviceId, operation, protocol: this.protocol });
+    return translateError(err, { identity: deviceId, operation, protocol: this.protocol });
   }
 }
 
+/** The pool of shared connections for the hub `parsed` names, dialled where the options say. */
+export function createPool(options: GatewayOptions, settings: GatewaySettings, protocol: GatewayProtocol, parsed: ParsedIdentity): AmqpConnectionPool {
+  const tls = protocol === 'amqp';
+  const listed = tls ? options.endpoint?.ports?.amqp : options.endpoint?.ports?.https;
+  const endpoint: AmqpEndpoint = {
+    transport: tls ? 'tls' : 'wss',
+    host: options.endpoint?.host ?? parsed.dialHost,
+    // The WebSocket flavour ignores a port in the connection string, as the SDK does (443).
+    port: options.endpoint?.port ?? listed ?? (tls ? parsed.dialPort : undefined) ?? (tls ? 5671 : 443),
+    hubHostName: parsed.hubHostName,
+  };
+  if (options.ca !== undefined) endpoint.ca = options.ca;
+  if (options.webSocketAgent !== undefined) endpoint.webSocketAgent = options.webSocketAgent;
+  return new AmqpConnectionPool({
+    endpoint,
+    maxIdentitiesPerConnection: settings.maxPerConnection,
+    userAgent: 'switchyard-gateway',
+    openTimeoutMs: settings.openTimeoutMs,
+    closeTimeoutMs: settings.closeTimeoutMs,
+  });
+}
+
 /** The engines that share AMQP connections: one pool, for the one hub every identity names. */
-export abstract class SharedConnectionGateway<I extends GatewayIdentity & { stateValue: IdentityState }> extends GatewayBase<I> {
+export abstract class SharedConnectionGateway extends GatewayBase<IdentityHandle> implements CoreObserver {
   readonly multiplexed = true;
   protected pool: AmqpConnectionPool | undefined;
   private hubHostName: string | undefined;
@@ -125,7 +137,7 @@ export abstract class SharedConnectionGateway<I extends GatewayIdentity & { stat
     return this.pool?.connections() ?? [];
   }
 
-  protected async released(identity: I): Promise<void> {
+  protected async released(identity: IdentityHandle): Promise<void> {
     await this.pool?.release(identity.deviceId);
   }
 
@@ -138,7 +150,7 @@ export abstract class SharedConnectionGateway<I extends GatewayIdentity & { stat
     pool.on('connection-open', (event) => this.emit('connection-open', event));
     pool.on('connection-closed', (event) => this.emit('connection-closed', event));
     pool.on('connection-lost', ({ connectionId, error }) =>
-      this.emit('connection-lost', { connectionId, error: translateAzureError(error, { operation: 'connection', protocol: this.protocol }) }),
+      this.emit('connection-lost', { connectionId, error: translateError(error, { operation: 'connection', protocol: this.protocol }) }),
     );
     this.pool = pool;
     this.hubHostName = parsed.hubHostName;
@@ -169,21 +181,88 @@ export abstract class SharedConnectionGateway<I extends GatewayIdentity & { stat
     await this.pool?.close();
   }
 
+  // ---- identities' cores report here (one observer for all of them) ------------------------
+
+  /** Cores by which their identities are found, also while an identity is still connecting. */
+  protected readonly byCore = new Map<DeviceCore, IdentityHandle>();
+
+  get clock(): Clock {
+    return this.options.clock ?? systemClock;
+  }
+
+  stateChanged(core: DeviceCore, change: StateChange): void {
+    const identity = this.byCore.get(core);
+    if (identity === undefined || this.closed) return;
+    if (change.to === 'connected') {
+      identity.reopenAttempt = 0;
+      // The first connection is add()'s result; only re-connections are news.
+      if (change.from === 'connecting') return;
+      identity.emit('connected');
+      this.emit('identity-connected', { deviceId: identity.deviceId, connectionId: identity.connectionId });
+    } else if (change.to === 'reconnecting' || change.to === 'disconnected') {
+      if (!this.identities.has(identity.deviceId)) return;
+      const willRetry = change.to === 'reconnecting';
+      const event = change.error === undefined ? { willRetry } : { error: change.error, willRetry };
+      identity.emit('disconnected', event);
+      this.emit('identity-disconnected', { deviceId: identity.deviceId, ...event });
+      if (willRetry) this.reopen(identity);
+    }
+  }
+
+  fault(core: DeviceCore, error: SwitchyardError): void {
+    const identity = this.byCore.get(core);
+    if (identity !== undefined) this.identityError(identity, error);
+  }
+
   /** A fault on one identity: reported on it (if heard) and on the gateway, never on the others. */
-  protected identityError(identity: I, err: unknown, operation: string): void {
-    if (identity.stateValue === 'closed') return;
-    const error = translateAzureError(err, { deviceId: identity.deviceId, operation, protocol: this.protocol });
+  protected identityError(identity: IdentityHandle, error: SwitchyardError): void {
+    if (identity.state === 'closed' || identity.state === 'closing') return;
     // EventEmitter throws on an unheard 'error'; the gateway-level event is the one that must be heard.
     if (identity.listenerCount('error') > 0) identity.emit('error', error);
     this.emit('identity-error', { deviceId: identity.deviceId, error });
   }
 
-  /** Re-opening an identity failed for good: it stays disconnected until removed and added again. */
-  protected gaveUp(identity: I, reopenErr: unknown): void {
-    identity.stateValue = 'disconnected';
-    const failure = translateAzureError(reopenErr, { deviceId: identity.deviceId, operation: 'connect', protocol: this.protocol });
-    this.identityError(identity, failure, 'reopen');
-    identity.emit('disconnected', { error: failure, willRetry: false });
-    this.emit('identity-disconnected', { deviceId: identity.deviceId, error: failure, willRetry: false });
+  /** The engine's way of opening an identity's link again. */
+  protected abstract openLink(identity: IdentityHandle): Promise<void>;
+  /** The engine's way of telling an identity's link that nobody re-opens it any more. */
+  protected abstract giveUp(identity: IdentityHandle, error: unknown): void;
+
+  /**
+   * Re-opens every identity that went down for a transient reason, not only those with C2D,
+   * methods or desired-property listeners (which is all the Azure client re-opens by itself): at
+   * once after the drop (the pool coalesces the identities' attempts into one connection
+   * attempt), then with the capped back-off, for as long as the identity is in the gateway.
+   */
+  protected reopen(identity: IdentityHandle): void {
+    if (this.closed || identity.reopenTimer !== undefined || identity.state === 'closed' || identity.state === 'closing') return;
+    this.openLink(identity).then(
+      () => undefined,
+      (err: unknown) => {
+        if (this.closed || identity.state === 'closed' || identity.state === 'closing') return;
+        if (isRetryable(err)) {
+          const delay = reopenDelayMs(identity.reopenAttempt++, this.settings.reconnect, (this.options.random ?? Math.random)());
+          identity.reopenTimer = this.clock.setTimeout(() => {
+            identity.reopenTimer = undefined;
+            this.reopen(identity);
+          }, delay);
+          return;
+        }
+        const failure = translateError(err, { identity: identity.deviceId, operation: 'connect', protocol: this.protocol });
+        this.identityError(identity, failure);
+        this.giveUp(identity, failure);
+      },
+    );
+  }
+
+  /** Stops re-opening an identity and closes its client. */
+  protected async closeIdentity(identity: IdentityHandle): Promise<void> {
+    this.clock.clearTimeout(identity.reopenTimer);
+    identity.reopenTimer = undefined;
+    await identity.core.close().catch(() => undefined);
+    this.byCore.delete(identity.core);
+  }
+
+  protected retire(identity: IdentityHandle): Promise<void> {
+    return this.closeIdentity(identity);
   }
 }

@@ -46,7 +46,10 @@ export interface SharedConnectionOptions {
   closeTimeoutMs: number;
 }
 
-export type ConnectionState = 'idle' | 'opening' | 'open' | 'closing' | 'closed';
+// The one vocabulary (@switchyard/device's ConnectionState): a connection is `disconnected` until
+// opened and again after it was lost, `connecting` while opening, `connected` while usable.
+export type { ConnectionState } from '@switchyard/device/internal';
+import type { ConnectionState } from '@switchyard/device/internal';
 
 export interface SharedConnectionEvents {
   open: [];
@@ -73,7 +76,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   /** The session of the CBS pair, which `joinSharedSession` identities share; set while open. */
   private control: Session | undefined;
   private opening: Promise<void> | undefined;
-  private stateValue: ConnectionState = 'idle';
+  private stateValue: ConnectionState = 'disconnected';
   /** Bumped on every open and loss, so late events of an old connection are ignored. */
   private epoch = 0;
   private readonly sessionWatchers = new Set<ManagedSession>();
@@ -97,7 +100,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
    * `userAgent` is the SDK's client-version string of the identity asking; the first one wins.
    */
   open(userAgent?: string): Promise<void> {
-    if (this.stateValue === 'open') return Promise.resolve();
+    if (this.stateValue === 'connected') return Promise.resolve();
     if (this.stateValue === 'closing' || this.stateValue === 'closed') {
       return Promise.reject(new azureErrors.NotConnectedError(`connection ${this.id} is closed`));
     }
@@ -109,7 +112,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
 
   private doOpen(userAgent: string): Promise<void> {
     const epoch = ++this.epoch;
-    this.stateValue = 'opening';
+    this.stateValue = 'connecting';
     const container = rhea.create_container({ id: `switchyard-gateway-${this.id}` });
     // What azure-iot-amqp-base sets on its container: the client version on every link, no rhea
     // reconnect (the Azure client owns retries), and manual settlement of C2D deliveries.
@@ -136,7 +139,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
           this.connection = undefined;
           this.cbs = undefined;
           this.control = undefined;
-          this.stateValue = 'idle';
+          this.stateValue = 'disconnected';
         }
         destroy(connection);
         reject(error);
@@ -145,7 +148,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.stateValue = 'open';
+        this.stateValue = 'connected';
         this.emit('open');
         resolve();
       };
@@ -201,7 +204,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
 
   /** Sends one identity's token through the connection's CBS link. Rejects with an Azure SDK error. */
   putToken(audience: string, token: string, callback: (err?: Error) => void): void {
-    if (this.stateValue !== 'open' || !this.cbs) {
+    if (this.stateValue !== 'connected' || !this.cbs) {
       callback(new azureErrors.NotConnectedError(`connection ${this.id} is not open`));
       return;
     }
@@ -215,7 +218,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   }
 
   get cbsReady(): boolean {
-    return this.stateValue === 'open' && this.cbs !== undefined;
+    return this.stateValue === 'connected' && this.cbs !== undefined;
   }
 
   /**
@@ -224,7 +227,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
    */
   beginSession(listener: SessionListener): Promise<IdentitySession> {
     const connection = this.connection;
-    if (this.stateValue !== 'open' || !connection) {
+    if (this.stateValue !== 'connected' || !connection) {
       return Promise.reject(new azureErrors.NotConnectedError(`connection ${this.id} is not open`));
     }
     const managed = new ManagedSession(this, connection, connection.create_session(), listener);
@@ -240,7 +243,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   joinSharedSession(listener: SessionListener): Promise<IdentitySession> {
     const connection = this.connection;
     const control = this.control;
-    if (this.stateValue !== 'open' || !connection || !control) {
+    if (this.stateValue !== 'connected' || !connection || !control) {
       return Promise.reject(new azureErrors.NotConnectedError(`connection ${this.id} is not open`));
     }
     return Promise.resolve(new SharedSessionMember(this, connection, control, listener));
@@ -257,7 +260,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
 
   /** For ManagedSession: whether `connection` is still this connection's live one. */
   isLive(connection: Connection): boolean {
-    return this.connection === connection && this.stateValue === 'open';
+    return this.connection === connection && this.stateValue === 'connected';
   }
 
   /** For ManagedSession: stop telling it about the connection failing. */
@@ -304,9 +307,9 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   }
 
   private handleLoss(epoch: number, error: Error): void {
-    if (this.epoch !== epoch || this.stateValue !== 'open') return;
+    if (this.epoch !== epoch || this.stateValue !== 'connected') return;
     this.epoch++;
-    this.stateValue = 'idle';
+    this.stateValue = 'disconnected';
     this.connection = undefined;
     this.cbs?.forceDetach();
     this.cbs = undefined;

@@ -11,15 +11,19 @@
 import amqpBase, { type ReceiverLink, type SenderLink } from 'azure-iot-amqp-base';
 import type { ReceiverOptions, SenderOptions } from 'rhea';
 import azureCommon, { type Message } from 'azure-iot-common';
-import type { SharedAmqpConnection, IdentitySession, SessionListener } from './amqp-connection.ts';
+import type { SharedAmqpConnection, IdentitySession, SessionListener } from './connection.ts';
 import type { PeerDetach } from './link-tracker.ts';
+import type { ConnectionState } from '@switchyard/device/internal';
 
 const { AmqpMessage, ReceiverLink: ReceiverLinkClass, SenderLink: SenderLinkClass, translateError: translateAmqpError } = amqpBase;
 const { errors: azureErrors, results } = azureCommon;
 
 type Callback<T = unknown> = (err?: Error | null, result?: T) => void;
 
-export type ChannelState = 'idle' | 'connecting' | 'connected' | 'failing' | 'disconnecting';
+// In the one vocabulary (@switchyard/device's ConnectionState): `reconnecting` is the moment
+// between a session failing and the transport hearing of it (and re-opening), `closing` an
+// orderly session end under way.
+type ChannelState = Exclude<ConnectionState, 'closed'>;
 
 export interface ChannelHooks {
   /** The hub refused or dropped something of this identity alone (a link detach, its session). */
@@ -29,7 +33,7 @@ export interface ChannelHooks {
 }
 
 export class IdentityChannel implements SessionListener {
-  private stateValue: ChannelState = 'idle';
+  private stateValue: ChannelState = 'disconnected';
   private session: IdentitySession | undefined;
   private disconnectHandler: Callback | undefined;
   // Created on first attach: an identity of the lean engine never attaches through the channel.
@@ -69,7 +73,7 @@ export class IdentityChannel implements SessionListener {
       process.nextTick(() => done(null, new results.Connected()));
       return;
     }
-    if (this.stateValue !== 'idle') {
+    if (this.stateValue !== 'disconnected') {
       process.nextTick(() => done(new azureErrors.NotConnectedError(`identity ${this.deviceId} is ${this.stateValue}`)));
       return;
     }
@@ -92,7 +96,7 @@ export class IdentityChannel implements SessionListener {
           done(null, new results.Connected());
         },
         (err: Error) => {
-          if (this.epoch === epoch) this.stateValue = 'idle';
+          if (this.epoch === epoch) this.stateValue = 'disconnected';
           done(err);
         },
       );
@@ -101,20 +105,20 @@ export class IdentityChannel implements SessionListener {
   /** Ends this identity's session only; the connection stays up for the others. */
   disconnect(done: Callback): void {
     const session = this.session;
-    if (this.stateValue === 'idle' || !session) {
+    if (this.stateValue === 'disconnected' || !session) {
       // Also while connecting: the bumped epoch makes the connect in flight end its session and fail.
       if (this.stateValue === 'connecting') this.epoch++;
-      this.stateValue = 'idle';
+      this.stateValue = 'disconnected';
       process.nextTick(() => done(null, new results.Disconnected()));
       return;
     }
     this.epoch++;
-    this.stateValue = 'disconnecting';
+    this.stateValue = 'closing';
     this.connection.unwatchLoss(this);
     void session.end().then(() => {
       this.forgetLinks();
       if (this.session === session) this.session = undefined;
-      if (this.stateValue === 'disconnecting') this.stateValue = 'idle';
+      if (this.stateValue === 'closing') this.stateValue = 'disconnected';
       done(null, new results.Disconnected());
     });
   }
@@ -233,10 +237,10 @@ export class IdentityChannel implements SessionListener {
   /** The shared connection dropped (it calls this on every identity it carries). */
   connectionLost(error: Error): void {
     this.connection.unwatchLoss(this);
-    if (this.stateValue !== 'connected' && this.stateValue !== 'failing') return;
+    if (this.stateValue !== 'connected' && this.stateValue !== 'reconnecting') return;
     this.epoch++;
     this.session = undefined;
-    this.stateValue = 'idle';
+    this.stateValue = 'disconnected';
     this.forgetLinks(error);
     this.disconnectHandler?.(error);
   }
@@ -265,14 +269,14 @@ export class IdentityChannel implements SessionListener {
    */
   private fail(epoch: number, error: Error): void {
     const session = this.session;
-    this.stateValue = 'failing';
+    this.stateValue = 'reconnecting';
     this.hooks.onIdentityFault?.(error, this);
     void (session ? session.end() : Promise.resolve()).then(() => {
-      if (this.epoch !== epoch || this.stateValue !== 'failing') return;
+      if (this.epoch !== epoch || this.stateValue !== 'reconnecting') return;
       this.epoch++;
       this.connection.unwatchLoss(this);
       this.session = undefined;
-      this.stateValue = 'idle';
+      this.stateValue = 'disconnected';
       this.forgetLinks(error);
       this.disconnectHandler?.(error);
     });

@@ -2,7 +2,7 @@
 // identities. 995 is the C# SDK's cap: IoT Hub accepts 999 tokens per connection and the SDK
 // keeps a margin for renewals in flight.
 import { EventEmitter } from 'node:events';
-import { SharedAmqpConnection, type AmqpEndpoint, type ConnectionState, type SharedConnectionOptions } from './amqp-connection.ts';
+import { SharedAmqpConnection, type AmqpEndpoint, type ConnectionState, type SharedConnectionOptions } from './connection.ts';
 
 export const DEFAULT_MAX_IDENTITIES_PER_CONNECTION = 995;
 
