@@ -11,6 +11,8 @@ export default defineConfig({
   ssr: { resolve: { conditions: [SOURCE_CONDITION] } },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts', 'examples/**/*.test.ts'],
+    // Type tests (*.test-d.ts) run under tsc and count as tests: a type that stops holding fails.
+    typecheck: { enabled: true, include: ['packages/*/test/**/*.test-d.ts'], tsconfig: './tsconfig.json' },
     env: { NODE_OPTIONS: nodeOptions },
     // Suites open real TLS sockets; two cores run them best a couple of files at a time.
     pool: 'forks',

@@ -7,7 +7,7 @@ export { adaptAzureClient, type AdaptOptions } from './adapt.ts';
 export type { RetryPolicyLike } from './links/azure-client-link.ts';
 export { CONNECTION_STATES } from './core/state.ts';
 export type { Delivered } from './core/operation.ts';
-export { systemClock, ManualClock, type Clock, type TimerHandle } from '@switchyard/time';
+export type { Clock, TimerHandle } from '@switchyard/time';
 export {
   PRODUCTION_POLL_FLOOR_MS,
   pollPolicy,

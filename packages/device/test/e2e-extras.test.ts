@@ -10,7 +10,7 @@ import azureDevice from 'azure-iot-device';
 import azureMqtt from 'azure-iot-device-mqtt';
 import { silentLogger, startLocalHub, type LocalHub } from '@switchyard/local-hub';
 import { RedirectAgent, adaptAzureClient, connect, guard } from '../src/internal.ts';
-import { waitFor } from './helpers.ts';
+import { waitFor } from '../../../test/support/waits.ts';
 
 let hub: LocalHub;
 let stateDir: string;

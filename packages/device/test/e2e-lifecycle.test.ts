@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger, startLocalHub, type LocalHub } from '@switchyard/local-hub';
 import { isSwitchyardError } from '@switchyard/errors';
 import type { Protocol } from '@switchyard/profile';
-import { PRODUCTION_POLL_FLOOR_MS, connect, readPollState, type C2DMessage, type DeviceClient, type FallbackEvent } from '../src/internal.ts';
-import { closedPort, nextWithin, waitFor } from './helpers.ts';
+import { ManualClock } from '@switchyard/time';
+import { PRODUCTION_POLL_FLOOR_MS, connect, readPollState, writePollState, type C2DMessage, type DeviceClient, type FallbackEvent, type PollEvent } from '../src/internal.ts';
+import { closedPort, nextWithin, waitFor } from '../../../test/support/waits.ts';
 import { VirtualClock } from './virtual-clock.ts';
 
 const dirs: string[] = [];
@@ -207,3 +208,43 @@ describe('HTTPS in production: the 1500 s poll floor across device restarts', ()
     await client.close();
   }, 60_000);
 });
+
+describe('HTTPS started with a poll record in the future', () => {
+  it('waits for that poll, holding the process open meanwhile, and receives what was queued at it', async () => {
+    const hub = await startLocalHub({ inMemory: true, logger: silentLogger, devices: ['later'] });
+    hubs.push(hub);
+    const pollStateDir = await tempDir('sy-pollrecord-');
+    const clock = new ManualClock(Date.now());
+    // The last poll was 10 minutes ago: the next may start in 15 (1500 s floor, no jitter recorded).
+    await writePollState(pollStateDir, 'later', { lastPollStartedAt: clock.now() - 10 * 60_000, jitterMs: 0, throttles: 0 });
+    const { client } = await connect({
+      connectionString: hub.deviceConnectionString('later', { protocol: 'https' }),
+      ca: hub.ca,
+      profile: { protocols: ['https'], features: ['telemetry', 'c2d'] },
+      endpoint: { host: hub.address, ports: hub.ports },
+      pollStateDir,
+      clock,
+    });
+    clients.push(client);
+    const polls: PollEvent[] = [];
+    client.on('poll', (e) => polls.push(e));
+    const iterator = client.messages();
+    hub.sendC2D('later', { body: Buffer.from('queued while waiting'), messageId: 'q-1' });
+    await waitFor('the poll to be scheduled', () => clock.nextDueAt() !== undefined || undefined);
+    // Nothing but that wait is pending, and it holds the process open (an unref'd one exited, code 13).
+    expect(clock.pending({ refed: true })).toBeGreaterThanOrEqual(1);
+    expect(clock.nextDueAt()! - clock.now()).toBe(15 * 60_000);
+    await clock.advanceAsync(15 * 60_000 - 1);
+    expect(polls).toHaveLength(0);
+    expect(hub.counters('later').httpsC2DPolls).toBe(0);
+    await clock.advanceAsync(1);
+    const message = await nextWithin(iterator, 'the message queued before the poll', 15_000);
+    expect(message.messageId).toBe('q-1');
+    await message.complete();
+    await waitFor('the poll event', () => polls.length >= 1 || undefined);
+    expect(polls[0]!.outcome).toBe('message');
+    await iterator.return?.();
+    await client.close();
+  }, 60_000);
+});
+

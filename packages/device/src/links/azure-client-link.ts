@@ -87,6 +87,9 @@ export function boundedRetryPolicy(maxAttempts: number, baseMs = 100, maxMs = 5_
   };
 }
 
+/** How long close() lets AMQP feature attaches under way finish before it disconnects. */
+const ATTACH_GRACE_MS = 5_000;
+
 function plainTwin(twin: TwinLike): TwinDocument {
   return { desired: twin.properties.desired, reported: twin.properties.reported };
 }
@@ -106,6 +109,8 @@ export class AzureClientLink implements DeviceLink {
   #desired = false;
   readonly #methods = new Set<string>();
   #closed = false;
+  /** AMQP feature attaches under way (see #watchAttaches), which close() lets finish first. */
+  readonly #attaches = new Set<Promise<void>>();
   readonly #o: AzureClientLinkOptions;
 
   constructor(options: AzureClientLinkOptions) {
@@ -135,8 +140,34 @@ export class AzureClientLink implements DeviceLink {
     this.#cleanup.push(() => target.removeListener(event, fn));
   }
 
+  /**
+   * azure-iot-device-amqp's disconnect wedges when a feature link (C2D, methods, twin) finishes
+   * attaching after the disconnect began: it ends the socket, then writes that link's detach into
+   * it and waits 45 s for a reply that cannot come. So close() right after `messages()` took the
+   * full close deadline. The transport's enable calls are wrapped to know which are in flight.
+   */
+  #watchAttaches(transport: unknown): void {
+    if (this.protocol !== 'amqp' && this.protocol !== 'amqp-ws') return;
+    const t = transport as Record<string, unknown> | undefined;
+    for (const name of ['enableC2D', 'enableMethods', 'enableTwinDesiredPropertiesUpdates']) {
+      const original = t?.[name];
+      if (typeof original !== 'function') continue;
+      t![name] = (done?: (err?: unknown) => void) => {
+        let settle!: () => void;
+        const pending = new Promise<void>((resolve) => (settle = resolve));
+        this.#attaches.add(pending);
+        (original as (cb: (err?: unknown) => void) => void).call(transport, (err?: unknown) => {
+          this.#attaches.delete(pending);
+          settle();
+          done?.(err);
+        });
+      };
+    }
+  }
+
   /** Listens to one generation of Azure client and transport; undone by #detach. */
   #attach(gen: AzureGeneration): void {
+    this.#watchAttaches(gen.transport);
     const listener = this.#listener!;
     const epoch = this.#epoch;
     const { azure } = gen;
@@ -373,6 +404,13 @@ export class AzureClientLink implements DeviceLink {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#rebuilding?.catch(() => undefined);
+    if (this.#attaches.size > 0) {
+      // Bounded: an attach the hub never answers must not hold close() for longer than this.
+      let timer: ReturnType<Clock['setTimeout']> | undefined;
+      const clock = this.#o.clock ?? systemClock;
+      await Promise.race([Promise.all([...this.#attaches]), new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, ATTACH_GRACE_MS)))]);
+      clock.clearTimeout(timer);
+    }
     const azure = this.#gen.azure;
     try {
       await azure.close();

@@ -1,4 +1,4 @@
-// Bounded waiting helpers for the end-to-end suites: every wait ends with a clear failure.
+// Bounded waiting helpers for the end-to-end suites of every package: every wait ends with a clear failure.
 import { createServer } from 'node:net';
 
 export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
