@@ -28,15 +28,19 @@ export interface Relay {
   pause(): void;
   resume(): void;
   connectionCount(): number;
+  /** Connections dropped at once because the relay was paused. */
+  refusedCount(): number;
   close(): Promise<void>;
 }
 
 export async function startRelay(targetHost: string, targetPort: number): Promise<Relay> {
   const sockets = new Set<Socket>();
   let accepted = 0;
+  let refused = 0;
   let paused = false;
   const server: Server = createServer((downstream) => {
     if (paused) {
+      refused++;
       downstream.destroy();
       return;
     }
@@ -68,6 +72,7 @@ export async function startRelay(targetHost: string, targetPort: number): Promis
       paused = false;
     },
     connectionCount: () => accepted,
+    refusedCount: () => refused,
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

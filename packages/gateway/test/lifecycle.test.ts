@@ -12,8 +12,18 @@ import { inBatches, startRelay, waitFor, type Relay } from './helpers.ts';
 describe.each<GatewayEngine>(['azure-client', 'lean'])('engine %s', (engine) => {
   let hub: LocalHub;
 
+  // Token renewals the hub accepted, per identity (the hub logs each put-token it takes).
+  const renewals = new Map<string, number>();
   beforeAll(async () => {
-    hub = await startLocalHub({ inMemory: true, logger: silentLogger });
+    hub = await startLocalHub({
+      inMemory: true,
+      logger: {
+        ...silentLogger,
+        info: (message: string, fields?: Record<string, unknown>) => {
+          if (message === 'amqp put-token accepted' && fields?.renewal === true && typeof fields.deviceId === 'string') renewals.set(fields.deviceId, (renewals.get(fields.deviceId) ?? 0) + 1);
+        },
+      },
+    });
   });
 
   afterAll(async () => {
@@ -36,13 +46,14 @@ describe.each<GatewayEngine>(['azure-client', 'lean'])('engine %s', (engine) => 
 
     it('renews every identity with put-tokens on the live connection, past the first token\'s expiry', async () => {
       const list = identities('renew', 5);
-      // 10 s tokens renewed 5 s before expiry: renewals at 5 s and 10 s. The hub revokes an identity
-      // whose token expires, so still being connected at 12 s proves the renewals were accepted.
+      // 6 s tokens renewed 3 s before expiry: renewals at 3 s and 6 s. The hub revokes an identity
+      // whose token expires, so being connected after the second renewal, past the first token's
+      // expiry, proves the renewals were accepted.
       gw = await createGateway({ engine,
         ca: hub.ca,
         endpoint: { host: hub.address, port: hub.ports.amqp },
         identities: list,
-        tokenRenewal: { tokenValidTimeInSeconds: 10, tokenRenewalMarginInSeconds: 5 },
+        tokenRenewal: { tokenValidTimeInSeconds: 6, tokenRenewalMarginInSeconds: 3 },
       });
       const lost: string[] = [];
       const dropped: string[] = [];
@@ -55,7 +66,7 @@ describe.each<GatewayEngine>(['azure-client', 'lean'])('engine %s', (engine) => 
       const connectionBefore = hub.stats().connectedIdentities.find((s) => s.deviceId === 'renew-0')?.connectionId;
       for (const { deviceId } of list) await gw.get(deviceId)!.device.sendEvent('t0');
 
-      await new Promise((resolve) => setTimeout(resolve, 12_500));
+      await waitFor(() => list.every(({ deviceId }) => (renewals.get(deviceId) ?? 0) >= 2), 'two accepted renewals per identity', 25_000);
 
       for (const { deviceId } of list) await gw.get(deviceId)!.device.sendEvent('t12');
       expect(lost).toEqual([]);
@@ -170,8 +181,9 @@ describe.each<GatewayEngine>(['azure-client', 'lean'])('engine %s', (engine) => 
       relay.cut();
       await waitFor(() => list.every(({ deviceId }) => gw.get(deviceId)!.state === 'reconnecting'), 'every identity to be reconnecting');
       const acceptedBefore = relay.connectionCount();
-      // Several back-off rounds pass while the "hub" is down.
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      const refusedBefore = relay.refusedCount();
+      // Several back-off rounds pass while the "hub" is down: each is a connection attempt refused.
+      await waitFor(() => relay.refusedCount() >= refusedBefore + 3, 'three re-open attempts while the hub is down');
       expect(back.size).toBe(0);
       relay.resume();
       await waitFor(() => back.size === list.length, 'every identity to come back', 15_000);
