@@ -81,6 +81,23 @@ describe('azure-iothub Registry: devices', () => {
   });
 });
 
+describe('azure-iothub Registry: credentials', () => {
+  function configured(r: Registry): Registry {
+    (r as unknown as { _restApiClient: { setOptions(o: unknown): void } })._restApiClient.setOptions({ ca: hub.ca, http: { agent: hub.redirectAgent() } });
+    return r;
+  }
+
+  it('fromSharedAccessSignature works with a service token; fromTokenCredential (AAD) is refused 401', async () => {
+    const bySas = configured(Registry.fromSharedAccessSignature(hub.serviceToken()));
+    const { responseBody: devices } = await bySas.list();
+    expect(Array.isArray(devices)).toBe(true);
+    const byAad = configured(Registry.fromTokenCredential(hub.hostName, { getToken: async () => ({ token: 'aad-token', expiresOnTimestamp: Date.now() + 3_600_000 }) }));
+    const refused = await failure(byAad.list());
+    expect(refused.response?.statusCode).toBe(401);
+    expect(refused.name).toBe('UnauthorizedError');
+  });
+});
+
 describe('azure-iothub Registry: twins', () => {
   it('updateTwin with tags and desired properties, honouring the etag; $metadata for both sections', async () => {
     await registry.create({ deviceId: 'sdk-twin' });
