@@ -10,7 +10,7 @@ import { DeviceCore } from './core/device-core.ts';
 import { guard } from './core/guard.ts';
 import { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type PollOnce } from './links/azure-client-link.ts';
 import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
-import { translateError, httpStatusOf } from './errors.ts';
+import { translateError, httpStatusOf, neverReachedHub } from './errors.ts';
 import { parseConnectOptions, type ConnectOptionsInput, type ParsedConnectOptions, type ParsedConnectionString } from './options.ts';
 import type { PollOutcome } from './poll-scheduler.ts';
 import { loadTransport, quietRheaDisconnects, type ModuleImporter, type TransportConstructor } from './transport-factory.ts';
@@ -65,7 +65,7 @@ function observedHttpBase(): { base: unknown; pollOnce: (transport: { receive():
         const resolve = pending;
         pending = undefined;
         const status = res?.statusCode ?? httpStatusOf(err);
-        resolve?.(err ? (status === 429 ? 'throttled' : 'failed') : status === 200 ? 'message' : 'empty', err);
+        resolve?.(err ? (status === 429 ? 'throttled' : status === undefined && neverReachedHub(err) ? 'unreached' : 'failed') : status === 200 ? 'message' : 'empty', err);
       };
     }
     return original(...args);

@@ -176,6 +176,18 @@ export function translateError(err: unknown, context: ErrorContext = {}): Switch
   });
 }
 
+const UNREACHED_CODES = /\b(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|EADDRNOTAVAIL)\b/;
+
+/**
+ * Whether a request that failed with `err` surely never reached the hub: the connection was
+ * refused, had no route or name, or TLS failed before any request was sent. A timeout or a reset
+ * is not such a proof: the hub may have seen the request.
+ */
+export function neverReachedHub(err: unknown): boolean {
+  const kind = classifyFailure(err);
+  return kind === 'tls' || (kind === 'network' && UNREACHED_CODES.test(fullText(err)));
+}
+
 /**
  * Whether an operation that failed with `err` is worth trying again unchanged: the taxonomy's
  * `retryable`, decided once in translateError, never by a list of SDK class names elsewhere.

@@ -8,7 +8,7 @@ export { Operation, abortedError, type OperationHost } from './core/operation.ts
 export { DeadlineNode, startDeadline, clearDeadline } from './core/deadlines.ts';
 export type { DeviceLink, LinkListener, LinkMessage, LinkDown, Settlement } from './links/link.ts';
 export { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type AzureClientLinkOptions, type AzureGeneration, type PollOnce } from './links/azure-client-link.ts';
-export { translateError, classifyFailure, featureUnsupported, isRetryable, type ErrorContext, type FailureKind } from './errors.ts';
+export { translateError, classifyFailure, featureUnsupported, isRetryable, neverReachedHub, type ErrorContext, type FailureKind } from './errors.ts';
 export { TRANSPORTS, loadTransport, type TransportSpec, type TransportConstructor, type ModuleImporter } from './transport-factory.ts';
 export { RedirectAgent, type Endpoint } from './endpoint.ts';
 export { parseConnectOptions, parseConnectionString, connectOptionsSchema, type ConnectOptionsInput } from './options.ts';
@@ -16,6 +16,8 @@ export {
   INITIAL_POLL_STATE,
   pollStarted,
   pollFinished,
+  pollUnreached,
+  UNREACHED_RETRY_MS,
   mayDrain,
   throttleBackoffMs,
   readPollState,

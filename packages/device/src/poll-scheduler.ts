@@ -32,6 +32,10 @@ export interface PollState {
   jitterMs: number;
   /** Consecutive throttled (429) polls. */
   throttles: number;
+  /** Consecutive attempts that never reached the hub (see `pollUnreached`). */
+  unreached?: number;
+  /** When to try again after such an attempt; never earlier than the floor after the last real poll. */
+  retryAt?: number;
 }
 
 export const INITIAL_POLL_STATE: PollState = { jitterMs: 0, throttles: 0 };
@@ -70,6 +74,11 @@ export function throttleBackoffMs(throttles: number, policy: PollPolicy): number
  * the start of the last poll. With no previous poll at all, right away.
  */
 export function nextPollAt(state: PollState, policy: PollPolicy, now: number): number {
+  const floor = floorAfterLastPoll(state, policy, now);
+  return state.retryAt === undefined ? floor : Math.max(floor, state.retryAt);
+}
+
+function floorAfterLastPoll(state: PollState, policy: PollPolicy, now: number): number {
   if (state.lastPollStartedAt === undefined) return now;
   const gap = policy.intervalMs + Math.max(0, state.jitterMs) + throttleBackoffMs(state.throttles, policy);
   // A clock that jumped backwards must not bring the next poll closer than a full gap from now.
@@ -77,16 +86,36 @@ export function nextPollAt(state: PollState, policy: PollPolicy, now: number): n
   return state.lastPollStartedAt + gap;
 }
 
+/** First wait after an attempt that never reached the hub; doubles per attempt, capped at the interval. */
+export const UNREACHED_RETRY_MS = 30_000;
+
+/**
+ * The state after an attempt that never reached the hub (connection refused, no route, name not
+ * found, TLS failed): IoT Hub saw no poll, so the attempt does not count as one. `before` is the
+ * state the attempt started from; the next try waits a back-off, and never comes before the
+ * floor after the last poll that did reach the hub.
+ */
+export function pollUnreached(before: PollState, policy: PollPolicy, startedAt: number): PollState {
+  const unreached = (before.unreached ?? 0) + 1;
+  const wait = Math.min(policy.intervalMs, UNREACHED_RETRY_MS * 2 ** Math.min(unreached - 1, 30));
+  return { ...before, unreached, retryAt: startedAt + wait };
+}
+
 /** The state once a poll starts at `now`; `random` in [0, 1) draws the next jitter. */
 export function pollStarted(state: PollState, policy: PollPolicy, now: number, random: number): PollState {
   return { ...state, lastPollStartedAt: now, jitterMs: Math.floor(Math.min(Math.max(random, 0), 1) * policy.jitterRatio * policy.intervalMs) };
 }
 
-export type PollOutcome = 'message' | 'empty' | 'throttled' | 'failed';
+/**
+ * How one GET ended. 'failed': it may have reached the hub (a timeout, a 5xx), so it counts as a
+ * poll. 'unreached': it surely did not (see pollUnreached), so it does not.
+ */
+export type PollOutcome = 'message' | 'empty' | 'throttled' | 'failed' | 'unreached';
 
-/** The state once a poll ended with `outcome`. */
-export function pollFinished(state: PollState, outcome: PollOutcome): PollState {
-  return { ...state, throttles: outcome === 'throttled' ? state.throttles + 1 : outcome === 'failed' ? state.throttles : 0 };
+/** The state once a poll that reached the hub ended with `outcome`. */
+export function pollFinished(state: PollState, outcome: Exclude<PollOutcome, 'unreached'>): PollState {
+  const { unreached: _u, retryAt: _r, ...rest } = state;
+  return { ...rest, throttles: outcome === 'throttled' ? state.throttles + 1 : outcome === 'failed' ? state.throttles : 0 };
 }
 
 /** Whether a follow-up GET may be issued right away: only after a message, at most drainMax. */
@@ -102,6 +131,8 @@ interface PollStateFile {
   lastPollStartedAt?: number;
   jitterMs: number;
   throttles: number;
+  unreached?: number;
+  retryAt?: number;
 }
 
 export function pollStatePath(dir: string, deviceId: string): string {
@@ -129,6 +160,8 @@ export async function readPollState(dir: string, deviceId: string): Promise<Poll
       throttles: typeof parsed.throttles === 'number' && parsed.throttles >= 0 ? parsed.throttles : 0,
     };
     if (typeof parsed.lastPollStartedAt === 'number' && Number.isFinite(parsed.lastPollStartedAt)) state.lastPollStartedAt = parsed.lastPollStartedAt;
+    if (typeof parsed.unreached === 'number' && parsed.unreached > 0) state.unreached = parsed.unreached;
+    if (typeof parsed.retryAt === 'number' && Number.isFinite(parsed.retryAt)) state.retryAt = parsed.retryAt;
     return state;
   } catch {
     return { ...INITIAL_POLL_STATE, known: false };
@@ -141,6 +174,8 @@ export async function writePollState(dir: string, deviceId: string, state: PollS
   const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
   const record: PollStateFile = { version: 1, deviceId, jitterMs: state.jitterMs, throttles: state.throttles };
   if (state.lastPollStartedAt !== undefined) record.lastPollStartedAt = state.lastPollStartedAt;
+  if (state.unreached !== undefined) record.unreached = state.unreached;
+  if (state.retryAt !== undefined) record.retryAt = state.retryAt;
   try {
     await mkdir(dir, { recursive: true });
     await writeFile(temp, JSON.stringify(record));
@@ -252,6 +287,7 @@ export class PollRunner {
       this.#schedule();
       return;
     }
+    const before = this.#state;
     this.#state = started;
     let received = 0;
     let drained = 0;
@@ -271,7 +307,8 @@ export class PollRunner {
       this.#o.onError(err);
       outcome = 'failed';
     }
-    this.#state = pollFinished(this.#state, outcome);
+    // Only the first GET can be unreached: a drain follows an answer from the hub.
+    this.#state = outcome === 'unreached' ? pollUnreached(before, this.#o.policy, startedAt) : pollFinished(this.#state, outcome);
     if (this.#o.stateDir !== undefined && !this.#stopped) {
       await writePollState(this.#o.stateDir, this.#o.deviceId, this.#state).catch((err: unknown) => this.#o.onError(err));
     }

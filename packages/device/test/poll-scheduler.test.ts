@@ -10,12 +10,15 @@ import {
   mayDrain,
   nextPollAt,
   pollFinished,
+  pollUnreached,
+  UNREACHED_RETRY_MS,
   pollPolicy,
   pollStarted,
   pollStatePath,
   readPollState,
   type PollEvent,
   type PollOutcome,
+  type PollState,
 } from '../src/internal.ts';
 import { VirtualClock } from './virtual-clock.ts';
 
@@ -78,6 +81,24 @@ describe('poll timing (pure)', () => {
     expect(nextPollAt(s, policy, t) - t).toBe(PRODUCTION_POLL_FLOOR_MS);
   });
 
+  it('an attempt that never reached the hub is not a poll: retried after a doubling wait, the floor kept', () => {
+    const policy = pollPolicy({ development: false, jitterRatio: 0 });
+    const polled = pollFinished(pollStarted(INITIAL_POLL_STATE, policy, T0, 0), 'empty');
+    // The next poll is due at the floor; it finds the network down.
+    const due = nextPollAt(polled, policy, T0);
+    expect(due).toBe(T0 + PRODUCTION_POLL_FLOOR_MS);
+    const once = pollUnreached(polled, policy, due);
+    expect(once.lastPollStartedAt).toBe(T0);
+    expect(nextPollAt(once, policy, due)).toBe(due + UNREACHED_RETRY_MS);
+    const twice = pollUnreached(once, policy, due + UNREACHED_RETRY_MS);
+    expect(nextPollAt(twice, policy, due)).toBe(due + 3 * UNREACHED_RETRY_MS);
+    // Never earlier than the floor after the last real poll, whatever the back-off says.
+    const early = pollUnreached(INITIAL_POLL_STATE, policy, T0);
+    expect(nextPollAt({ ...early, lastPollStartedAt: T0 }, policy, T0)).toBe(T0 + PRODUCTION_POLL_FLOOR_MS);
+    // A poll that reaches the hub clears the back-off.
+    expect(pollFinished(twice, 'empty')).not.toHaveProperty('retryAt');
+  });
+
   it('drains only after a message, at most drainMax times', () => {
     const policy = pollPolicy({ development: false, drainMax: 3 });
     expect(mayDrain('message', 0, policy)).toBe(true);
@@ -86,17 +107,22 @@ describe('poll timing (pure)', () => {
     expect(mayDrain('throttled', 0, policy)).toBe(false);
   });
 
-  it('over 24 virtual hours of random outcomes, production polls never start < 1500 s apart', () => {
+  it('over 24 virtual hours of random outcomes, production polls that reach the hub never start < 1500 s apart', () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom<PollOutcome>('message', 'empty', 'throttled', 'failed'), { minLength: 100, maxLength: 100 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 100, maxLength: 100 }), (outcomes, randoms) => {
+      fc.property(fc.array(fc.constantFrom<PollOutcome>('message', 'empty', 'throttled', 'failed', 'unreached'), { minLength: 100, maxLength: 100 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 100, maxLength: 100 }), (outcomes, randoms) => {
         const policy = pollPolicy({ development: false });
-        let s = { ...INITIAL_POLL_STATE };
+        let s: PollState = { ...INITIAL_POLL_STATE };
         let t = T0;
         const starts: number[] = [];
         for (let i = 0; t < T0 + 24 * HOUR && i < outcomes.length; i++) {
           t = nextPollAt(s, policy, t);
+          const outcome = outcomes[i]!;
+          if (outcome === 'unreached') {
+            s = pollUnreached(s, policy, t);
+            continue;
+          }
           starts.push(t);
-          s = pollFinished(pollStarted(s, policy, t, randoms[i]!), outcomes[i]!);
+          s = pollFinished(pollStarted(s, policy, t, randoms[i]!), outcome);
         }
         for (let i = 1; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(PRODUCTION_POLL_FLOOR_MS);
       }),
@@ -191,6 +217,35 @@ describe('PollRunner over 24 virtual hours with restarts (state file round trip)
     expect(next).toBe(T0 + PRODUCTION_POLL_FLOOR_MS);
     expect((await readPollState(dir, 'd2')).lastPollStartedAt).toBe(T0);
     await b.stop();
+  });
+
+  it('records an attempt that never reached the hub as no poll, and tries again after the back-off', async () => {
+    const dir = await tempDir();
+    const clock = new VirtualClock(T0);
+    const outcomes: PollOutcome[] = ['unreached', 'empty'];
+    const events: PollEvent[] = [];
+    const runner = new PollRunner({
+      deviceId: 'd-unreached',
+      policy: pollPolicy({ development: false, jitterRatio: 0 }),
+      clock,
+      stateDir: dir,
+      pollOnce: () => Promise.resolve(outcomes.shift() ?? 'empty'),
+      onPoll: (e) => events.push(e),
+      onError: () => undefined,
+    });
+    expect(await runner.start()).toBe(T0);
+    await clock.step(T0);
+    for (let i = 0; i < 200 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(events[0]).toMatchObject({ outcome: 'unreached', nextPollAt: new Date(T0 + UNREACHED_RETRY_MS) });
+    // On disk: no poll yet, so a restart would not wait the 1500 s floor for one that never happened.
+    const record = await readPollState(dir, 'd-unreached');
+    expect(record.lastPollStartedAt).toBeUndefined();
+    expect(record.retryAt).toBe(T0 + UNREACHED_RETRY_MS);
+    await clock.step(T0 + UNREACHED_RETRY_MS);
+    for (let i = 0; i < 200 && events.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(events[1]).toMatchObject({ outcome: 'empty', startedAt: new Date(T0 + UNREACHED_RETRY_MS) });
+    expect((await readPollState(dir, 'd-unreached')).lastPollStartedAt).toBe(T0 + UNREACHED_RETRY_MS);
+    await runner.stop();
   });
 
   it('a corrupt state file counts as "just polled" and waits a full interval', async () => {
