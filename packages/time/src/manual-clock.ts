@@ -68,17 +68,8 @@ export class ManualClock implements Clock {
    * a running timer run too if they fall due within the window. Bounded: at most `maxTimers` run.
    */
   advance(ms: number, maxTimers = 100_000): void {
-    if (!(ms >= 0)) throw new RangeError(`ManualClock.advance: ms must be >= 0 (got ${String(ms)})`);
-    const until = this.#now + ms;
-    for (let ran = 0; ran < maxTimers; ran++) {
-      const next = this.#earliest();
-      if (next === undefined || next.dueAt > until) break;
-      this.#timers.delete(next);
-      this.#now = Math.max(this.#now, next.dueAt);
-      const fn = next.fn;
-      next.fn = undefined;
-      fn?.();
-    }
+    const until = this.#until('advance', ms);
+    for (let ran = 0; ran < maxTimers && this.#runNext(until); ran++);
     this.#now = Math.max(this.#now, until);
   }
 
@@ -87,21 +78,28 @@ export class ManualClock implements Clock {
    * starts (a retry after a backoff, a re-poll) reaches its next timer before time moves on.
    */
   async advanceAsync(ms: number, maxTimers = 100_000): Promise<void> {
-    if (!(ms >= 0)) throw new RangeError(`ManualClock.advanceAsync: ms must be >= 0 (got ${String(ms)})`);
-    const until = this.#now + ms;
+    const until = this.#until('advanceAsync', ms);
     await settle();
-    for (let ran = 0; ran < maxTimers; ran++) {
-      const next = this.#earliest();
-      if (next === undefined || next.dueAt > until) break;
-      this.#timers.delete(next);
-      this.#now = Math.max(this.#now, next.dueAt);
-      const fn = next.fn;
-      next.fn = undefined;
-      fn?.();
-      await settle();
-    }
+    for (let ran = 0; ran < maxTimers && this.#runNext(until); ran++) await settle();
     this.#now = Math.max(this.#now, until);
     await settle();
+  }
+
+  #until(what: string, ms: number): number {
+    if (!(ms >= 0)) throw new RangeError(`ManualClock.${what}: ms must be >= 0 (got ${String(ms)})`);
+    return this.#now + ms;
+  }
+
+  /** Runs the earliest timer due by `until`, at its due time; false when none is. */
+  #runNext(until: number): boolean {
+    const next = this.#earliest();
+    if (next === undefined || next.dueAt > until) return false;
+    this.#timers.delete(next);
+    this.#now = Math.max(this.#now, next.dueAt);
+    const fn = next.fn;
+    next.fn = undefined;
+    fn?.();
+    return true;
   }
 
   /** Sets `now()` without running timers (a wall-clock jump, as after an NTP correction). */

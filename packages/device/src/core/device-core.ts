@@ -2,6 +2,9 @@
 // identity. It owns what a link must not have to know: the connection state machine, operation
 // deadlines and abort, the wait for a reconnect, C2D readers and settlement, method dispatch,
 // twin normalisation and the HTTPS poll scheduler. A link (links/link.ts) only talks to the hub.
+// One file because it is one class: its parts share private state (the state machine, the held
+// operations, the readers) that splitting would have to expose; the separable parts already
+// live beside it (operation.ts, deadlines.ts, state.ts, polling.ts, guard.ts).
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
 import { SwitchyardError } from '@switchyard/errors';

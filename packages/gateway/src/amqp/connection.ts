@@ -1,4 +1,6 @@
-// One AMQP connection (TLS or WebSocket) shared by many device identities.
+// One AMQP connection (TLS or WebSocket) shared by many device identities. One file because it
+// is one state machine (open, CBS, sessions, loss, close) over one rhea connection; the link
+// bookkeeping it shares with identities is apart, in link-tracker.ts.
 //
 // Layout on the wire: a control session that carries the one CBS link pair of the connection
 // (every identity's put-token goes through it). An identity's links then go either
