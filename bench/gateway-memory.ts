@@ -6,6 +6,12 @@
 //
 //   pnpm --filter @switchyard/bench gateway-memory [--quick] [--n 1,10,100,1000] [--repeat 2]
 //        [--variants gateway-amqp,gateway-amqp-azure-client,raw-amqp,raw-mqtt] [--json FILE]
+//        [--send M]
+//
+// N goes up to 10 000 for the gateways (a pool of connections of at most 995 identities each) and
+// 5 000 for the raw clients (one socket each). With --send M, after the memory is read every
+// identity sends M messages, all identities at once, and the child reports the aggregate
+// telemetry throughput (messages acknowledged per second) beside the raw clients' in the same run.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
@@ -17,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 // Types only: each child loads just its own variant's modules, at run time.
 import type { createGateway as createGatewayType } from '@switchyard/gateway';
-import type { Client as AzureClientType } from 'azure-iot-device';
+import type { Client as AzureClientType, Message as AzureMessageType } from 'azure-iot-device';
 
 const VARIANTS = ['gateway-amqp', 'gateway-amqp-azure-client', 'raw-amqp', 'raw-mqtt'] as const;
 const GATEWAYS = ['gateway-amqp', 'gateway-amqp-azure-client'] as const;
@@ -40,6 +46,8 @@ interface ChildConfig {
   concurrency: number;
   /** Stop connecting more identities after this long; what connected is measured. */
   capMs: number;
+  /** Messages each identity sends after the memory reading; 0 for none. */
+  sendPerIdentity: number;
 }
 
 interface ChildResult {
@@ -60,10 +68,18 @@ interface ChildResult {
   /** Every socket fd, including the stdio pipes to the parent. */
   allSockets: number;
   connections?: number;
+  /** With --send: messages acknowledged, and how long all identities took to send them. */
+  sent?: number;
+  sendMs?: number;
+  sendFailed?: number;
 }
 
+const MAX_GATEWAY_N = 10_000;
+const MAX_RAW_N = 5_000;
 const TARGET_RATIO = 10;
 const TARGET_CONNECT_MS = 10_000;
+const TARGET_CONNECT_10K_MS = 15_000;
+const TARGET_KIB_PER_ID = 6.5;
 const CAP_MS = 120_000;
 const RAW_CONCURRENCY = 50;
 const SETTLE_MS = 1_000;
@@ -73,7 +89,9 @@ const USAGE = `usage: pnpm --filter @switchyard/bench gateway-memory [options]
   --n LIST           identity counts, comma-separated (default 1,10,100,1000)
   --repeat R         fresh processes per variant and N (default 2; --quick 1)
   --variants LIST    subset of ${VARIANTS.join(',')}
-  --json FILE        also write every child's result as JSON`;
+  --json FILE        also write every child's result as JSON
+  --send M           after the memory reading, every identity sends M messages at once; report
+                     the aggregate throughput`;
 
 // ---- child: one variant, one N ------------------------------------------------------------------
 
@@ -145,6 +163,8 @@ interface Connected {
   capped: boolean;
   capReason?: string;
   connections?: number;
+  /** Sends one message as identity number `i` (of those connected). */
+  send(i: number, body: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -159,12 +179,15 @@ async function loadVariant(variant: Variant): Promise<Connector> {
     return (config, ids) => connectGateway(createGateway, config, ids, engine);
   }
   // Only the one transport package, as a plain Azure device program would load.
-  const { Client } = (await import('azure-iot-device')).default;
+  const { Client, Message: AzureMessage } = (await import('azure-iot-device')).default;
+  Message = AzureMessage;
   const Transport = variant === 'raw-amqp' ? (await import('azure-iot-device-amqp')).default.Amqp : (await import('azure-iot-device-mqtt')).default.Mqtt;
   return (config, ids) => connectRaw(Client, Transport, config, ids);
 }
 
 type CreateGateway = typeof createGatewayType;
+/** The SDK's Message class, loaded with the raw variants only. */
+let Message: typeof AzureMessageType;
 type AzureClient = typeof AzureClientType;
 type AzureTransport = Parameters<AzureClient['fromConnectionString']>[1];
 
@@ -183,8 +206,10 @@ async function connectGateway(createGateway: CreateGateway, config: ChildConfig,
   });
   gateway.on('identity-error', () => undefined);
   const opened = await withCap(gateway.open(), config.capMs);
-  const connected = gateway.list().filter((i) => i.state === 'connected').length;
+  const up = gateway.list().filter((i) => i.state === 'connected');
+  const connected = up.length;
   return {
+    send: (i, body) => up[i]!.device.sendEvent(body),
     connected,
     failed: opened === 'capped' ? ids.length - connected : opened.failed.length,
     capped: opened === 'capped',
@@ -226,6 +251,7 @@ async function connectRaw(Client: AzureClient, Transport: AzureTransport, config
   };
   await Promise.all(Array.from({ length: Math.min(config.concurrency, ids.length) }, worker));
   return {
+    send: (i, body) => clients[i]!.sendEvent(new Message(body)).then(() => undefined),
     connected: clients.length,
     failed,
     capped: clients.length < ids.length,
@@ -273,6 +299,24 @@ async function runChild(): Promise<void> {
     allSockets: sockets.all,
     ...(up.connections === undefined ? {} : { connections: up.connections }),
   };
+  if (config.sendPerIdentity > 0 && up.connected > 0) {
+    let sent = 0;
+    let sendFailed = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: up.connected }, async (_, i) => {
+        for (let m = 0; m < config.sendPerIdentity; m++) {
+          try {
+            await up.send(i, `m${m}`);
+            sent++;
+          } catch {
+            sendFailed++;
+          }
+        }
+      }),
+    );
+    Object.assign(result, { sent, sendFailed, sendMs: performance.now() - t0 });
+  }
   process.stdout.write(`${JSON.stringify(result)}\n`);
   await withCap(up.close(), 15_000);
   // The measurement is out; SDK retry timers must not keep a finished child around.
@@ -321,7 +365,7 @@ async function stopChild(child: ReturnType<typeof spawn>): Promise<void> {
   clearTimeout(timer);
 }
 
-async function measure(variant: Variant, n: number, pin: (cpu: number, args: string[]) => [string, string[]]): Promise<ChildResult> {
+async function measure(variant: Variant, n: number, pin: (cpu: number, args: string[]) => [string, string[]], sendPerIdentity: number): Promise<ChildResult> {
   const [hubCmd, hubArgs] = pin(0, ['--import', 'tsx', here('./hub-process.ts'), String(n)]);
   const hub = spawn(hubCmd, hubArgs, { stdio: ['pipe', 'pipe', 'inherit'] });
   try {
@@ -330,7 +374,7 @@ async function measure(variant: Variant, n: number, pin: (cpu: number, args: str
     const [cmd, args] = pin(1, ['--expose-gc', '--disable-warning=DEP0123', '--import', 'tsx', here('./gateway-memory.ts'), '--child']);
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     try {
-      const config: ChildConfig = { variant, n, hub: hubInfo, concurrency: RAW_CONCURRENCY, capMs: CAP_MS };
+      const config: ChildConfig = { variant, n, hub: hubInfo, concurrency: RAW_CONCURRENCY, capMs: CAP_MS, sendPerIdentity };
       child.stdin!.write(`${JSON.stringify(config)}\n`);
       return JSON.parse(await firstLine(child, CAP_MS + 60_000, `the ${variant} child (N=${n})`)) as ChildResult;
     } finally {
@@ -369,6 +413,7 @@ async function runParent(): Promise<void> {
       repeat: { type: 'string' },
       variants: { type: 'string' },
       json: { type: 'string' },
+      send: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -377,10 +422,19 @@ async function runParent(): Promise<void> {
     return;
   }
   const counts = (flags.n ?? (flags.quick ? '1,10,100' : '1,10,100,1000')).split(',').map((s) => Number(s.trim()));
-  if (counts.some((c) => !Number.isInteger(c) || c < 1 || c > 5000)) {
-    console.error(`--n must list integers from 1 to 5000\n${USAGE}`);
+  if (counts.some((c) => !Number.isInteger(c) || c < 1 || c > MAX_GATEWAY_N)) {
+    console.error(`--n must list integers from 1 to ${MAX_GATEWAY_N}\n${USAGE}`);
     process.exit(2);
   }
+  const sendPerIdentity = Number(flags.send ?? '0');
+  if (!Number.isInteger(sendPerIdentity) || sendPerIdentity < 0 || sendPerIdentity > 10_000) {
+    console.error(`--send must be an integer from 0 to 10000\n${USAGE}`);
+    process.exit(2);
+  }
+  // The children load the packages as a consumer does (their dist/): build them first, so what is
+  // measured is the code in this tree.
+  const built = spawnSync(process.execPath, [here('../node_modules/typescript/bin/tsc'), '-b', here('../tsconfig.build.json')], { stdio: 'inherit' });
+  if (built.status !== 0) process.exit(1);
   const repeat = Number(flags.repeat ?? (flags.quick ? '1' : '2'));
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 10) {
     console.error(`--repeat must be an integer from 1 to 10\n${USAGE}`);
@@ -414,7 +468,11 @@ async function runParent(): Promise<void> {
       for (const variant of order) {
         let r: ChildResult;
         try {
-          r = await measure(variant, n, pin);
+          if (!isGateway(variant) && n > MAX_RAW_N) {
+            console.log(`${String(run).padStart(3)} ${variant.padEnd(25)} ${String(n).padStart(5)}  skipped: raw clients are measured up to N = ${MAX_RAW_N} (one socket each)`);
+            continue;
+          }
+          r = await measure(variant, n, pin, sendPerIdentity);
         } catch (err) {
           console.log(`${String(run).padStart(3)} ${variant.padEnd(25)} ${String(n).padStart(5)}  failed: ${(err as Error).message}`);
           continue;
@@ -424,6 +482,7 @@ async function runParent(): Promise<void> {
         const perId = r.connected > 0 ? added / 1024 / r.connected : Number.NaN;
         console.log(
           `${String(run).padStart(3)} ${variant.padEnd(25)} ${String(n).padStart(5)} ${String(r.connected).padStart(9)} ${String(r.tcpSockets).padStart(11)} ${fmt(r.connectMs / 1000, 2).padStart(9)} ${fmt(r.rssBytes / MiB).padStart(8)} ${fmt(r.youngGenBytes / MiB).padStart(9)} ${fmt(retained(r.rssBytes, r.youngGenBytes) / MiB).padStart(8)} ${fmt(r.heapUsedBytes / MiB).padStart(8)} ${fmt(perId).padStart(12)}` +
+            (r.sendMs === undefined ? '' : `  sent ${r.sent} (${r.sendFailed} failed) in ${fmt(r.sendMs / 1000, 2)} s = ${fmt((r.sent ?? 0) / (r.sendMs / 1000), 0)} msg/s`) +
             (r.capped ? `  CAPPED: ${r.capReason ?? 'not all identities connected'}` : ''),
         );
       }
@@ -480,6 +539,30 @@ async function runParent(): Promise<void> {
     const ok = big.every((r) => r.connected === 1000) && slowest < TARGET_CONNECT_MS;
     const sockets = [...new Set(big.map((r) => r.tcpSockets))].join('/');
     console.log(`1000 identities over the gateway connected in ${big.map((r) => fmt(r.connectMs / 1000, 2)).join(', ')} s (${big.length === 1 ? 'one run' : `${big.length} runs`}; ${sockets} TCP sockets)   target < ${TARGET_CONNECT_MS / 1000} s: ${ok ? 'met' : 'NOT met'}`);
+  }
+  const huge = results.filter((r) => r.variant === 'gateway-amqp' && r.n === MAX_GATEWAY_N);
+  if (huge.length > 0) {
+    const slowest = Math.max(...huge.map((r) => r.connectMs));
+    const ok = huge.every((r) => r.connected === MAX_GATEWAY_N) && slowest < TARGET_CONNECT_10K_MS;
+    const perId = huge.map((r) => (retained(r.rssBytes, r.youngGenBytes) - retained(r.baselineRssBytes, r.baselineYoungGenBytes)) / 1024 / r.connected);
+    console.log(
+      `${MAX_GATEWAY_N} identities over the gateway (${[...new Set(huge.map((r) => r.connections))].join('/')} connections) connected in ${huge.map((r) => fmt(r.connectMs / 1000, 2)).join(', ')} s, ${perId.map((v) => fmt(v)).join(', ')} KiB/id retained   target < ${TARGET_CONNECT_10K_MS / 1000} s and ≤ ${TARGET_KIB_PER_ID} KiB/id: ${ok && perId.every((v) => v <= TARGET_KIB_PER_ID) ? 'met' : 'NOT met'}`,
+    );
+  }
+  if (sendPerIdentity > 0) {
+    console.log('');
+    console.log(`aggregate telemetry throughput, every identity sending ${sendPerIdentity} messages at once (msg/s acknowledged; median over runs)`);
+    const rate = (variant: Variant, n: number): number => {
+      const rows = results.filter((r) => r.variant === variant && r.n === n && r.sendMs !== undefined).map((r) => (r.sent ?? 0) / (r.sendMs! / 1000)).sort((x, y) => x - y);
+      if (rows.length === 0) return Number.NaN;
+      const mid = (rows.length - 1) / 2;
+      return (rows[Math.floor(mid)]! + rows[Math.ceil(mid)]!) / 2;
+    };
+    for (const n of counts) {
+      const line = variants.map((v) => `${v} ${fmt(rate(v, n), 0)}`).join('   ');
+      const ratio = rate('gateway-amqp', n) / rate('raw-amqp', n);
+      console.log(`  N = ${String(n).padStart(5)}: ${line}${Number.isFinite(ratio) ? `   gateway/raw-amqp = ${fmt(ratio, 2)}×` : ''}`);
+    }
   }
   const capped = results.filter((r) => r.capped);
   if (capped.length > 0) console.log(`capped: ${capped.map((r) => `${r.variant} N=${r.n} (${r.connected} connected: ${r.capReason ?? ''})`).join('; ')}; their fit uses the identities that connected`);
