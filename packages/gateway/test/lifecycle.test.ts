@@ -194,6 +194,27 @@ describe.each<GatewayEngine>(['azure-client', 'lean'])('engine %s', (engine) => 
     }, 30_000);
   });
 
+  describe('lifecycle races', () => {
+    it('close during add: the add in flight is refused and nothing stays connected at the hub', async () => {
+      const [first, ...rest] = identities('race-add', 4);
+      const gw = await createGateway({ engine, env: {}, ca: hub.ca, endpoint: { host: hub.address, port: hub.ports.amqp } });
+      await gw.add(first!);
+      // Three adds under way (sessions, put-tokens) when close() is called.
+      const adding = rest.map((identity) => gw.add(identity).then(
+        () => 'added',
+        (err: unknown) => (err as { code?: string }).code ?? 'error',
+      ));
+      const closing = gw.close();
+      const outcomes = await Promise.all(adding);
+      await closing;
+      // Each add either finished before the close took it down or was refused; none is left open.
+      expect(outcomes.every((o) => o === 'added' || o === 'NOT_CONNECTED')).toBe(true);
+      expect(gw.list()).toEqual([]);
+      await waitFor(() => hub.stats().connectedIdentities.every((s) => !s.deviceId.startsWith('race-add-')), 'no race-add identity left on the hub');
+      await expect(gw.add({ deviceId: 'race-add-x', connectionString: first!.connectionString })).rejects.toMatchObject({ code: 'NOT_CONNECTED' });
+    });
+  });
+
   describe('connection pool', () => {
     let gw: Gateway;
     afterAll(async () => {

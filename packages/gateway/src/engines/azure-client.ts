@@ -6,7 +6,6 @@ import azureDevice from 'azure-iot-device';
 import azureDeviceAmqp from 'azure-iot-device-amqp';
 import type { Amqp as BaseAmqpClient } from 'azure-iot-amqp-base';
 import azureCommon from 'azure-iot-common';
-import { SwitchyardError } from '@switchyard/errors';
 import { AzureClientLink, DeviceCore, type AzureClientLike } from '@switchyard/device/internal';
 import { IdentityChannel } from '../amqp/identity-channel.ts';
 import type { GatewayIdentity, GatewayIdentityInput } from '../types.ts';
@@ -63,18 +62,21 @@ export class AzureClientGateway extends SharedConnectionGateway {
       // transport only keeps it; the channel owns the connection's TLS and agent.
       const sdkOptions = { ...this.fileUploadOptions(), ...(this.options.tokenRenewal ? { tokenRenewal: { ...this.options.tokenRenewal } } : {}) };
       if (Object.keys(sdkOptions).length > 0) await client.setOptions(sdkOptions as never);
+      // close() may have come while the options were set: an open() now would retry for minutes
+      // into a gateway that is gone.
+      if (this.closed) throw new Error('closed');
       await client.open();
       link.opened();
     } catch (err) {
       this.pending.delete(parsed.deviceId);
       await this.closeIdentity(identity);
       await pool.release(parsed.deviceId);
-      throw this.translate(err, parsed.deviceId, 'connect');
+      throw this.addFailed(err, parsed.deviceId);
     }
     this.pending.delete(parsed.deviceId);
     if (this.closed) {
       await this.closeIdentity(identity);
-      throw new SwitchyardError('NOT_CONNECTED', 'the gateway was closed while the identity connected');
+      throw this.addFailed(undefined, parsed.deviceId);
     }
     this.identities.set(parsed.deviceId, identity);
     return identity;
@@ -90,12 +92,4 @@ export class AzureClientGateway extends SharedConnectionGateway {
     (identity.core.link as AzureClientLink).gaveUp(error);
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const all = [...this.identities.values()];
-    this.identities.clear();
-    await Promise.all(all.map((identity) => this.closeIdentity(identity)));
-    await this.closeConnections();
-  }
 }

@@ -265,4 +265,27 @@ export abstract class SharedConnectionGateway extends GatewayBase<IdentityHandle
   protected retire(identity: IdentityHandle): Promise<void> {
     return this.closeIdentity(identity);
   }
+
+  /**
+   * Closes every identity, those still connecting included (their add() is then refused with
+   * NOT_CONNECTED: a client left opening would keep retrying into a gateway that is gone), then
+   * the connections.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.beforeClose();
+    this.identities.clear();
+    await Promise.all([...this.byCore.values()].map((identity) => this.closeIdentity(identity)));
+    await this.closeConnections();
+  }
+
+  /** The engine's own timers, stopped before its identities close. */
+  protected beforeClose(): void {}
+
+  /** What add() throws when connecting failed: the gateway's close, if that is why, else the failure. */
+  protected addFailed(err: unknown, deviceId: string): SwitchyardError {
+    if (this.closed) return new SwitchyardError('NOT_CONNECTED', `identity ${deviceId}: the gateway was closed while the identity connected`, { details: { deviceId } });
+    return this.translate(err, deviceId, 'connect');
+  }
 }

@@ -1,7 +1,6 @@
 // The `lean` engine over AMQP and AMQP-WS: the pool's shared connections and identity channels,
 // and for each identity a DeviceCore over an IdentityLink on its session instead of an Azure
 // Client + transport. Token renewal is one timer for the whole gateway rather than one per identity.
-import { SwitchyardError } from '@switchyard/errors';
 import { DeviceCore } from '@switchyard/device/internal';
 import type { Decision } from '@switchyard/selector';
 import type { TimerHandle } from '@switchyard/time';
@@ -64,13 +63,12 @@ export class LeanAmqpGateway extends SharedConnectionGateway implements Identity
       this.#links.delete(link);
       await this.closeIdentity(identity);
       await pool.release(parsed.deviceId);
-      throw this.translate(err, parsed.deviceId, 'connect');
+      throw this.addFailed(err, parsed.deviceId);
     }
     this.pending.delete(parsed.deviceId);
     if (this.closed) {
-      this.#links.delete(link);
       await this.closeIdentity(identity);
-      throw new SwitchyardError('NOT_CONNECTED', 'the gateway was closed while the identity connected');
+      throw this.addFailed(undefined, parsed.deviceId);
     }
     this.identities.set(parsed.deviceId, identity);
     return identity;
@@ -89,15 +87,9 @@ export class LeanAmqpGateway extends SharedConnectionGateway implements Identity
     await super.closeIdentity(identity);
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  protected override beforeClose(): void {
     this.clock.clearTimeout(this.#renewalTimer);
     this.#renewalTimer = undefined;
-    const all = [...this.identities.values()];
-    this.identities.clear();
-    await Promise.all(all.map((identity) => this.closeIdentity(identity)));
-    await this.closeConnections();
   }
 
   // ---- IdentityLinkOwner -------------------------------------------------------------------
