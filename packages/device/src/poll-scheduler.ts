@@ -6,7 +6,7 @@ import { mkdir, readFile, rename, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SwitchyardError } from '@switchyard/errors';
 import { PRODUCTION_POLL_FLOOR_SECONDS } from '@switchyard/profile';
-import type { Clock, TimerHandle } from '@switchyard/time';
+import { backoffDelay, type Clock, type TimerHandle } from '@switchyard/time';
 
 export const PRODUCTION_POLL_FLOOR_MS = PRODUCTION_POLL_FLOOR_SECONDS * 1000;
 
@@ -66,7 +66,8 @@ export function pollPolicy(input: PollPolicyInput): PollPolicy {
 /** Extra delay after `throttles` consecutive 429s: base·2^(n−1), capped. */
 export function throttleBackoffMs(throttles: number, policy: PollPolicy): number {
   if (throttles <= 0) return 0;
-  return Math.min(policy.backoffBaseMs * 2 ** Math.min(throttles - 1, 30), policy.backoffMaxMs);
+  // Never jittered: the poll's own jitter is drawn separately, and only ever added.
+  return backoffDelay({ baseMs: policy.backoffBaseMs, maxMs: policy.backoffMaxMs, maxRetries: Infinity, jitter: 0 }, throttles - 1)!;
 }
 
 /**
@@ -97,7 +98,7 @@ export const UNREACHED_RETRY_MS = 30_000;
  */
 export function pollUnreached(before: PollState, policy: PollPolicy, startedAt: number): PollState {
   const unreached = (before.unreached ?? 0) + 1;
-  const wait = Math.min(policy.intervalMs, UNREACHED_RETRY_MS * 2 ** Math.min(unreached - 1, 30));
+  const wait = backoffDelay({ baseMs: Math.min(UNREACHED_RETRY_MS, policy.intervalMs), maxMs: policy.intervalMs, maxRetries: Infinity, jitter: 0 }, unreached - 1)!;
   return { ...before, unreached, retryAt: startedAt + wait };
 }
 

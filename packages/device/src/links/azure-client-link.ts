@@ -6,7 +6,7 @@ import { isRetryable } from '../errors.ts';
 import { fromAzureMessage, toAzureMessage, type OutgoingMessage } from '../message.ts';
 import type { PollOutcome } from '../poll-scheduler.ts';
 import type { Protocol } from '@switchyard/profile';
-import { delay, systemClock, type Clock } from '@switchyard/time';
+import { backoffDelay, delay, systemClock, type Clock } from '@switchyard/time';
 import type { MethodRequest, TwinDocument } from '../types.ts';
 import type { DeviceLink, LinkListener, Settlement } from './link.ts';
 
@@ -81,8 +81,9 @@ export function boundedRetryPolicy(maxAttempts: number, baseMs = 100, maxMs = 5_
     shouldRetry: (err) => maxAttempts > 0 && isRetryable(err),
     nextRetryTimeout: (retryCount, throttled) => {
       if (retryCount > maxAttempts) return -1;
-      const base = throttled ? Math.max(baseMs, 5_000) : baseMs;
-      return Math.min(base * 2 ** Math.max(0, retryCount - 1), throttled ? Math.max(maxMs, 60_000) : maxMs);
+      // The one backoff schedule, without jitter: the SDK adds none of its own to ours either.
+      const policy = throttled ? { baseMs: Math.max(baseMs, 5_000), maxMs: Math.max(maxMs, 60_000) } : { baseMs, maxMs };
+      return backoffDelay({ ...policy, maxRetries: Infinity, jitter: 0 }, Math.max(0, retryCount - 1))!;
     },
   };
 }
