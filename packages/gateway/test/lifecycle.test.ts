@@ -185,6 +185,19 @@ describe.each<GatewayEngine>(['azure-client', 'lean'])('engine %s', (engine) => 
       // Several back-off rounds pass while the "hub" is down: each is a connection attempt refused.
       await waitFor(() => relay.refusedCount() >= refusedBefore + 3, 'three re-open attempts while the hub is down');
       expect(back.size).toBe(0);
+      // A send that times out while the identity is down says whether it can be at the hub.
+      const during = await gw.get(list[0]!.deviceId)!.device.sendEvent({ body: 'during the outage', messageId: 'out-1' }, { timeoutMs: 300 }).then(
+        () => undefined,
+        (err: unknown) => err as { code: string; details: { delivered?: string; messageId?: string } },
+      );
+      if (engine === 'lean') {
+        // It waited for the re-open and never left the device: retrying it is safe.
+        expect(during).toMatchObject({ code: 'TIMEOUT', details: { delivered: 'no', messageId: 'out-1' } });
+      } else {
+        // The Azure client takes it and fails it itself; if it times out here, it may have been sent.
+        expect(['TIMEOUT', 'NOT_CONNECTED']).toContain(during?.code);
+        if (during?.code === 'TIMEOUT') expect(during.details.delivered).toBe('unknown');
+      }
       relay.resume();
       await waitFor(() => back.size === list.length, 'every identity to come back', 15_000);
       expect(gaveUp).toEqual([]);
