@@ -81,18 +81,6 @@ export interface LocalHub {
    * `standardPorts`, pass `redirectAgent()` as `mqtt.webSocketAgent`, `amqp.webSocketAgent` or
    * `http.agent`; with it, the string points them at the bound address directly.
    */
-  get eventHubConnectionString(): string {
-    const name = this.#eventHubs?.endpoint.name ?? '';
-    // On 5671 the port is left out, so the same string also reaches WebSockets on 443.
-    const host = this.ports.amqp === STANDARD_PORTS.amqp ? this.address : `${this.address}:${this.ports.amqp}`;
-    return `Endpoint=sb://${host}/;SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${this.#core.serviceKey};EntityPath=${name}`;
-  }
-
-  get eventHubs(): EventHubsControl {
-    if (!this.#eventHubsControl) throw new SwitchyardError('CONFIG_INVALID', 'The hub has not started.', { details: { field: 'eventHubs' } });
-    return this.#eventHubsControl;
-  }
-
   deviceConnectionString(deviceId: string, options?: { protocol?: ConnectionStringProtocol }): string;
   /** An https.Agent that sends the WebSocket and HTTPS transports to this hub's HTTPS port, keeping TLS name checks. */
   redirectAgent(): HttpsAgent;
@@ -334,6 +322,18 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
 
   get serviceConnectionString(): string {
     return `HostName=${this.hostName};SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${this.#core.serviceKey}`;
+  }
+
+  get eventHubConnectionString(): string {
+    const name = this.#eventHubs?.endpoint.name ?? '';
+    // On 5671 the port is left out, so the same string also reaches WebSockets on 443.
+    const host = this.ports.amqp === STANDARD_PORTS.amqp ? this.address : `${this.address}:${this.ports.amqp}`;
+    return `Endpoint=sb://${host}/;SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${this.#core.serviceKey};EntityPath=${name}`;
+  }
+
+  get eventHubs(): EventHubsControl {
+    if (!this.#eventHubsControl) throw new SwitchyardError('CONFIG_INVALID', 'The hub has not started.', { details: { field: 'eventHubs' } });
+    return this.#eventHubsControl;
   }
 
   deviceConnectionString(deviceId: string, options: { protocol?: ConnectionStringProtocol } = {}): string {

@@ -1,7 +1,8 @@
 // Claims for the Event Hubs-compatible endpoint: a CBS put-token whose audience is an `sb://`
 // URI naming this event hub, signed with a shared access policy key of the hub (as IoT Hub's
 // built-in endpoint accepts `iothubowner` and `service`). Pure: the caller passes the time.
-import { parseSasToken, signatureMatches } from '../core/sas.ts';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { parseSasToken, type ParsedSas } from '../core/sas.ts';
 
 export interface SharedAccessPolicy {
   name: string;
@@ -27,6 +28,16 @@ export function parseEventHubsAudience(audience: string): AudienceParse | undefi
   const m = /^sb:\/\/([^/:]+)(?::\d{1,5})?(\/.*)?$/i.exec(text);
   if (!m) return undefined;
   return { host: m[1]!.toLowerCase(), path: (m[2] ?? '').replace(/^\/+|\/+$/g, '').toLowerCase() };
+}
+
+/**
+ * Service Bus, and so Event Hubs and @azure/core-amqp, signs with the key's text as the HMAC key,
+ * where IoT Hub base64-decodes it first; the built-in endpoint follows Service Bus.
+ */
+export function serviceBusSignatureMatches(parsed: ParsedSas, key: string): boolean {
+  const expected = createHmac('sha256', Buffer.from(key, 'utf8')).update(`${parsed.srRaw}\n${parsed.expiry}`).digest();
+  const given = Buffer.from(parsed.signature, 'base64');
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 /** Whether `scope` is `path` or a parent of it, by whole segments. */
@@ -63,7 +74,7 @@ export function checkClaim(rules: ClaimRules, audience: string, token: string, n
   if (!covers(resource.path, target.path)) {
     return { ok: false, status: 401, why: 'the token does not cover the audience' };
   }
-  if (!signatureMatches(parsed, policy.key)) return { ok: false, status: 401, why: `the signature does not match the key of '${policy.name}'` };
+  if (!serviceBusSignatureMatches(parsed, policy.key)) return { ok: false, status: 401, why: `the signature does not match the key of '${policy.name}'` };
   const expiresAt = parsed.expiry * 1000;
   if (expiresAt <= now) return { ok: false, status: 401, why: `the token expired at ${new Date(expiresAt).toISOString()}` };
   return { ok: true, path: target.path, expiresAt, policy: policy.name };

@@ -5,7 +5,7 @@ import type { HubLogger, TelemetryRecord } from '../core/types.ts';
 import type { AmqpRoute } from '../amqp/route.ts';
 import type { SharedAccessPolicy } from './auth.ts';
 import { createEventHubsRoute } from './amqp-route.ts';
-import { EventHubEndpoint, DEFAULT_CONSUMER_GROUP, DEFAULT_PARTITION_COUNT, DEFAULT_RETENTION } from './endpoint.ts';
+import { EventHubEndpoint } from './endpoint.ts';
 import type { EventInput } from './event.ts';
 import type { PartitionInfo, Retention } from './partition-log.ts';
 
