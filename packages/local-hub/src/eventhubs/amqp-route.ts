@@ -180,12 +180,13 @@ class EventHubsConnection implements AmqpConnectionRoute {
       this.#links.set(sender, target.path);
       return true;
     }
-    if (target.kind === 'entity') return this.#refuse(sender, address, NOT_FOUND, `no such entity ${String(address)}`);
+    if (target.kind === 'entity') return this.#refuse(sender, address, NOT_FOUND, `The messaging entity '${String(address)}' could not be found.`);
     const { endpoint } = this.deps;
     const group = endpoint.consumerGroup(target.consumerGroup);
-    if (group === undefined) return this.#refuse(sender, address, NOT_FOUND, `consumer group '${target.consumerGroup}' does not exist on event hub '${endpoint.name}'`);
+    // Event Hubs' own wording: the SDK recognises it and reports MessagingEntityNotFoundError.
+    if (group === undefined) return this.#refuse(sender, address, NOT_FOUND, `The messaging entity '${String(address)}' could not be found: consumer group '${target.consumerGroup}' does not exist on event hub '${endpoint.name}'.`);
     const log = endpoint.partition(target.partitionId);
-    if (!log) return this.#refuse(sender, address, NOT_FOUND, `partition '${target.partitionId}' does not exist; the partitions are ${endpoint.partitionIds.join(', ')}`);
+    if (!log) return this.#refuse(sender, address, NOT_FOUND, `The messaging entity '${String(address)}' could not be found: the partitions are ${endpoint.partitionIds.join(', ')}.`);
     const filter = parseStartFilter(record(sender.source).filter);
     if (!filter.ok) return this.#refuse(sender, address, ARGUMENT_ERROR, filter.why);
     const scope = `${group.toLowerCase()}/${target.partitionId}`;

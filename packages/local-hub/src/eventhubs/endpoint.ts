@@ -96,11 +96,14 @@ export class EventHubEndpoint {
     return partitionOfDevice(deviceId, this.#partitions.length);
   }
 
-  /** Enqueues one telemetry message on its device's partition and wakes that partition's readers. */
-  append(input: EventInput): StoredEvent {
+  /**
+   * Enqueues one telemetry message on its device's partition and wakes that partition's readers.
+   * `enqueuedAt` is when the hub accepted it (the telemetry record's time), so both views agree.
+   */
+  append(input: EventInput, enqueuedAt = this.#now()): StoredEvent {
     const partition = this.partitionOf(input.deviceId);
     const log = this.#partitions[partition]!;
-    const event = log.append(input, this.#now());
+    const event = log.append(input, enqueuedAt);
     try {
       this.#disk?.append(partition, event, () => log.retained());
     } catch (error) {

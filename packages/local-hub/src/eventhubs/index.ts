@@ -91,7 +91,8 @@ export function createEventHubs(deps: EventHubsDeps): EventHubsService {
         properties: record.properties,
         systemProperties: record.systemProperties,
       };
-      endpoint.append(input);
+      const at = Date.parse(record.receivedAt);
+      endpoint.append(input, Number.isFinite(at) ? at : deps.clock.now());
     },
     control: ({ connectionString, webSocketEndpoint }) => ({
       name,

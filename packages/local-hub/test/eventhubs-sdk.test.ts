@@ -1,0 +1,267 @@
+// @azure/event-hubs, unchanged, reads the local hub's built-in endpoint while official device
+// clients (azure-iot-device-mqtt and -amqp) send telemetry: TLS verification on everywhere.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import azureDevice, { type Client } from 'azure-iot-device';
+import { earliestEventPosition, latestEventPosition, type EventHubConsumerClient, type ReceivedEventData } from '@azure/event-hubs';
+import { startLocalHub, type LocalHub } from '../src/index.ts';
+import { azureClient, waitFor, type TransportName } from './support/azure-clients.ts';
+import { consumer, devicesOnDistinctPartitions, LogWatch, read, type Reading } from './support/eventhubs.ts';
+
+const { Message } = azureDevice;
+const ATTACHED = 'event hubs reader attached';
+
+describe('the built-in endpoint read by @azure/event-hubs', () => {
+  let hub: LocalHub;
+  const log = new LogWatch();
+  const devices: Client[] = [];
+  const consumers: EventHubConsumerClient[] = [];
+  const readings: Reading[] = [];
+  let ids: string[] = [];
+
+  beforeAll(async () => {
+    hub = await startLocalHub({ logger: log, eventHubs: { partitionCount: 4 } });
+    ids = devicesOnDistinctPartitions(hub, 'eh', 2);
+  });
+
+  afterAll(async () => {
+    await Promise.all(readings.map((r) => r.subscription.close().catch(() => undefined)));
+    await Promise.all(consumers.map((c) => c.close().catch(() => undefined)));
+    await Promise.all(devices.map((d) => d.close().catch(() => undefined)));
+    await hub.close();
+  });
+
+  async function device(deviceId: string, transport: TransportName): Promise<Client> {
+    const record = hub.getDevice(deviceId) ?? hub.createDevice(deviceId);
+    if (record.authentication.type !== 'sas') throw new Error('sas devices only');
+    const client = await azureClient(hub, transport, deviceId, record.authentication.primaryKey);
+    devices.push(client);
+    await client.open();
+    return client;
+  }
+
+  function client(group?: string): EventHubConsumerClient {
+    const c = consumer(hub, group);
+    consumers.push(c);
+    return c;
+  }
+
+  function reading(r: Reading): Reading {
+    readings.push(r);
+    return r;
+  }
+
+  function telemetry(body: string, messageId: string): InstanceType<typeof Message> {
+    const m = new Message(body);
+    m.messageId = messageId;
+    m.correlationId = `corr-${messageId}`;
+    m.contentType = 'application/json';
+    m.contentEncoding = 'utf-8';
+    m.properties.add('color', 'red');
+    m.properties.add('seq', messageId);
+    return m;
+  }
+
+  it('reports the event hub and an empty partition before any telemetry', async () => {
+    const c = client();
+    expect(await c.getPartitionIds()).toEqual(hub.eventHubs.partitionIds);
+    const properties = await c.getEventHubProperties();
+    expect(properties.name).toBe(hub.eventHubs.name);
+    expect(properties.partitionIds).toEqual(['0', '1', '2', '3']);
+    expect(properties.createdOn.getTime()).toBeLessThanOrEqual(Date.now());
+    const empty = await c.getPartitionProperties('0');
+    expect(empty).toMatchObject({ partitionId: '0', eventHubName: hub.eventHubs.name, isEmpty: true, lastEnqueuedSequenceNumber: -1 });
+  });
+
+  it('reads from earliest across partitions, with IoT Hub system properties and the application properties', async () => {
+    const [a, b] = ids as [string, string];
+    const mqtt = await device(a, 'mqtt');
+    const amqp = await device(b, 'amqp');
+    await mqtt.sendEvent(telemetry('{"t":1}', 'a-1'));
+    await mqtt.sendEvent(telemetry('{"t":2}', 'a-2'));
+    await amqp.sendEvent(telemetry('{"t":3}', 'b-1'));
+
+    const c = client();
+    const pa = hub.eventHubs.partitionOf(a);
+    const pb = hub.eventHubs.partitionOf(b);
+    expect(pa).not.toBe(pb);
+    const fromA = reading(read(c, pa, earliestEventPosition));
+    const fromB = reading(read(c, pb, earliestEventPosition));
+    const eventsA = await fromA.atLeast(2);
+    const eventsB = await fromB.atLeast(1);
+    expect(eventsA.map((e) => e.messageId)).toEqual(['a-1', 'a-2']);
+    expect(eventsB.map((e) => e.messageId)).toEqual(['b-1']);
+    expect(eventsA.map((e) => e.sequenceNumber)).toEqual([0, 1]);
+    expect(Number(eventsA[1]!.offset)).toBeGreaterThan(Number(eventsA[0]!.offset));
+
+    for (const [event, deviceId, body] of [[eventsA[0]!, a, { t: 1 }], [eventsB[0]!, b, { t: 3 }]] as const) {
+      const record = hub.getDevice(deviceId)!;
+      expect(event.body).toEqual(body);
+      expect(event.properties).toEqual({ color: 'red', seq: event.messageId });
+      expect(event.correlationId).toBe(`corr-${String(event.messageId)}`);
+      expect(event.contentType).toBe('application/json');
+      const sp = event.systemProperties ?? {};
+      expect(sp['iothub-connection-device-id']).toBe(deviceId);
+      expect(JSON.parse(String(sp['iothub-connection-auth-method']))).toMatchObject({ scope: 'device', type: 'sas', issuer: 'iothub' });
+      expect(sp['iothub-connection-auth-generation-id']).toBe(record.generationId);
+      expect(sp['iothub-message-source']).toBe('Telemetry');
+      expect(sp['contentEncoding']).toBe('utf-8');
+      expect(typeof sp['iothub-enqueuedtime']).toBe('number');
+      expect(sp['iothub-enqueuedtime']).toBe(event.enqueuedTimeUtc.getTime());
+      expect(hub.telemetry({ deviceId }).some((r) => Date.parse(r.receivedAt) === event.enqueuedTimeUtc.getTime())).toBe(true);
+    }
+
+    const properties = await c.getPartitionProperties(pa);
+    expect(properties).toEqual({
+      partitionId: pa,
+      eventHubName: hub.eventHubs.name,
+      beginningSequenceNumber: 0,
+      lastEnqueuedSequenceNumber: 1,
+      lastEnqueuedOffset: eventsA[1]!.offset,
+      lastEnqueuedOnUtc: eventsA[1]!.enqueuedTimeUtc,
+      isEmpty: false,
+    });
+  });
+
+  it('reads from latest only what arrives after the reader attached', async () => {
+    const [a] = ids as [string];
+    const mqtt = await device(a, 'mqtt');
+    await mqtt.sendEvent(telemetry('{"before":true}', 'before-latest'));
+    const p = hub.eventHubs.partitionOf(a);
+    const seen = log.count(ATTACHED, { partitionId: p });
+    const r = reading(read(client(), p, latestEventPosition));
+    await log.next(ATTACHED, { partitionId: p }, seen);
+    await mqtt.sendEvent(telemetry('{"after":true}', 'after-latest'));
+    const events = await r.atLeast(1);
+    expect(events.map((e) => e.messageId)).toEqual(['after-latest']);
+    expect(events[0]!.body).toEqual({ after: true });
+  });
+
+  it('starts at a sequence number, after an offset, or after an enqueue time', async () => {
+    const [, b] = ids as [string, string];
+    const amqp = await device(b, 'amqp');
+    const p = hub.eventHubs.partitionOf(b);
+    for (let i = 0; i < 3; i++) {
+      // Each event in a later millisecond than the one before, so a time position separates them.
+      await waitFor(() => (Date.now() > (hub.eventHubs.partitionInfo(p)?.lastEnqueuedAt ?? 0) ? true : undefined), 5000, 'the clock to move on');
+      await amqp.sendEvent(telemetry(`{"n":${i}}`, `pos-${i}`));
+    }
+    const c = client();
+    const all = await reading(read(c, p, earliestEventPosition)).atLeast(4);
+    const mine = all.filter((e) => String(e.messageId).startsWith('pos-'));
+    expect(mine).toHaveLength(3);
+    const [first, second] = mine as [ReceivedEventData, ReceivedEventData];
+    const idsOf = (events: ReceivedEventData[]): unknown[] => events.map((e) => e.messageId);
+    // One subscription per partition and client, as the SDK enforces.
+    const bySequence = await reading(read(client(), p, { sequenceNumber: second.sequenceNumber, isInclusive: true })).atLeast(2);
+    expect(idsOf(bySequence)).toEqual(idsOf(all.filter((e) => e.sequenceNumber >= second.sequenceNumber)));
+    const byOffset = await reading(read(client(), p, { offset: first.offset })).atLeast(2);
+    expect(idsOf(byOffset)).toEqual(idsOf(all.filter((e) => Number(e.offset) > Number(first.offset))));
+    const after = all.filter((e) => e.enqueuedTimeUtc.getTime() > first.enqueuedTimeUtc.getTime());
+    expect(idsOf(after)).toEqual(['pos-1', 'pos-2']);
+    const byTime = await reading(read(client(), p, { enqueuedOn: first.enqueuedTimeUtc })).atLeast(2);
+    expect(idsOf(byTime)).toEqual(idsOf(after));
+  });
+
+  it('reads through a created consumer group, and refuses one that does not exist', async () => {
+    const [a] = ids as [string];
+    expect(hub.eventHubs.createConsumerGroup('analytics')).toBe('analytics');
+    expect(hub.eventHubs.consumerGroups()).toEqual(['$Default', 'analytics']);
+    const p = hub.eventHubs.partitionOf(a);
+    const events = await reading(read(client('analytics'), p, earliestEventPosition)).atLeast(1);
+    expect(events[0]!.systemProperties?.['iothub-connection-device-id']).toBe(a);
+    const error = await reading(read(client('nosuch'), p, earliestEventPosition)).firstError();
+    expect(error.code).toBe('MessagingEntityNotFoundError');
+  });
+
+  it('a reader with a higher owner level takes the partition from the one holding it', async () => {
+    const [a] = ids as [string];
+    const p = hub.eventHubs.partitionOf(a);
+    const seen = log.count(ATTACHED, { partitionId: p });
+    const low = reading(read(client(), p, earliestEventPosition, { ownerLevel: 1 }));
+    await low.atLeast(1);
+    await log.next(ATTACHED, { partitionId: p }, seen);
+    const high = reading(read(client(), p, earliestEventPosition, { ownerLevel: 2 }));
+    const error = await low.firstError();
+    expect(error.code).toBe('ReceiverDisconnectedError');
+    expect((await high.atLeast(1))[0]!.sequenceNumber).toBe(0);
+  });
+});
+
+describe('the built-in endpoint across restarts and over plain AMQP/TLS', () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps events, their numbers and created consumer groups when the hub restarts on its state dir', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'switchyard-eh-'));
+    dirs.push(stateDir);
+    const first = await startLocalHub({ stateDir, devices: ['kept-device'], eventHubs: { partitionCount: 2, consumerGroups: ['kept'] } });
+    const record = first.getDevice('kept-device')!;
+    if (record.authentication.type !== 'sas') throw new Error('sas expected');
+    const d = await azureClient(first, 'mqtt', 'kept-device', record.authentication.primaryKey);
+    await d.open();
+    await d.sendEvent(new Message('{"n":1}'));
+    await d.sendEvent(new Message('{"n":2}'));
+    await d.close();
+    const partition = first.eventHubs.partitionOf('kept-device');
+    const before = first.eventHubs.partitionInfo(partition);
+    await first.close();
+
+    const second = await startLocalHub({ stateDir, eventHubs: { partitionCount: 2 } });
+    try {
+      expect(second.eventHubs.consumerGroups()).toEqual(['$Default', 'kept']);
+      expect(second.eventHubs.partitionInfo(partition)).toEqual(before);
+      const c = consumer(second, 'kept');
+      const r = read(c, partition, earliestEventPosition);
+      const events = await r.atLeast(2);
+      expect(events.map((e) => [e.sequenceNumber, e.body])).toEqual([[0, { n: 1 }], [1, { n: 2 }]]);
+      await r.subscription.close();
+      await c.close();
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('serves plain AMQP over TLS to a client trusting the hub CA through NODE_EXTRA_CA_CERTS', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'switchyard-eh-tls-'));
+    dirs.push(stateDir);
+    const hub = await startLocalHub({ stateDir, devices: ['tls-device'] });
+    try {
+      const record = hub.getDevice('tls-device')!;
+      if (record.authentication.type !== 'sas') throw new Error('sas expected');
+      const d = await azureClient(hub, 'amqp', 'tls-device', record.authentication.primaryKey);
+      await d.open();
+      await d.sendEvent(new Message('{"over":"tls"}'));
+      await d.close();
+      const fixture = fileURLToPath(new URL('./fixtures/eventhubs-reader.ts', import.meta.url));
+      const child = spawn(process.execPath, ['--import', 'tsx', fixture], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          NODE_EXTRA_CA_CERTS: hub.caPath,
+          EVENTHUB_CONNECTION_STRING: hub.eventHubConnectionString,
+          EVENTHUB_PARTITION: hub.eventHubs.partitionOf('tls-device'),
+          EVENTHUB_COUNT: '1',
+        },
+      });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+      child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(err).not.toMatch(/self[- ]signed|unable to verify/i);
+      expect(code).toBe(0);
+      const result = JSON.parse(out) as { partitionIds: string[]; events: Array<{ body: unknown; sequenceNumber: number; deviceId: unknown }> };
+      expect(result.partitionIds).toEqual(hub.eventHubs.partitionIds);
+      expect(result.events).toEqual([{ body: { over: 'tls' }, sequenceNumber: 0, deviceId: 'tls-device' }]);
+    } finally {
+      await hub.close();
+    }
+  });
+});
