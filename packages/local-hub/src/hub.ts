@@ -6,13 +6,13 @@ import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from
 import { join } from 'node:path';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { SwitchyardError } from '@switchyard/errors';
-import { systemClock as systemTimers, type Clock as TimerClock } from '@switchyard/time';
+import { systemClock, type Clock } from '@switchyard/time';
 import { createAmqpFrontEnd } from './amqp/index.ts';
 import { createEventHubs, type EventHubsControl, type EventHubsOptions, type EventHubsService } from './eventhubs/index.ts';
 import { createHttpsFrontEnd } from './https/index.ts';
 import { createMqttFrontEnd } from './mqtt/index.ts';
 import { TypedEmitter, type HubEvents } from './core/events.ts';
-import { LocalHubCore, SERVICE_POLICY, systemClock, type Clock } from './core/hub-core.ts';
+import { LocalHubCore, SERVICE_POLICY } from './core/hub-core.ts';
 import { HubError } from './core/errors.ts';
 import type {
   C2DMessage, C2DSendInput, DeviceAuthentication, DeviceProtocol, DeviceRecord, FrontEnd, HubCounters, HubLogger, HubStats,
@@ -49,6 +49,11 @@ export interface LocalHubOptions {
   standardPorts?: boolean;
   /** Default: JSON lines on stderr, info suppressed. */
   logger?: HubLogger;
+  /**
+   * The hub's time: token expiry, C2D locks and TTLs, method timeouts and fault windows run on it
+   * (a `ManualClock` from `@switchyard/time` makes them testable without waiting). Protocol
+   * timers (keep-alives, heartbeats, handshake deadlines) stay on real time. Default: the system clock.
+   */
   clock?: Clock;
   /** Defences against hostile peers (frame sizes, timeouts, connections per source); see limits.ts and the README. */
   limits?: Partial<HubLimits>;
@@ -205,10 +210,6 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     for (const deviceId of options.devices ?? []) if (!this.#core.getDevice(deviceId)) this.#core.createDevice(deviceId);
 
     const core = this.#core;
-    // The endpoint's token expiry needs timers; a clock given as `now` only keeps Node's timers.
-    const timerClock: TimerClock = 'setTimeout' in clock && typeof (clock as Partial<TimerClock>).setTimeout === 'function'
-      ? clock as TimerClock
-      : { now: () => clock.now(), setTimeout: systemTimers.setTimeout, clearTimeout: systemTimers.clearTimeout };
     const eventHubs = createEventHubs({
       options: options.eventHubs ?? {},
       hubName: this.hostName.split('.')[0] ?? this.hostName,
@@ -216,7 +217,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
       hosts: [...new Set([this.address, 'localhost', '127.0.0.1', this.hostName])],
       policies: [{ name: SERVICE_POLICY, key: core.serviceKey }],
       logger,
-      clock: timerClock,
+      clock,
       deviceInfo: (deviceId) => {
         const device = core.getDevice(deviceId);
         return device && { authType: device.authentication.type === 'sas' ? 'sas' : 'x509', generationId: device.generationId };
@@ -224,12 +225,12 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     });
     this.#eventHubs = eventHubs;
     core.onTelemetry((record) => eventHubs.accept(record));
-    const mqtt = createMqttFrontEnd({ core, logger, now: () => clock.now(), faults, limits: { connectTimeoutMs: limits.preAuthTimeoutMs } });
     // Token expiry must be judged by the same clock that authenticated the token.
+    const mqtt = createMqttFrontEnd({ core, logger, store: this.#store, clock, faults, limits: { connectTimeoutMs: limits.preAuthTimeoutMs } });
     const amqp = createAmqpFrontEnd({
       core,
       logger,
-      clock: { now: () => clock.now() },
+      clock,
       faults,
       openTimeoutMs: limits.preAuthTimeoutMs,
       preAuthTimeoutMs: limits.preAuthTimeoutMs,
