@@ -237,7 +237,17 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
       frameLimits: limits,
       route: eventHubs.route,
     });
-    const https = createHttpsFrontEnd({ core, service: core, logger, faults });
+    const https = createHttpsFrontEnd({
+      core,
+      service: core,
+      logger,
+      faults,
+      consumerGroups: {
+        list: () => eventHubs.endpoint.consumerGroups(),
+        create: (name) => eventHubs.endpoint.createConsumerGroup(name),
+        delete: (name) => eventHubs.endpoint.deleteConsumerGroup(name),
+      },
+    });
     this.#frontEnds.push(mqtt, amqp, https);
 
     const tlsOptions: TlsOptions = {

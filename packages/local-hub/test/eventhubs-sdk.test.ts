@@ -11,6 +11,7 @@ import { earliestEventPosition, latestEventPosition, type EventHubConsumerClient
 import { startLocalHub, type LocalHub } from '../src/index.ts';
 import { azureClient, waitFor, type TransportName } from './support/azure-clients.ts';
 import { consumer, devicesOnDistinctPartitions, LogWatch, read, type Reading } from './support/eventhubs.ts';
+import { hubRequest, serviceHeaders } from './support/https-helpers.ts';
 
 const { Message } = azureDevice;
 const ATTACHED = 'event hubs reader attached';
@@ -176,6 +177,24 @@ describe('the built-in endpoint read by @azure/event-hubs', () => {
     expect(events[0]!.systemProperties?.['iothub-connection-device-id']).toBe(a);
     const error = await reading(read(client('nosuch'), p, earliestEventPosition)).firstError();
     expect(error.code).toBe('MessagingEntityNotFoundError');
+  });
+
+  it('creates, lists and deletes consumer groups over the REST API, as the portal does', async () => {
+    const [a] = ids as [string];
+    const put = await hubRequest(hub, { method: 'PUT', path: '/local/eventhubs/consumergroups/dashboard', headers: serviceHeaders(hub) });
+    expect(put.status).toBe(200);
+    expect(put.json()).toEqual({ name: 'dashboard' });
+    const list = await hubRequest(hub, { method: 'GET', path: '/local/eventhubs/consumergroups', headers: serviceHeaders(hub) });
+    expect(list.json()).toEqual(hub.eventHubs.consumerGroups().map((name) => ({ name })));
+    const events = await reading(read(client('dashboard'), hub.eventHubs.partitionOf(a), earliestEventPosition)).atLeast(1);
+    expect(events[0]!.systemProperties?.['iothub-connection-device-id']).toBe(a);
+    const bad = await hubRequest(hub, { method: 'PUT', path: '/local/eventhubs/consumergroups/-nope', headers: serviceHeaders(hub) });
+    expect(bad.status).toBe(400);
+    const unauthenticated = await hubRequest(hub, { method: 'PUT', path: '/local/eventhubs/consumergroups/other', headers: {} });
+    expect(unauthenticated.status).toBe(401);
+    expect((await hubRequest(hub, { method: 'DELETE', path: '/local/eventhubs/consumergroups/dashboard', headers: serviceHeaders(hub) })).status).toBe(204);
+    expect((await hubRequest(hub, { method: 'DELETE', path: '/local/eventhubs/consumergroups/dashboard', headers: serviceHeaders(hub) })).status).toBe(404);
+    expect(hub.eventHubs.consumerGroups()).not.toContain('dashboard');
   });
 
   it('a reader with a higher owner level takes the partition from the one holding it', async () => {
