@@ -219,8 +219,8 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
       logger,
       clock,
       deviceInfo: (deviceId) => {
-        const device = core.getDevice(deviceId);
-        return device && { authType: device.authentication.type === 'sas' ? 'sas' : 'x509', generationId: device.generationId };
+        const device = core.deviceIdentity(deviceId);
+        return device && { authType: device.authType === 'sas' ? 'sas' : 'x509', generationId: device.generationId };
       },
     });
     this.#eventHubs = eventHubs;

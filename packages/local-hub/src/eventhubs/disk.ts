@@ -1,8 +1,9 @@
 // The endpoint's events on disk, one append-only file per partition in the frame format of the
 // hub's journal (store/journal.ts), plus a small metadata file. Telemetry is many small writes,
-// so appends are written but not fsync'ed one by one: a killed hub keeps everything (the kernel
-// has it), a power cut may lose the last moments; the file is synced on close. A file holding
-// twice what retention keeps is rewritten with only the retained events.
+// so the events of one turn of the event loop go out in one write, and are not fsync'ed one by
+// one: a killed hub keeps what was written (the kernel has it) and loses at most the events of
+// its last turn, a power cut may lose the last moments; files are synced on close. A file
+// holding twice what retention keeps is rewritten with only the retained events.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HubLogger } from '../core/types.ts';
@@ -72,6 +73,9 @@ export class EndpointDisk {
   readonly #fds: number[] = [];
   /** Records in each file, to know when a rewrite pays. */
   readonly #records: number[] = [];
+  /** Frames not yet written, per partition, with what the partition retains for a rewrite. */
+  readonly #pending = new Map<number, { frames: Buffer[]; retained: () => StoredEvent[] }>();
+  #flushScheduled = false;
   #closed = false;
 
   private constructor(dir: string, logger: HubLogger) {
@@ -127,17 +131,36 @@ export class EndpointDisk {
   }
 
   append(partition: number, event: StoredEvent, retained: () => StoredEvent[]): void {
-    if (this.#closed) return;
-    const fd = this.#fds[partition];
-    if (fd === undefined) return;
-    const bytes = frame(JSON.stringify(toWire(event)));
-    let done = 0;
-    while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
-    const records = (this.#records[partition] ?? 0) + 1;
-    this.#records[partition] = records;
-    if (records > COMPACT_SLACK_RECORDS) {
-      const kept = retained();
-      if (records > 2 * kept.length + COMPACT_SLACK_RECORDS) this.#rewrite(partition, kept);
+    if (this.#closed || this.#fds[partition] === undefined) return;
+    let pending = this.#pending.get(partition);
+    if (!pending) this.#pending.set(partition, (pending = { frames: [], retained }));
+    pending.frames.push(frame(JSON.stringify(toWire(event))));
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes what is pending; a failure is logged and those events stay in memory only. */
+  flush(): void {
+    this.#flushScheduled = false;
+    for (const [partition, { frames, retained }] of this.#pending) {
+      this.#pending.delete(partition);
+      const fd = this.#fds[partition];
+      if (fd === undefined || frames.length === 0) continue;
+      try {
+        const bytes = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+        let done = 0;
+        while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+        const records = (this.#records[partition] ?? 0) + frames.length;
+        this.#records[partition] = records;
+        if (records > COMPACT_SLACK_RECORDS) {
+          const kept = retained();
+          if (records > 2 * kept.length + COMPACT_SLACK_RECORDS) this.#rewrite(partition, kept);
+        }
+      } catch (error) {
+        this.#logger.warn('event hubs endpoint: writing events to disk failed', { partition, error: error instanceof Error ? error.message : String(error) });
+      }
     }
   }
 
@@ -162,6 +185,7 @@ export class EndpointDisk {
 
   close(): void {
     if (this.#closed) return;
+    this.flush();
     this.#closed = true;
     for (const fd of this.#fds) {
       try {

@@ -68,7 +68,20 @@ export class PartitionLog {
     // Enqueue times never go backwards within a partition, so time positions stay a binary search.
     const enqueuedAt = Math.max(now, this.#last?.enqueuedAt ?? 0);
     const size = eventSize(input);
-    const event: StoredEvent = { ...input, sequenceNumber: this.#nextSequence, offset: this.#nextOffset, enqueuedAt, size };
+    // Spelled out rather than spread: this runs once per telemetry message, and a literal of
+    // known shape is several times cheaper.
+    const event: StoredEvent = {
+      deviceId: input.deviceId,
+      authType: input.authType,
+      generationId: input.generationId,
+      body: input.body,
+      properties: input.properties,
+      systemProperties: input.systemProperties,
+      sequenceNumber: this.#nextSequence,
+      offset: this.#nextOffset,
+      enqueuedAt,
+      size,
+    };
     this.restore(event);
     return event;
   }
