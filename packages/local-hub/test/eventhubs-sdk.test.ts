@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import azureDevice, { type Client } from 'azure-iot-device';
 import { earliestEventPosition, latestEventPosition, type EventHubConsumerClient, type ReceivedEventData } from '@azure/event-hubs';
+import { ManualClock } from '@switchyard/time';
 import { startLocalHub, type LocalHub } from '../src/index.ts';
 import { azureClient, waitFor, type TransportName } from './support/azure-clients.ts';
 import { consumer, devicesOnDistinctPartitions, LogWatch, read, type Reading } from './support/eventhubs.ts';
@@ -168,6 +169,16 @@ describe('the built-in endpoint read by @azure/event-hubs', () => {
     expect(idsOf(byTime)).toEqual(idsOf(after));
   });
 
+  it('tells a reader that asks where the partition ends (trackLastEnqueuedEventProperties)', async () => {
+    const [a] = ids as [string];
+    const p = hub.eventHubs.partitionOf(a);
+    const r = reading(read(client(), p, earliestEventPosition, { trackLastEnqueuedEventProperties: true }));
+    await r.atLeast(1);
+    const info = hub.eventHubs.partitionInfo(p)!;
+    expect(r.lastEnqueued()).toMatchObject({ sequenceNumber: info.lastSequenceNumber, offset: info.lastOffset, enqueuedOn: new Date(info.lastEnqueuedAt) });
+    expect(r.lastEnqueued()?.retrievedOn).toBeInstanceOf(Date);
+  });
+
   it('reads through a created consumer group, and refuses one that does not exist', async () => {
     const [a] = ids as [string];
     expect(hub.eventHubs.createConsumerGroup('analytics')).toBe('analytics');
@@ -208,6 +219,36 @@ describe('the built-in endpoint read by @azure/event-hubs', () => {
     const error = await low.firstError();
     expect(error.code).toBe('ReceiverDisconnectedError');
     expect((await high.atLeast(1))[0]!.sequenceNumber).toBe(0);
+  });
+});
+
+describe('tokens of the built-in endpoint', () => {
+  it('detaches a reader whose token expired unrenewed, on the hub clock', async () => {
+    const clock = new ManualClock(Date.now());
+    const hub = await startLocalHub({ clock, devices: ['expiring'] });
+    const c = consumer(hub);
+    try {
+      const record = hub.getDevice('expiring')!;
+      if (record.authentication.type !== 'sas') throw new Error('sas expected');
+      const d = await azureClient(hub, 'mqtt', 'expiring', record.authentication.primaryKey);
+      await d.open();
+      await d.sendEvent(new Message('{"n":1}'));
+      await d.close();
+      const r = read(c, hub.eventHubs.partitionOf('expiring'), earliestEventPosition);
+      await r.atLeast(1);
+      expect(r.errors).toEqual([]);
+      // The SDK's tokens live an hour and it renews them on real time, which this clock outruns.
+      clock.advance(3_600_000 + 60_000);
+      // The SDK retries (with a token the hub's clock already finds expired) and then reports
+      // every attempt's error in one AggregateError; the first is the hub's detach.
+      const error = await r.firstError();
+      const attempts = (error as Error & { errors?: Array<Error & { code?: string }> }).errors ?? [error];
+      expect(attempts[0]).toMatchObject({ code: 'UnauthorizedError', message: 'The token authorizing this link expired.' });
+      await r.subscription.close();
+    } finally {
+      await c.close();
+      await hub.close();
+    }
   });
 });
 

@@ -2,7 +2,7 @@
 // the hub's CA as the `ws` option `ca` (TLS verification on), through `customEndpointAddress`
 // pointing at the HTTPS listener; and a log watch to wait for the hub to attach a reader.
 import { WebSocket } from 'ws';
-import { EventHubConsumerClient, type EventPosition, type ReceivedEventData, type Subscription, type SubscribeOptions, type WebSocketImpl } from '@azure/event-hubs';
+import { EventHubConsumerClient, type EventPosition, type LastEnqueuedEventProperties, type ReceivedEventData, type Subscription, type SubscribeOptions, type WebSocketImpl } from '@azure/event-hubs';
 import type { HubLogger, LocalHub } from '../../src/index.ts';
 import { waitFor } from './azure-clients.ts';
 
@@ -17,6 +17,8 @@ export function consumer(hub: LocalHub, consumerGroup = '$Default'): EventHubCon
 export interface Reading {
   events: ReceivedEventData[];
   errors: Error[];
+  /** What the partition context said last (with `trackLastEnqueuedEventProperties`). */
+  lastEnqueued: () => LastEnqueuedEventProperties | undefined;
   subscription: Subscription;
   /** Resolves once `n` events arrived. */
   atLeast(n: number, ms?: number): Promise<ReceivedEventData[]>;
@@ -27,9 +29,11 @@ export interface Reading {
 export function read(client: EventHubConsumerClient, partitionId: string, startPosition: EventPosition, options: Omit<SubscribeOptions, 'startPosition'> = {}): Reading {
   const events: ReceivedEventData[] = [];
   const errors: Error[] = [];
+  let lastEnqueued: LastEnqueuedEventProperties | undefined;
   const subscription = client.subscribe(partitionId, {
-    processEvents: async (batch) => {
+    processEvents: async (batch, context) => {
       events.push(...batch);
+      if (batch.length > 0) lastEnqueued = { ...context.lastEnqueuedEventProperties };
     },
     processError: async (error) => {
       errors.push(error);
@@ -38,6 +42,7 @@ export function read(client: EventHubConsumerClient, partitionId: string, startP
   return {
     events,
     errors,
+    lastEnqueued: () => lastEnqueued,
     subscription,
     atLeast: (n, ms = 15_000) => waitFor(() => (events.length >= n ? events : undefined), ms, `${n} events`),
     firstError: (ms = 15_000) => waitFor(() => errors[0] as (Error & { code?: string }) | undefined, ms, 'an error'),
