@@ -267,18 +267,24 @@ class EventHubsConnection implements AmqpConnectionRoute {
 
   /**
    * Sends from the reader's position while it has credit. rhea spends credit only when it writes
-   * a transfer, so deliveries queued but not yet written count against the credit here.
+   * a transfer (it has no per-delivery "sent" flag), so deliveries queued but not yet written
+   * count against the credit here.
    */
   #pump(reader: Reader): void {
     if (this.#ended || !reader.sender.is_open()) return;
     const log = this.deps.endpoint.partition(reader.partitionId);
     if (!log) return;
-    for (const d of reader.unsent) if ((d as unknown as { sent?: boolean }).sent) reader.unsent.delete(d);
+    // rhea writes a session's deliveries in id order; those below next_pending_delivery are out.
+    const outgoing = (reader.sender as unknown as { session?: { outgoing?: { available(): number; next_pending_delivery: number } } }).session?.outgoing;
+    const written = outgoing?.next_pending_delivery ?? Number.POSITIVE_INFINITY;
+    for (const d of reader.unsent) if ((d as unknown as { id: number }).id < written) reader.unsent.delete(d);
     const credit = (reader.sender as unknown as { credit?: number }).credit ?? 0;
     let capacity = credit - reader.unsent.size;
     // Events the reader had not reached before retention dropped them are gone, as in Event Hubs.
     if (reader.next < log.firstSequenceNumber) reader.next = log.firstSequenceNumber;
-    while (capacity > 0) {
+    // The session's window of unsettled deliveries is finite too (rhea throws past it); rhea says
+    // 'sendable' again once the peer's dispositions free it.
+    while (capacity > 0 && (outgoing === undefined || outgoing.available() > 0)) {
       const event = log.get(reader.next);
       if (!event) break;
       const message = eventToAmqp(event, reader.runtimeMetric ? { info: log.info(), now: this.deps.clock.now() } : undefined);
