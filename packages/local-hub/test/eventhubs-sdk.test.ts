@@ -222,6 +222,38 @@ describe('the built-in endpoint read by @azure/event-hubs', () => {
   });
 });
 
+describe('one subscription over every partition', () => {
+  it('the SDK\'s load-balanced subscribe (as in the README) claims all partitions and reads each', async () => {
+    const hub = await startLocalHub({});
+    const c = consumer(hub);
+    try {
+      const ids = devicesOnDistinctPartitions(hub, 'spread', 4);
+      expect(ids).toHaveLength(4);
+      for (const id of ids) {
+        const record = hub.createDevice(id);
+        if (record.authentication.type !== 'sas') throw new Error('sas expected');
+        const d = await azureClient(hub, 'mqtt', id, record.authentication.primaryKey);
+        await d.open();
+        await d.sendEvent(new Message(JSON.stringify({ from: id })));
+        await d.close();
+      }
+      const seen = new Map<string, string>();
+      const subscription = c.subscribe({
+        processEvents: async (events, context) => {
+          for (const e of events) seen.set(String(e.systemProperties?.['iothub-connection-device-id']), context.partitionId);
+        },
+        processError: async () => undefined,
+      }, { startPosition: earliestEventPosition, maxWaitTimeInSeconds: 1 });
+      await waitFor(() => (seen.size === 4 ? true : undefined), 20_000, 'an event from every partition');
+      expect(Object.fromEntries(seen)).toEqual(Object.fromEntries(ids.map((id) => [id, hub.eventHubs.partitionOf(id)])));
+      await subscription.close();
+    } finally {
+      await c.close();
+      await hub.close();
+    }
+  });
+});
+
 describe('a backlog and a bounded retention', () => {
   it('delivers a retained backlog larger than the reader\'s prefetch, in order, without what retention dropped', async () => {
     const hub = await startLocalHub({ devices: ['chatty'], eventHubs: { partitionCount: 1, retention: { maxEvents: 500 } } });
