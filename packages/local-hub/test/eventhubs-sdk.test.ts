@@ -7,12 +7,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import azureDevice, { type Client } from 'azure-iot-device';
+import azureMqtt from 'azure-iot-device-mqtt';
 import { earliestEventPosition, latestEventPosition, type EventHubConsumerClient, type ReceivedEventData } from '@azure/event-hubs';
 import { ManualClock } from '@switchyard/time';
 import { startLocalHub, type LocalHub } from '../src/index.ts';
 import { azureClient, waitFor, type TransportName } from './support/azure-clients.ts';
 import { consumer, devicesOnDistinctPartitions, LogWatch, read, type Reading } from './support/eventhubs.ts';
 import { hubRequest, serviceHeaders } from './support/https-helpers.ts';
+import { within } from './support/amqp-harness.ts';
 
 const { Message } = azureDevice;
 const ATTACHED = 'event hubs reader attached';
@@ -31,9 +33,11 @@ describe('the built-in endpoint read by @azure/event-hubs', () => {
   });
 
   afterAll(async () => {
-    await Promise.all(readings.map((r) => r.subscription.close().catch(() => undefined)));
-    await Promise.all(consumers.map((c) => c.close().catch(() => undefined)));
-    await Promise.all(devices.map((d) => d.close().catch(() => undefined)));
+    // Bounded: a client that never answers its close must not hold the suite; the hub's close cuts it anyway.
+    const closing = (p: Promise<unknown>): Promise<unknown> => within(p, 5000, 'client close').catch(() => undefined);
+    await Promise.all(readings.map((r) => closing(r.subscription.close())));
+    await Promise.all(consumers.map((c) => closing(c.close())));
+    await Promise.all(devices.map((d) => closing(d.close())));
     await hub.close();
   });
 
@@ -127,6 +131,21 @@ describe('the built-in endpoint read by @azure/event-hubs', () => {
       lastEnqueuedOnUtc: eventsA[1]!.enqueuedTimeUtc,
       isEmpty: false,
     });
+  });
+
+  it('marks telemetry of an X.509 device with its certificate authentication', async () => {
+    const cert = hub.issueDeviceCertificate('eh-x509');
+    hub.createDevice('eh-x509', { authentication: { type: 'x509-thumbprint', primaryThumbprint: cert.thumbprint } });
+    const d = azureDevice.Client.fromConnectionString(`HostName=${hub.address}:${hub.ports.mqtt};DeviceId=eh-x509;x509=true`, azureMqtt.Mqtt);
+    d.on('error', () => undefined);
+    await d.setOptions({ ca: hub.ca, cert: cert.cert, key: cert.key });
+    await d.open();
+    await d.sendEvent(telemetry('{"by":"certificate"}', 'x509-1'));
+    const events = await reading(read(client(), hub.eventHubs.partitionOf('eh-x509'), earliestEventPosition)).atLeast(1);
+    const mine = events.find((e) => e.messageId === 'x509-1');
+    await d.close();
+    expect(JSON.parse(String(mine?.systemProperties?.['iothub-connection-auth-method']))).toMatchObject({ scope: 'device', type: 'x509Certificate' });
+    expect(mine?.systemProperties?.['iothub-connection-auth-generation-id']).toBe(hub.getDevice('eh-x509')!.generationId);
   });
 
   it('reads from latest only what arrives after the reader attached', async () => {
