@@ -1,13 +1,13 @@
 // The built-in endpoint's pure logic without sockets: retention, start positions, selector
 // filters, owner levels, sb:// claims, partition hashing, consumer groups and the files on disk.
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { checkClaim, EventHubEndpoint, parseStartFilter, partitionOfDevice, PartitionLog, PartitionOwnership, type EventInput } from '../src/eventhubs/index.ts';
-import { silentLogger } from '../src/internal.ts';
+import { createMemoryLogger, silentLogger } from '../src/index.ts';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -213,6 +213,48 @@ describe('EventHubEndpoint', () => {
     expect(partition.get(last.sequenceNumber)).toEqual(last);
     const next = second.append(input(last.deviceId, 'after'));
     expect(next.sequenceNumber).toBe(last.sequenceNumber + 1);
+    second.close();
+  });
+
+  function tempDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-eventhubs-'));
+    dirs.push(dir);
+    return dir;
+  }
+
+  it('drops a torn last event and sets a damaged file aside, keeping the rest', () => {
+    const dir = tempDir();
+    const first = new EventHubEndpoint({ name: 'h', partitionCount: 2, dir, logger: silentLogger, now: () => 1 });
+    const kept = [first.append(input('dev-a', 'one')), first.append(input('dev-a', 'two'))];
+    const other = first.append(input('dev-b', 'three'));
+    first.close();
+    const partA = join(dir, `partition-${first.partitionOf('dev-a')}.log`);
+    const partB = join(dir, `partition-${first.partitionOf('dev-b')}.log`);
+    expect(partA).not.toBe(partB);
+    appendFileSync(partA, Buffer.from([200, 0, 0, 0, 1, 2]));
+    const bytes = readFileSync(partB);
+    bytes[12] = bytes[12]! ^ 0xff;
+    writeFileSync(partB, Buffer.concat([bytes, bytes]));
+
+    const logger = createMemoryLogger();
+    const second = new EventHubEndpoint({ name: 'h', partitionCount: 2, dir, logger, now: () => 2 });
+    expect(second.partition(String(second.partitionOf('dev-a')))!.retained()).toEqual(kept);
+    expect(second.partitionInfo(String(second.partitionOf('dev-b')))?.isEmpty).toBe(true);
+    expect(existsSync(`${partB}.damaged`)).toBe(true);
+    expect(logger.entries.map((l) => l.message)).toEqual(expect.arrayContaining(['event hubs endpoint: torn last event dropped', 'event hubs endpoint: damaged partition file set aside']));
+    expect(other.sequenceNumber).toBe(0);
+    second.close();
+  });
+
+  it('starts afresh when the partition count changed, keeping the consumer groups', () => {
+    const dir = tempDir();
+    const first = new EventHubEndpoint({ name: 'h', partitionCount: 2, consumerGroups: ['g'], dir, logger: silentLogger, now: () => 1 });
+    first.append(input('dev-a', 'one'));
+    first.close();
+    const second = new EventHubEndpoint({ name: 'h', partitionCount: 3, dir, logger: silentLogger, now: () => 2 });
+    expect(second.partitionIds).toEqual(['0', '1', '2']);
+    expect(second.partitionIds.every((id) => second.partitionInfo(id)?.isEmpty)).toBe(true);
+    expect(second.consumerGroups()).toEqual(['$Default', 'g']);
     second.close();
   });
 });
