@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import azureDevice, { type Client } from 'azure-iot-device';
 import azureMqtt from 'azure-iot-device-mqtt';
-import { earliestEventPosition, latestEventPosition, type EventHubConsumerClient, type ReceivedEventData } from '@azure/event-hubs';
+import { WebSocket } from 'ws';
+import { EventHubConsumerClient, earliestEventPosition, latestEventPosition, type ReceivedEventData, type WebSocketImpl } from '@azure/event-hubs';
 import { ManualClock } from '@switchyard/time';
 import { startLocalHub, type LocalHub } from '../src/index.ts';
 import { azureClient, waitFor, type TransportName } from './support/azure-clients.ts';
@@ -294,6 +295,34 @@ describe('a backlog and a bounded retention', () => {
       expect(events).toHaveLength(500);
       expect(events.map((e) => e.sequenceNumber)).toEqual(Array.from({ length: 500 }, (_, i) => 200 + i));
       expect(events.map((e) => (e.body as { n: number }).n)).toEqual(Array.from({ length: 500 }, (_, i) => 200 + i));
+      await r.subscription.close();
+    } finally {
+      await c.close();
+      await hub.close();
+    }
+  });
+});
+
+describe('the built-in endpoint on the standard ports', () => {
+  const canBindPrivilegedPorts = process.getuid?.() === 0;
+  it.skipIf(!canBindPrivilegedPorts)('one connection string without a port reaches WebSockets on 443, no customEndpointAddress (needs root: port 443)', async () => {
+    // A loopback address of its own, away from hub-standard-ports.test.ts's 127.0.0.100-249.
+    const address = `127.0.0.${10 + (process.pid % 80)}`;
+    const hub = await startLocalHub({ standardPorts: true, address, devices: ['std-eh'] });
+    const c = new EventHubConsumerClient('$Default', hub.eventHubConnectionString, {
+      webSocketOptions: { webSocket: WebSocket as unknown as WebSocketImpl, webSocketConstructorOptions: { ca: hub.ca } },
+    });
+    try {
+      expect(hub.eventHubConnectionString).toMatch(new RegExp(`^Endpoint=sb://${address.replace(/\./g, '\\.')}/;`));
+      const record = hub.getDevice('std-eh')!;
+      if (record.authentication.type !== 'sas') throw new Error('sas expected');
+      const d = await azureClient(hub, 'mqtt', 'std-eh', record.authentication.primaryKey);
+      await d.open();
+      await d.sendEvent(new Message('{"std":true}'));
+      await d.close();
+      expect(await c.getPartitionIds()).toEqual(hub.eventHubs.partitionIds);
+      const r = read(c, hub.eventHubs.partitionOf('std-eh'), earliestEventPosition);
+      expect((await r.atLeast(1))[0]!.body).toEqual({ std: true });
       await r.subscription.close();
     } finally {
       await c.close();
