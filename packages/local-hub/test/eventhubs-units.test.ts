@@ -180,6 +180,15 @@ describe('EventHubEndpoint', () => {
     expect(seen.size).toBe(4);
   });
 
+  it('names partitions 0 to n-1, canonically spelled', () => {
+    const endpoint = new EventHubEndpoint({ name: 'h', partitionCount: 12, logger: silentLogger, now: () => 0 });
+    expect(endpoint.partitionIds).toEqual(Array.from({ length: 12 }, (_, i) => String(i)));
+    expect(endpoint.partition('11')).toBeDefined();
+    for (const bad of ['12', '01', '-1', '1.0', ' 1', '']) expect(endpoint.partition(bad)).toBeUndefined();
+    expect(() => new EventHubEndpoint({ name: 'h', partitionCount: 0, logger: silentLogger, now: () => 0 })).toThrow(/partitionCount/);
+    expect(() => new EventHubEndpoint({ name: 'h', partitionCount: 129, logger: silentLogger, now: () => 0 })).toThrow(/partitionCount/);
+  });
+
   it('validates consumer group names and matches them case-insensitively', () => {
     const endpoint = new EventHubEndpoint({ name: 'h', logger: silentLogger, now: () => 0 });
     expect(endpoint.consumerGroup('$default')).toBe('$Default');

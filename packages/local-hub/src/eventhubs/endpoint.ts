@@ -128,7 +128,8 @@ export class EventHubEndpoint {
 
   /** The partition with this id ('0'…), or undefined. */
   partition(partitionId: string): PartitionLog | undefined {
-    if (!/^\d{1,3}$/.test(partitionId)) return undefined;
+    // Only the canonical spelling: '01' is not partition '1'.
+    if (!/^(0|[1-9]\d{0,2})$/.test(partitionId)) return undefined;
     return this.#partitions[Number(partitionId)];
   }
 
