@@ -2,7 +2,9 @@
 // filters, owner levels, sb:// claims, partition hashing, consumer groups and the files on disk.
 import { createHmac } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -265,5 +267,37 @@ describe('EventHubEndpoint', () => {
     expect(second.partitionIds.every((id) => second.partitionInfo(id)?.isEmpty)).toBe(true);
     expect(second.consumerGroups()).toEqual(['$Default', 'g']);
     second.close();
+  });
+
+  it('a SIGKILLed hub keeps every event whose turn had passed', async () => {
+    const dir = tempDir();
+    const fixture = fileURLToPath(new URL('./fixtures/eventhubs-child.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const printed = await new Promise<number[]>((resolve, reject) => {
+      let out = '';
+      let err = '';
+      let killed = false;
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`child printed too little within 20 s: ${err}`)); }, 20_000);
+      child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (!killed && out.split('\n').length > 200) {
+          killed = true;
+          child.kill('SIGKILL');
+        }
+      });
+      // 'close' comes after stdout has ended, so everything printed has been read.
+      child.once('close', (_code, signal) => {
+        clearTimeout(timer);
+        if (signal !== 'SIGKILL') reject(new Error(`child exited with ${String(signal)}: ${err}`));
+        else resolve(out.split('\n').filter((l) => /^\d+$/.test(l)).map(Number));
+      });
+    });
+    expect(printed.length).toBeGreaterThanOrEqual(200);
+    const reopened = new EventHubEndpoint({ name: 'killed', partitionCount: 1, dir, logger: silentLogger, now: () => Date.now() });
+    const info = reopened.partitionInfo('0')!;
+    expect(info.lastSequenceNumber).toBeGreaterThanOrEqual(Math.max(...printed));
+    expect(reopened.partition('0')!.retained().map((e) => e.sequenceNumber).slice(0, printed.length)).toEqual(printed);
+    reopened.close();
   });
 });
