@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { checkClaim, EventHubEndpoint, parseStartFilter, partitionOfDevice, PartitionLog, PartitionOwnership, type EventInput } from '../src/eventhubs/index.ts';
 import { createMemoryLogger, silentLogger } from '../src/index.ts';
+import { eventToAmqp } from '../src/eventhubs/wire.ts';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -299,5 +300,19 @@ describe('EventHubEndpoint', () => {
     expect(info.lastSequenceNumber).toBeGreaterThanOrEqual(Math.max(...printed));
     expect(reopened.partition('0')!.retained().map((e) => e.sequenceNumber).slice(0, printed.length)).toEqual(printed);
     reopened.close();
+  });
+
+  it('marks a module\'s telemetry with iothub-connection-module-id, on the wire and across a restart', () => {
+    const dir = tempDir();
+    const first = new EventHubEndpoint({ name: 'h', partitionCount: 1, dir, logger: silentLogger, now: () => 5 });
+    const fromModule = first.append({ ...input('edge', '{"t":1}'), moduleId: 'sensor' });
+    const fromDevice = first.append(input('edge', '{"t":2}'));
+    first.close();
+    const annotations = (m: Record<string, unknown>): Record<string, unknown> => m.message_annotations as Record<string, unknown>;
+    expect(annotations(eventToAmqp(fromModule))['iothub-connection-module-id']).toBe('sensor');
+    expect(annotations(eventToAmqp(fromDevice))).not.toHaveProperty('iothub-connection-module-id');
+    const second = new EventHubEndpoint({ name: 'h', partitionCount: 1, dir, logger: silentLogger, now: () => 6 });
+    expect(second.partition('0')!.retained()).toEqual([fromModule, fromDevice]);
+    second.close();
   });
 });

@@ -24,6 +24,7 @@ interface WireEvent {
   t: number;
   z: number;
   d: string;
+  m?: string;
   a: 'sas' | 'x509';
   g: string;
   b: string;
@@ -35,7 +36,7 @@ const META_FILE = 'meta.json';
 const COMPACT_SLACK_RECORDS = 1024;
 
 function toWire(e: StoredEvent): WireEvent {
-  return { s: e.sequenceNumber, o: e.offset, t: e.enqueuedAt, z: e.size, d: e.deviceId, a: e.authType, g: e.generationId, b: e.body.toString('base64'), p: e.properties, y: e.systemProperties };
+  return { s: e.sequenceNumber, o: e.offset, t: e.enqueuedAt, z: e.size, d: e.deviceId, ...(e.moduleId === undefined ? {} : { m: e.moduleId }), a: e.authType, g: e.generationId, b: e.body.toString('base64'), p: e.properties, y: e.systemProperties };
 }
 
 function fromWire(value: unknown): StoredEvent | undefined {
@@ -48,6 +49,7 @@ function fromWire(value: unknown): StoredEvent | undefined {
     enqueuedAt: w.t,
     size: w.z,
     deviceId: w.d,
+    ...(typeof w.m === 'string' ? { moduleId: w.m } : {}),
     authType: w.a === 'x509' ? 'x509' : 'sas',
     generationId: typeof w.g === 'string' ? w.g : '',
     body: Buffer.from(w.b, 'base64'),

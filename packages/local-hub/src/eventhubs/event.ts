@@ -5,6 +5,8 @@ import type { SystemProperties } from '../core/types.ts';
 /** What the hub knows about a telemetry message when it enters the endpoint. */
 export interface EventInput {
   deviceId: string;
+  /** Set when a module identity sent it, for `iothub-connection-module-id`. */
+  moduleId?: string;
   /** `sas` or `x509`: how the sending connection authenticated, for `iothub-connection-auth-method`. */
   authType: 'sas' | 'x509';
   /** The device record's generation id, for `iothub-connection-auth-generation-id`. */

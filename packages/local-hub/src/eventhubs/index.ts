@@ -83,8 +83,11 @@ export function createEventHubs(deps: EventHubsDeps): EventHubsService {
     route,
     accept(record) {
       const device = deps.deviceInfo(record.deviceId);
+      // Module identities (when the hub has them) put their module id on the record.
+      const { moduleId } = record as TelemetryRecord & { moduleId?: string };
       const input: EventInput = {
         deviceId: record.deviceId,
+        ...(moduleId === undefined ? {} : { moduleId }),
         authType: device?.authType ?? 'sas',
         generationId: device?.generationId ?? '',
         body: record.body,

@@ -82,6 +82,7 @@ export class PartitionLog {
       enqueuedAt,
       size,
     };
+    if (input.moduleId !== undefined) event.moduleId = input.moduleId;
     this.restore(event);
     return event;
   }

@@ -30,6 +30,7 @@ export function eventToAmqp(event: StoredEvent, runtime?: RuntimeInfo): Outgoing
     'x-opt-offset': String(event.offset),
     'x-opt-enqueued-time': enqueued,
   };
+  if (event.moduleId !== undefined) annotations['iothub-connection-module-id'] = event.moduleId;
   if (sp.interfaceId !== undefined) annotations['iothub-interface-id'] = sp.interfaceId;
   if (sp.subject !== undefined) annotations['dt-subject'] = sp.subject;
   const message: OutgoingAmqpMessage = {
