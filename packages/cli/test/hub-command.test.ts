@@ -23,6 +23,8 @@ interface Ready {
   ca?: string;
   devices: Record<string, string>;
   serviceConnectionString: string;
+  eventHubConnectionString: string;
+  eventHub: { name: string; partitionIds: string[]; consumerGroups: string[]; webSocketEndpoint: string };
 }
 
 function start(args: string[]): { child: ChildProcess; ready: Promise<Ready>; exit: Promise<number | null> } {
@@ -64,8 +66,10 @@ function verifiedHandshake(ready: Ready, ca: string): Promise<boolean> {
 
 describe('switchyard hub', () => {
   it('prints one JSON line when ready, serves TLS, and exits 0 on SIGTERM', async () => {
-    const { child, ready, exit } = start(['--in-memory', '--devices', 'alpha,beta', '--json', '--quiet']);
+    const { child, ready, exit } = start(['--in-memory', '--devices', 'alpha,beta', '--partitions', '2', '--consumer-groups', 'analytics', '--json', '--quiet']);
     const info = await ready;
+    expect(info.eventHubConnectionString).toMatch(new RegExp(`^Endpoint=sb://127\\.0\\.0\\.1:${info.ports.amqp}/;SharedAccessKeyName=iothubowner;SharedAccessKey=[^;]+;EntityPath=${info.eventHub.name}$`));
+    expect(info.eventHub).toEqual({ name: info.hostName.split('.')[0], partitionIds: ['0', '1'], consumerGroups: ['$Default', 'analytics'], webSocketEndpoint: `https://127.0.0.1:${info.ports.https}` });
     expect(Object.keys(info.devices)).toEqual(['alpha', 'beta']);
     expect(info.devices['alpha']).toMatch(new RegExp(`^HostName=${info.hostName};GatewayHostName=127\\.0\\.0\\.1:${info.ports.mqtt};DeviceId=alpha;SharedAccessKey=`));
     expect(info.serviceConnectionString).toContain('SharedAccessKeyName=iothubowner');

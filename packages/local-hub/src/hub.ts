@@ -3,10 +3,12 @@ import type { IncomingMessage } from 'node:http';
 import { isIP, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
+import { join } from 'node:path';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { SwitchyardError } from '@switchyard/errors';
 import { systemClock, type Clock } from '@switchyard/time';
 import { createAmqpFrontEnd } from './amqp/index.ts';
+import { createEventHubs, type EventHubsControl, type EventHubsOptions, type EventHubsService } from './eventhubs/index.ts';
 import { createHttpsFrontEnd } from './https/index.ts';
 import { createMqttFrontEnd } from './mqtt/index.ts';
 import { TypedEmitter, type HubEvents } from './core/events.ts';
@@ -27,6 +29,8 @@ import { AcceptGuard } from './tls/accept-limits.ts';
 export const DEFAULT_HOST_NAME = 'switchyard-local.azure-devices.net';
 export const STANDARD_PORTS = { mqtt: 8883, amqp: 5671, https: 443 } as const;
 const WEBSOCKET_PATH = '/$iothub/websocket';
+// Where @azure/event-hubs opens its WebSocket (its webSocketEndpointPath).
+const EVENT_HUBS_WEBSOCKET_PATH = '/$servicebus/websocket';
 
 export interface LocalHubOptions {
   /** Where the registry, twins, queued C2D and TLS material live. Without it the hub is in-memory. */
@@ -53,6 +57,8 @@ export interface LocalHubOptions {
   clock?: Clock;
   /** Defences against hostile peers (frame sizes, timeouts, connections per source); see limits.ts and the README. */
   limits?: Partial<HubLimits>;
+  /** The Event Hubs-compatible built-in endpoint: name, partitions, retention, consumer groups (README, "Reading telemetry with @azure/event-hubs"). */
+  eventHubs?: EventHubsOptions;
 }
 
 export type ConnectionStringProtocol = DeviceProtocol;
@@ -68,6 +74,10 @@ export interface LocalHub {
   readonly stateDir: string | undefined;
   /** Service connection string for the `iothubowner` policy. */
   readonly serviceConnectionString: string;
+  /** The built-in endpoint for `@azure/event-hubs`: `Endpoint=sb://<address>:<amqp port>/;SharedAccessKeyName=iothubowner;SharedAccessKey=…;EntityPath=<name>`. */
+  readonly eventHubConnectionString: string;
+  /** The built-in endpoint: partitions, consumer groups, the WebSocket address. */
+  readonly eventHubs: EventHubsControl;
 
   /**
    * Connection string for a SAS device. For `mqtt` and `amqp` it carries
@@ -164,6 +174,8 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   readonly #agents = new Set<HttpsAgent>();
   #acceptGuard: AcceptGuard | undefined;
   #closing: Promise<void> | undefined;
+  #eventHubs: EventHubsService | undefined;
+  #eventHubsControl: EventHubsControl | undefined;
 
   constructor(options: { hostName: string; address: string; stateDir: string | undefined; standardPorts: boolean }) {
     super();
@@ -198,6 +210,21 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     for (const deviceId of options.devices ?? []) if (!this.#core.getDevice(deviceId)) this.#core.createDevice(deviceId);
 
     const core = this.#core;
+    const eventHubs = createEventHubs({
+      options: options.eventHubs ?? {},
+      hubName: this.hostName.split('.')[0] ?? this.hostName,
+      dir: this.stateDir === undefined ? undefined : join(this.stateDir, 'eventhubs'),
+      hosts: [...new Set([this.address, 'localhost', '127.0.0.1', this.hostName])],
+      policies: [{ name: SERVICE_POLICY, key: core.serviceKey }],
+      logger,
+      clock,
+      deviceInfo: (deviceId) => {
+        const device = core.deviceIdentity(deviceId);
+        return device && { authType: device.authType === 'sas' ? 'sas' : 'x509', generationId: device.generationId };
+      },
+    });
+    this.#eventHubs = eventHubs;
+    core.onTelemetry((record) => eventHubs.accept(record));
     // Token expiry must be judged by the same clock that authenticated the token.
     const mqtt = createMqttFrontEnd({ core, logger, store: this.#store, clock, faults, limits: { connectTimeoutMs: limits.preAuthTimeoutMs } });
     const amqp = createAmqpFrontEnd({
@@ -208,8 +235,19 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
       openTimeoutMs: limits.preAuthTimeoutMs,
       preAuthTimeoutMs: limits.preAuthTimeoutMs,
       frameLimits: limits,
+      route: eventHubs.route,
     });
-    const https = createHttpsFrontEnd({ core, service: core, logger, faults });
+    const https = createHttpsFrontEnd({
+      core,
+      service: core,
+      logger,
+      faults,
+      consumerGroups: {
+        list: () => eventHubs.endpoint.consumerGroups(),
+        create: (name) => eventHubs.endpoint.createConsumerGroup(name),
+        delete: (name) => eventHubs.endpoint.deleteConsumerGroup(name),
+      },
+    });
     this.#frontEnds.push(mqtt, amqp, https);
 
     const tlsOptions: TlsOptions = {
@@ -252,7 +290,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     this.#wss = wss;
     httpsServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? '').split('?')[0];
-      if (path !== WEBSOCKET_PATH) {
+      if (path !== WEBSOCKET_PATH && path !== EVENT_HUBS_WEBSOCKET_PATH) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
@@ -260,14 +298,14 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
         // A malformed frame is reported as an 'error' on the WebSocket; unheard, it would end the
         // process (the fuzz suite found this on a refused subprotocol followed by garbage).
         ws.on('error', (error: Error) => logger.info('websocket error', { error: error.message }));
-        if (ws.protocol === 'mqtt') {
+        if (ws.protocol === 'mqtt' && path === WEBSOCKET_PATH) {
           const stream = createWebSocketStream(ws);
           mqtt.handleConnection(stream, { protocol: 'mqtt-ws', tlsSocket: req.socket as TLSSocket });
         } else if (ws.protocol === 'AMQPWSB10') {
           amqp.handleWebSocket(ws, req.socket as TLSSocket);
         } else {
           logger.warn('websocket refused: no supported subprotocol', { offered: req.headers['sec-websocket-protocol'] ?? '' });
-          ws.close(1002, 'subprotocol must be mqtt or AMQPWSB10');
+          ws.close(1002, path === WEBSOCKET_PATH ? 'subprotocol must be mqtt or AMQPWSB10' : 'subprotocol must be AMQPWSB10');
         }
       });
     });
@@ -289,11 +327,24 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     this.ports.mqtt = await listen(mqttServer, wantedPorts.mqtt, this.address, 'mqtt');
     this.ports.amqp = await listen(amqpServer, wantedPorts.amqp, this.address, 'amqp');
     this.ports.https = await listen(httpsServer, wantedPorts.https, this.address, 'https');
+    this.#eventHubsControl = eventHubs.control({ connectionString: this.eventHubConnectionString, webSocketEndpoint: `https://${this.address}:${this.ports.https}` });
     logger.info('local hub ready', { hostName: this.hostName, address: this.address, ports: this.ports, stateDir: this.stateDir ?? null });
   }
 
   get serviceConnectionString(): string {
     return `HostName=${this.hostName};SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${this.#core.serviceKey}`;
+  }
+
+  get eventHubConnectionString(): string {
+    const name = this.#eventHubs?.endpoint.name ?? '';
+    // On 5671 the port is left out, so the same string also reaches WebSockets on 443.
+    const host = this.ports.amqp === STANDARD_PORTS.amqp ? this.address : `${this.address}:${this.ports.amqp}`;
+    return `Endpoint=sb://${host}/;SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${this.#core.serviceKey};EntityPath=${name}`;
+  }
+
+  get eventHubs(): EventHubsControl {
+    if (!this.#eventHubsControl) throw new SwitchyardError('CONFIG_INVALID', 'The hub has not started.', { details: { field: 'eventHubs' } });
+    return this.#eventHubsControl;
   }
 
   deviceConnectionString(deviceId: string, options: { protocol?: ConnectionStringProtocol } = {}): string {
@@ -377,6 +428,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     for (const socket of this.#sockets) socket.destroy();
     this.#acceptGuard?.close();
     await Promise.all(serversClosed);
+    this.#eventHubs?.close();
     this.#store?.close();
     this.removeAllListeners();
   }

@@ -2,11 +2,12 @@ import { resolve } from 'node:path';
 import { createConsoleLogger, startLocalHub } from '@switchyard/local-hub';
 import { EXIT_OK, parseFlags, reportError, usageError } from '../cli.ts';
 
-const USAGE = 'switchyard hub [--devices d1,d2,...] [--standard-ports] [--address 127.0.0.N] [--state-dir DIR | --in-memory] [--json] [--quiet]';
+const USAGE = 'switchyard hub [--devices d1,d2,...] [--standard-ports] [--address 127.0.0.N] [--state-dir DIR | --in-memory] [--partitions N] [--consumer-groups g1,g2,...] [--json] [--quiet]';
 const HELP = `Usage: ${USAGE}
 
 Runs a local Azure IoT Hub on loopback: MQTT, AMQP and HTTPS over TLS, plus MQTT and AMQP over
-WebSockets on the HTTPS port (/$iothub/websocket). Runs until SIGINT or SIGTERM.
+WebSockets on the HTTPS port (/$iothub/websocket), and the Event Hubs-compatible built-in endpoint
+for @azure/event-hubs on the AMQP port (and /$servicebus/websocket). Runs until SIGINT or SIGTERM.
 
 Options:
   --devices LIST      device ids to create (comma-separated); existing devices keep their keys
@@ -16,8 +17,13 @@ Options:
                       hubs on standard ports)
   --state-dir DIR     registry, twins, queued messages and TLS material; default .switchyard/hub
   --in-memory         keep nothing on disk
+  --partitions N      partitions of the built-in endpoint (1 to 128); default 4
+  --consumer-groups LIST
+                      consumer groups to create besides $Default (comma-separated; kept in the
+                      state dir)
   --json              print one JSON line when ready: hostName, address, ports, caPath, devices
-                      {id: connectionString}, serviceConnectionString
+                      {id: connectionString}, serviceConnectionString, eventHubConnectionString,
+                      eventHub {name, partitionIds, consumerGroups, webSocketEndpoint}
   --quiet             log only warnings (to stderr)
   -h, --help          show this help
 
@@ -46,6 +52,8 @@ export async function run(argv: string[]): Promise<number> {
         address: { type: 'string' },
         'state-dir': { type: 'string' },
         'in-memory': { type: 'boolean' },
+        partitions: { type: 'string' },
+        'consumer-groups': { type: 'string' },
         json: { type: 'boolean' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -59,6 +67,11 @@ export async function run(argv: string[]): Promise<number> {
     if (flags['in-memory'] && flags['state-dir'] !== undefined) {
       throw usageError('--state-dir', `--state-dir and --in-memory exclude each other; usage: ${USAGE}`);
     }
+    const partitions = flags.partitions === undefined ? undefined : Number(flags.partitions);
+    if (partitions !== undefined && (!Number.isInteger(partitions) || partitions < 1 || partitions > 128)) {
+      throw usageError('--partitions', `--partitions must be an integer from 1 to 128; usage: ${USAGE}`);
+    }
+    const consumerGroups = (flags['consumer-groups'] ?? '').split(',').map((g) => g.trim()).filter((g) => g !== '');
     const devices = (flags.devices ?? '').split(',').map((d) => d.trim()).filter((d) => d !== '');
     const stateDir = flags['in-memory'] ? undefined : resolve(flags['state-dir'] ?? '.switchyard/hub');
 
@@ -68,6 +81,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(flags.address === undefined ? {} : { address: flags.address }),
       standardPorts: flags['standard-ports'] ?? false,
       logger: createConsoleLogger({ quiet: flags.quiet ?? false }),
+      eventHubs: { ...(partitions === undefined ? {} : { partitionCount: partitions }), consumerGroups },
     });
     const signal = waitForSignal();
     const connectionStrings = Object.fromEntries(devices.map((id) => [id, hub.deviceConnectionString(id)]));
@@ -81,6 +95,13 @@ export async function run(argv: string[]): Promise<number> {
         stateDir: hub.stateDir ?? null,
         devices: connectionStrings,
         serviceConnectionString: hub.serviceConnectionString,
+        eventHubConnectionString: hub.eventHubConnectionString,
+        eventHub: {
+          name: hub.eventHubs.name,
+          partitionIds: hub.eventHubs.partitionIds,
+          consumerGroups: hub.eventHubs.consumerGroups(),
+          webSocketEndpoint: hub.eventHubs.webSocketEndpoint,
+        },
       }));
     } else {
       const lines = [
@@ -89,6 +110,7 @@ export async function run(argv: string[]): Promise<number> {
         `state: ${hub.stateDir ?? 'in memory'}`,
         ...devices.map((id) => `device ${id}: ${connectionStrings[id]}`),
         `service: ${hub.serviceConnectionString}`,
+        `event hubs (built-in endpoint, ${hub.eventHubs.partitionIds.length} partitions): ${hub.eventHubConnectionString}`,
         hub.ports.https === 443 ? '' : 'MqttWs, AmqpWs and Http dial port 443: give them a redirect agent (see packages/local-hub/README.md) or use --standard-ports.',
         'Ctrl-C stops the hub.',
       ];

@@ -12,6 +12,7 @@ import type { FaultInjector } from '../faults/injector.ts';
 import type { DeviceEndpoint } from './address.ts';
 import { checkTelemetryTo, decideAttach } from './address.ts';
 import { parsePutToken, putTokenReply } from './cbs.ts';
+import type { AmqpConnectionRoute, AmqpRoute } from './route.ts';
 import type { AmqpMessageLike, OutgoingAmqpMessage } from './mapping.ts';
 import {
   BATCH_MESSAGE_FORMAT,
@@ -70,6 +71,8 @@ export interface ConnectionDeps {
   clock: Clock;
   /** Fault injection (src/faults/); none by default. */
   faults?: FaultInjector | undefined;
+  /** An endpoint sharing this listener (the Event Hubs-compatible one); it sees links, tokens and messages first. */
+  route?: AmqpRoute | undefined;
 }
 
 export class AmqpConnectionHandler {
@@ -80,6 +83,7 @@ export class AmqpConnectionHandler {
   private readonly cbsPairs: CbsPair[] = [];
   private ended = false;
   private readonly thumbprints: string[] | undefined;
+  private readonly route: AmqpConnectionRoute | undefined;
 
   constructor(
     readonly id: string,
@@ -93,6 +97,7 @@ export class AmqpConnectionHandler {
     this.thumbprints = peerCertificate === undefined
       ? undefined
       : [createHash('sha1').update(peerCertificate).digest('hex').toUpperCase(), createHash('sha256').update(peerCertificate).digest('hex').toUpperCase()];
+    this.route = deps.route?.open(id, protocol);
     deps.core.connectionOpened(protocol, id);
   }
 
@@ -102,6 +107,11 @@ export class AmqpConnectionHandler {
 
   authorizedDevices(): string[] {
     return [...this.identities.keys()];
+  }
+
+  /** A device identity or a claim of the route is in force: the connection has authenticated. */
+  isAuthenticated(): boolean {
+    return this.identities.size > 0 || this.route?.authenticated === true;
   }
 
   /** The device's links and the connection's `$cbs` links, for fault injection. */
@@ -125,6 +135,7 @@ export class AmqpConnectionHandler {
   // ---- link lifecycle -------------------------------------------------------------------------
 
   onSenderOpen(sender: Sender): void {
+    if (this.route?.senderOpened(sender)) return;
     // Our sender answers a device receiver, whose *source* names the address. The answering attach
     // mirrors the device's termini (rhea exposes the remote ones as `source`/`target`).
     if (sender.source) sender.set_source(sender.source);
@@ -175,6 +186,7 @@ export class AmqpConnectionHandler {
   }
 
   onReceiverOpen(receiver: Receiver): void {
+    if (this.route?.receiverOpened(receiver)) return;
     // Our receiver answers a device sender, whose *target* names the address.
     if (receiver.source) receiver.set_source(receiver.source);
     if (receiver.target) receiver.set_target(receiver.target);
@@ -196,6 +208,7 @@ export class AmqpConnectionHandler {
 
   /** The device detached a link (or the link was refused and the detach came back). */
   onLinkClosed(link: Link): void {
+    this.route?.linkClosed(link);
     for (const pair of this.cbsPairs) {
       if (pair.receiver === link) pair.receiver = undefined;
       if (pair.sender === link) pair.sender = undefined;
@@ -323,6 +336,7 @@ export class AmqpConnectionHandler {
     const message = ctx.message as AmqpMessageLike | Buffer | undefined;
     const format = (ctx as { format?: number }).format;
     if (this.cbsPairs.some((p) => p.receiver === receiver)) return this.onCbsRequest(receiver, delivery, message);
+    if (this.route?.message(receiver, ctx)) return;
     const role = this.roles.get(receiver);
     const identity = role ? this.identities.get(role.deviceId) : undefined;
     if (!role || !identity) {
@@ -345,6 +359,12 @@ export class AmqpConnectionHandler {
   private onCbsRequest(receiver: Receiver, delivery: Delivery | undefined, message: AmqpMessageLike | Buffer | undefined): void {
     settle(delivery, undefined);
     if (message === undefined || Buffer.isBuffer(message)) return;
+    const routed = this.route?.putToken(message);
+    if (routed) {
+      const replyTo = this.cbsReplySender(receiver);
+      if (replyTo) sendMessage(replyTo, putTokenReply(messageIdToString(message.message_id), routed.status, routed.description));
+      return;
+    }
     const parsed = parsePutToken(message);
     let status: number;
     let description: string;
@@ -528,6 +548,7 @@ export class AmqpConnectionHandler {
   }
 
   onSendable(sender: Sender): void {
+    if (this.route?.sendable(sender)) return;
     const role = this.roles.get(sender);
     if (role?.endpoint !== 'c2d') return;
     this.identities.get(role.deviceId)?.session.pumpC2D();
@@ -549,6 +570,7 @@ export class AmqpConnectionHandler {
     this.identities.clear();
     this.roles.clear();
     this.cbsPairs.length = 0;
+    this.route?.end();
     this.deps.core.connectionClosed(this.protocol, this.id);
   }
 

@@ -16,7 +16,9 @@ import { AmqpConnectionHandler, describe } from './connection.ts';
 import { AmqpFrameGuard, type FrameGuardLimits, type GuardViolation } from './frame-guard.ts';
 import { guardedSocket, tlsTransport, wsTransport, type RawTransport } from './guarded-transport.ts';
 import { DEFAULT_LIMITS } from '../limits.ts';
+import type { AmqpRoute } from './route.ts';
 
+export type { AmqpRoute, AmqpConnectionRoute } from './route.ts';
 export { parseAddress, decideAttach, checkTelemetryTo } from './address.ts';
 export { parsePutToken, putTokenReply } from './cbs.ts';
 export { telemetryFromAmqp, c2dToAmqp, decodeBatch, BATCH_MESSAGE_FORMAT } from './mapping.ts';
@@ -34,6 +36,8 @@ export interface AmqpFrontEndDeps {
   preAuthTimeoutMs?: number;
   /** Frame, message and decoding limits checked before rhea reads a byte; defaults as in limits.ts. */
   frameLimits?: Partial<FrameGuardLimits>;
+  /** An endpoint sharing the listener, such as the Event Hubs-compatible one (see route.ts). */
+  route?: AmqpRoute;
 }
 
 export interface AmqpFrontEnd extends FrontEnd {
@@ -107,7 +111,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       if (!handler || handler.isEnded) return;
       try {
         fn(handler, ctx);
-        if (preAuthTimers.has(handler.id) && handler.authorizedDevices().length > 0) clearPreAuth(handler.id);
+        if (preAuthTimers.has(handler.id) && handler.isAuthenticated()) clearPreAuth(handler.id);
       } catch (e) {
         logger.warn('amqp event handler failed; closing the connection', { connectionId: handler.id, event, error: describe(e) });
         try {
@@ -183,7 +187,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
 
   const register = (protocol: AmqpProtocol, peerCertificate: Buffer | undefined, destroy: () => void, socket: Socket | undefined): { id: string; options: ConnectionOptions } => {
     const id = `${protocol}-${randomUUID()}`;
-    const handler = new AmqpConnectionHandler(id, protocol, { core, logger, clock, faults: deps.faults }, peerCertificate, destroy);
+    const handler = new AmqpConnectionHandler(id, protocol, { core, logger, clock, faults: deps.faults, route: deps.route }, peerCertificate, destroy);
     handlers.set(id, handler);
     if (deps.faults) {
       const state: { connection: Connection | undefined; forget: () => void } = { connection: undefined, forget: () => undefined };

@@ -104,6 +104,11 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
 
   // identity and authentication
   getDevice(deviceId: string): DeviceRecord | undefined { return this.#registry.get(deviceId); }
+  /** How a device authenticates and its generation, without copying the record (telemetry's hot path). */
+  deviceIdentity(deviceId: string): { authType: DeviceRecord['authentication']['type']; generationId: string } | undefined {
+    const device = this.#registry.peek(deviceId);
+    return device && { authType: device.authentication.type, generationId: device.generationId };
+  }
   listDevices(): DeviceRecord[] { return this.#registry.list(); }
   createDevice(deviceId: string, options?: DeviceInput): DeviceRecord { return this.#registry.create(deviceId, options); }
   putDevice(deviceId: string, body: DeviceInput, ifMatch?: string): DeviceRecord { return this.#registry.put(deviceId, body, ifMatch); }

@@ -15,6 +15,15 @@ export interface FrontEndDeps {
   logger: HubLogger;
   /** Fault injection (src/faults/) and its service routes; without it those routes answer 404. */
   faults?: FaultInjector;
+  /** The built-in endpoint's consumer groups; without it those routes answer 404. */
+  consumerGroups?: ConsumerGroupAdmin;
+}
+
+export interface ConsumerGroupAdmin {
+  list(): string[];
+  /** Idempotent; throws a SwitchyardError CONFIG_INVALID for a name Event Hubs would refuse. */
+  create(name: string): string;
+  delete(name: string): boolean;
 }
 
 /** IoT Hub's D2C limit, applied to every JSON or telemetry body. */

@@ -15,6 +15,7 @@ import { badRequest, errorResponse, HttpError, sendEmpty, sendJson, unauthorized
 import { BLOB_CONTAINER, matchRoute, type RouteName } from './routes.ts';
 import * as registry from './registry-api.ts';
 import * as service from './service-api.ts';
+import * as consumerGroups from './consumer-groups-api.ts';
 
 export { BLOB_CONTAINER } from './routes.ts';
 export type { BlobStoreLimits, UploadRecord } from './blob-store.ts';
@@ -51,6 +52,9 @@ const HANDLERS: Record<RouteName, Handler> = {
   'local-faults-list': service.listFaults,
   'local-faults-inject': service.injectFault,
   'local-faults-clear': service.clearFaults,
+  'local-consumer-groups-list': consumerGroups.listConsumerGroups,
+  'local-consumer-group-put': consumerGroups.putConsumerGroup,
+  'local-consumer-group-delete': consumerGroups.deleteConsumerGroup,
   'blob-put': putBlob,
 };
 

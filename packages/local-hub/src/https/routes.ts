@@ -30,6 +30,9 @@ export type RouteName =
   | 'local-faults-list'
   | 'local-faults-inject'
   | 'local-faults-clear'
+  | 'local-consumer-groups-list'
+  | 'local-consumer-group-put'
+  | 'local-consumer-group-delete'
   // blob storage stand-in for file upload
   | 'blob-put';
 
@@ -82,6 +85,9 @@ const ROUTES: RouteDef[] = [
   def('GET', '/local/faults', 'local-faults-list', 'service', false),
   def('POST', '/local/devices/:deviceId/faults', 'local-faults-inject', 'service', false),
   def('DELETE', '/local/devices/:deviceId/faults', 'local-faults-clear', 'service', false),
+  def('GET', '/local/eventhubs/consumergroups', 'local-consumer-groups-list', 'service', false),
+  def('PUT', '/local/eventhubs/consumergroups/:consumerGroup', 'local-consumer-group-put', 'service', false),
+  def('DELETE', '/local/eventhubs/consumergroups/:consumerGroup', 'local-consumer-group-delete', 'service', false),
 
   def('PUT', `/${BLOB_CONTAINER}/*blobPath`, 'blob-put', 'blob-sas', false),
 ];
@@ -91,6 +97,7 @@ export interface RouteParams {
   lockToken?: string;
   correlationId?: string;
   blobPath?: string;
+  consumerGroup?: string;
 }
 
 export type RouteMatch =
