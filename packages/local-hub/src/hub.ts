@@ -6,6 +6,8 @@ import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { SwitchyardError } from '@switchyard/errors';
 import { createAmqpFrontEnd } from './amqp/index.ts';
+import { serviceSide, type ServiceSide, type ServiceSideOptions } from './amqp/service-side.ts';
+import type { PolicyName } from './core/policies.ts';
 import { createHttpsFrontEnd } from './https/index.ts';
 import { createMqttFrontEnd } from './mqtt/index.ts';
 import { TypedEmitter, type HubEvents } from './core/events.ts';
@@ -47,6 +49,8 @@ export interface LocalHubOptions {
   clock?: Clock;
   /** Defences against hostile peers (frame sizes, timeouts, connections per source); see limits.ts and the README. */
   limits?: Partial<HubLimits>;
+  /** Delivery feedback batching (window, records per message) and service-bound queue retention. */
+  service?: ServiceSideOptions;
 }
 
 export type ConnectionStringProtocol = DeviceProtocol;
@@ -62,6 +66,11 @@ export interface LocalHub {
   readonly stateDir: string | undefined;
   /** Service connection string for the `iothubowner` policy. */
   readonly serviceConnectionString: string;
+  /**
+   * Connection string for one of IoT Hub's built-in shared access policies: `iothubowner` (all
+   * rights), `service` (ServiceConnect), `device` (DeviceConnect), `registryRead`, `registryReadWrite`.
+   */
+  policyConnectionString(policy: PolicyName): string;
 
   /**
    * Connection string for a SAS device. For `mqtt` and `amqp` it carries
@@ -157,6 +166,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   #wss: WebSocketServer | undefined;
   readonly #agents = new Set<HttpsAgent>();
   #acceptGuard: AcceptGuard | undefined;
+  #serviceSide: ServiceSide | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(options: { hostName: string; address: string; stateDir: string | undefined; standardPorts: boolean }) {
@@ -192,6 +202,8 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     for (const deviceId of options.devices ?? []) if (!this.#core.getDevice(deviceId)) this.#core.createDevice(deviceId);
 
     const core = this.#core;
+    const service = serviceSide({ core, clock, hostName: this.hostName, ...(options.service === undefined ? {} : { options: options.service }) });
+    this.#serviceSide = service;
     const mqtt = createMqttFrontEnd({ core, logger, now: () => clock.now(), faults, limits: { connectTimeoutMs: limits.preAuthTimeoutMs } });
     // Token expiry must be judged by the same clock that authenticated the token.
     const amqp = createAmqpFrontEnd({
@@ -202,8 +214,9 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
       openTimeoutMs: limits.preAuthTimeoutMs,
       preAuthTimeoutMs: limits.preAuthTimeoutMs,
       frameLimits: limits,
+      service: service.endpoints,
     });
-    const https = createHttpsFrontEnd({ core, service: core, logger, faults });
+    const https = createHttpsFrontEnd({ core, service: core, logger, faults, onFileUploaded: (upload) => service.fileUploaded(upload) });
     this.#frontEnds.push(mqtt, amqp, https);
 
     const tlsOptions: TlsOptions = {
@@ -290,6 +303,12 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     return `HostName=${this.hostName};SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${this.#core.serviceKey}`;
   }
 
+  policyConnectionString(policy: PolicyName): string {
+    const key = this.#core.policyKey(policy);
+    if (key === undefined) throw new SwitchyardError('CONFIG_INVALID', `'${String(policy)}' is not one of IoT Hub's built-in policies (iothubowner, service, device, registryRead, registryReadWrite).`, { details: { field: 'policy' } });
+    return `HostName=${this.hostName};SharedAccessKeyName=${policy};SharedAccessKey=${key}`;
+  }
+
   deviceConnectionString(deviceId: string, options: { protocol?: ConnectionStringProtocol } = {}): string {
     const device = this.#core.getDevice(deviceId);
     if (!device) throw new SwitchyardError('DEVICE_NOT_FOUND', `Device '${deviceId}' is not registered; create it first (createDevice or --devices).`, { details: { field: 'deviceId' } });
@@ -363,6 +382,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     this.#core?.beginClose();
     this.faults?.close();
     await Promise.all(this.#frontEnds.map((f) => f.close().catch(() => undefined)));
+    this.#serviceSide?.close();
     this.#core?.close();
     for (const client of this.#wss?.clients ?? []) client.terminate();
     this.#wss?.close();

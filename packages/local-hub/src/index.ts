@@ -3,6 +3,7 @@
 // front-ends' parts are in ./internal.ts, for this repository's tests and benches only.
 export { startLocalHub, DEFAULT_HOST_NAME, STANDARD_PORTS, type LocalHub, type LocalHubOptions, type ConnectionStringProtocol } from './hub.ts';
 export { LIMITS, SERVICE_POLICY, type Clock } from './core/hub-core.ts';
+export { BUILT_IN_POLICIES, POLICY_NAMES, type PolicyName, type PolicyRight } from './core/policies.ts';
 export type { HubEvents, SessionInfo } from './core/events.ts';
 export type * from './core/types.ts';
 export { createSasToken, parseSasToken, type ParsedSas } from './core/sas.ts';

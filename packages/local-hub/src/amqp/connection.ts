@@ -12,6 +12,7 @@ import type { DeviceEndpoint } from './address.ts';
 import { checkTelemetryTo, decideAttach } from './address.ts';
 import { parsePutToken, putTokenReply } from './cbs.ts';
 import type { AmqpMessageLike, OutgoingAmqpMessage } from './mapping.ts';
+import { ServiceLinks, type ServiceEndpoints } from './service-links.ts';
 import {
   BATCH_MESSAGE_FORMAT,
   MAX_BATCH_BYTES,
@@ -75,6 +76,8 @@ export interface ConnectionDeps {
   clock: AmqpClock;
   /** Fault injection (src/faults/); none by default. */
   faults?: FaultInjector | undefined;
+  /** The service endpoints (C2D send, feedback, file notifications); without them, devices only. */
+  service?: ServiceEndpoints | undefined;
 }
 
 export class AmqpConnectionHandler {
@@ -85,6 +88,8 @@ export class AmqpConnectionHandler {
   private readonly cbsPairs: CbsPair[] = [];
   private ended = false;
   private readonly thumbprints: string[] | undefined;
+  /** The service client's side of this connection, when the hub serves one. */
+  private readonly service: ServiceLinks | undefined;
 
   constructor(
     readonly id: string,
@@ -98,7 +103,13 @@ export class AmqpConnectionHandler {
     this.thumbprints = peerCertificate === undefined
       ? undefined
       : [createHash('sha1').update(peerCertificate).digest('hex').toUpperCase(), createHash('sha256').update(peerCertificate).digest('hex').toUpperCase()];
+    this.service = deps.service ? new ServiceLinks(id, protocol, deps.service, deps.core, deps.logger) : undefined;
     deps.core.connectionOpened(protocol, id);
+  }
+
+  /** Whether any identity (a device, or a service policy) has authenticated on this connection. */
+  hasIdentity(): boolean {
+    return this.identities.size > 0 || this.service?.isAuthenticated === true;
   }
 
   get isEnded(): boolean {
@@ -136,6 +147,7 @@ export class AmqpConnectionHandler {
     if (sender.target) sender.set_target(sender.target);
     const properties: unknown = sender.properties;
     const address = (sender.source as { address?: unknown } | undefined)?.address;
+    if (this.service?.claims(address)) return this.service.onSenderOpen(sender, address);
     const decision = decideAttach(address, false, (id) => this.ensureAuthorized(id));
     if (!decision.ok) return this.refuseLink(sender, address, decision.deviceId, decision.why);
     if (decision.kind === 'cbs') {
@@ -185,6 +197,7 @@ export class AmqpConnectionHandler {
     if (receiver.target) receiver.set_target(receiver.target);
     const properties: unknown = receiver.properties;
     const address = (receiver.target as { address?: unknown } | undefined)?.address;
+    if (this.service?.claims(address)) return this.service.onReceiverOpen(receiver, address);
     const decision = decideAttach(address, true, (id) => this.ensureAuthorized(id));
     if (!decision.ok) return this.refuseLink(receiver, address, decision.deviceId, decision.why);
     if (decision.kind === 'cbs') {
@@ -201,6 +214,7 @@ export class AmqpConnectionHandler {
 
   /** The device detached a link (or the link was refused and the detach came back). */
   onLinkClosed(link: Link): void {
+    this.service?.onLinkClosed(link);
     for (const pair of this.cbsPairs) {
       if (pair.receiver === link) pair.receiver = undefined;
       if (pair.sender === link) pair.sender = undefined;
@@ -328,6 +342,7 @@ export class AmqpConnectionHandler {
     const message = ctx.message as AmqpMessageLike | Buffer | undefined;
     const format = (ctx as { format?: number }).format;
     if (this.cbsPairs.some((p) => p.receiver === receiver)) return this.onCbsRequest(receiver, delivery, message);
+    if (this.service?.owns(receiver)) return this.service.onMessage(ctx, receiver);
     const role = this.roles.get(receiver);
     const identity = role ? this.identities.get(role.deviceId) : undefined;
     if (!role || !identity) {
@@ -350,6 +365,13 @@ export class AmqpConnectionHandler {
   private onCbsRequest(receiver: Receiver, delivery: Delivery | undefined, message: AmqpMessageLike | Buffer | undefined): void {
     settle(delivery, undefined);
     if (message === undefined || Buffer.isBuffer(message)) return;
+    const serviceReply = this.service?.onPutToken(message);
+    if (serviceReply !== undefined) {
+      const replyTo = this.cbsReplySender(receiver);
+      if (replyTo) sendMessage(replyTo, serviceReply);
+      else this.deps.logger.warn('amqp put-token without a $cbs receiver to answer on', { connectionId: this.id });
+      return;
+    }
     const parsed = parsePutToken(message);
     let status: number;
     let description: string;
@@ -520,7 +542,7 @@ export class AmqpConnectionHandler {
 
   /** accepted → complete, released/modified → abandon, rejected → reject (dead-letter). */
   onC2DOutcome(delivery: Delivery | undefined, how: 'complete' | 'abandon' | 'reject'): void {
-    if (!delivery) return;
+    if (!delivery || this.service?.onOutcome(delivery, how)) return;
     const entry = this.c2dDeliveries.get(delivery);
     if (!entry) return;
     this.c2dDeliveries.delete(delivery);
@@ -533,6 +555,7 @@ export class AmqpConnectionHandler {
   }
 
   onSendable(sender: Sender): void {
+    this.service?.onSendable(sender);
     const role = this.roles.get(sender);
     if (role?.endpoint !== 'c2d') return;
     this.identities.get(role.deviceId)?.session.pumpC2D();
@@ -544,6 +567,7 @@ export class AmqpConnectionHandler {
   end(): void {
     if (this.ended) return;
     this.ended = true;
+    this.service?.end();
     for (const identity of this.identities.values()) {
       if (identity.timer !== undefined) clearTimeout(identity.timer);
       identity.session.setC2DReceiver(undefined);

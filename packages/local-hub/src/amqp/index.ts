@@ -15,6 +15,7 @@ import { AmqpConnectionHandler, describe, systemClock } from './connection.ts';
 import { AmqpFrameGuard, type FrameGuardLimits, type GuardViolation } from './frame-guard.ts';
 import { guardedSocket, tlsTransport, wsTransport, type RawTransport } from './guarded-transport.ts';
 import { DEFAULT_LIMITS } from '../limits.ts';
+import type { ServiceEndpoints } from './service-links.ts';
 
 export type { AmqpClock } from './connection.ts';
 export { parseAddress, decideAttach, checkTelemetryTo } from './address.ts';
@@ -34,6 +35,8 @@ export interface AmqpFrontEndDeps {
   preAuthTimeoutMs?: number;
   /** Frame, message and decoding limits checked before rhea reads a byte; defaults as in limits.ts. */
   frameLimits?: Partial<FrameGuardLimits>;
+  /** IoT Hub's service endpoints (azure-iothub's Amqp transport); without them the front-end serves devices only. */
+  service?: ServiceEndpoints;
 }
 
 export interface AmqpFrontEnd extends FrontEnd {
@@ -79,6 +82,14 @@ function releaseIdleTimers(connection: Connection | undefined): void {
   });
 }
 
+/** DER of the TLS client certificate, when the peer presented one. */
+function peerCertificateOf(socket: Socket | undefined): Buffer | undefined {
+  const tls = socket as Partial<TLSSocket> | undefined;
+  if (typeof tls?.getPeerCertificate !== 'function') return undefined;
+  const peer = tls.getPeerCertificate();
+  return peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
+}
+
 export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
   const { core, logger } = deps;
   const clock = deps.clock ?? systemClock;
@@ -107,7 +118,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       if (!handler || handler.isEnded) return;
       try {
         fn(handler, ctx);
-        if (preAuthTimers.has(handler.id) && handler.authorizedDevices().length > 0) clearPreAuth(handler.id);
+        if (preAuthTimers.has(handler.id) && handler.hasIdentity()) clearPreAuth(handler.id);
       } catch (e) {
         logger.warn('amqp event handler failed; closing the connection', { connectionId: handler.id, event, error: describe(e) });
         try {
@@ -183,7 +194,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
 
   const register = (protocol: AmqpProtocol, peerCertificate: Buffer | undefined, destroy: () => void, socket: Socket | undefined): { id: string; options: ConnectionOptions } => {
     const id = `${protocol}-${randomUUID()}`;
-    const handler = new AmqpConnectionHandler(id, protocol, { core, logger, clock, faults: deps.faults }, peerCertificate, destroy);
+    const handler = new AmqpConnectionHandler(id, protocol, { core, logger, clock, faults: deps.faults, service: deps.service }, peerCertificate, destroy);
     handlers.set(id, handler);
     if (deps.faults) {
       const state: { connection: Connection | undefined; forget: () => void } = { connection: undefined, forget: () => undefined };
@@ -253,9 +264,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
         return;
       }
       socket.setNoDelay(true);
-      const peer = socket.getPeerCertificate?.();
-      const der = peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
-      const { id, options } = register('amqp', der, () => socket.destroy(), socket);
+      const { id, options } = register('amqp', peerCertificateOf(socket), () => socket.destroy(), socket);
       try {
         acceptGuarded(tlsTransport(socket), id, options);
       } catch (e) {
@@ -270,7 +279,9 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
         ws.terminate();
         return;
       }
-      const { id, options } = register('amqp-ws', undefined, () => ws.terminate(), socket);
+      // The WebSocket rides on the HTTPS listener's TLS socket, which asked for a client certificate:
+      // an X.509 device proves itself there exactly as on the AMQP port.
+      const { id, options } = register('amqp-ws', peerCertificateOf(socket), () => ws.terminate(), socket);
       try {
         acceptGuarded(wsTransport(ws, id), id, options);
       } catch (e) {

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { HubError } from './errors.ts';
-import { TypedEmitter, type HubEvents } from './events.ts';
+import { TypedEmitter, type C2DOutcome, type HubEvents } from './events.ts';
+import { authenticatePolicyToken, hasRight, loadPolicyKeys, type PolicyAuthResult } from './policies.ts';
 import { audienceMatches, createSasToken, generateKey, isValidKey, parseSasToken, signatureMatches } from './sas.ts';
 import { mergePatch, sectionSize, TWIN_SECTION_LIMIT_BYTES, twinEtag, validatePatch } from './twin.ts';
 import type { HubStore, StoredTwin } from '../store/index.ts';
@@ -175,6 +176,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
   #sequence = 0;
   #requestSequence = 0;
   #serviceKey: string;
+  readonly #policyKeys: Map<string, string>;
   #closed = false;
   #closing = false;
 
@@ -193,12 +195,8 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
       this.#twins.set(device.deviceId, this.#store.loadTwin(device.deviceId) ?? { desired: { $version: 1 }, reported: { $version: 1 }, version: 1 });
     }
     for (const { id, message } of this.#store.loadC2D()) this.#queue(message.deviceId).push({ id, message });
-    let key = this.#store.getPolicyKey(SERVICE_POLICY);
-    if (key === undefined) {
-      key = generateKey();
-      this.#store.setPolicyKey(SERVICE_POLICY, key);
-    }
-    this.#serviceKey = key;
+    this.#policyKeys = loadPolicyKeys(this.#store);
+    this.#serviceKey = this.#policyKeys.get(SERVICE_POLICY)!;
   }
 
   // ───────────────────────────── identity ─────────────────────────────
@@ -217,6 +215,11 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     return this.#serviceKey;
   }
 
+  /** The key of a built-in shared access policy (iothubowner, service, device, registryRead, registryReadWrite). */
+  policyKey(policy: string): string | undefined {
+    return this.#policyKeys.get(policy);
+  }
+
   /** A service SAS token for `iothubowner`, e.g. for REST calls in tests. */
   serviceToken(ttlSeconds = 3600): string {
     return createSasToken(this.hostName, this.#serviceKey, Math.floor(this.#clock.now() / 1000) + ttlSeconds, SERVICE_POLICY);
@@ -229,7 +232,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     if (!device) return this.#authFailed(deviceId, 'unknown-device', `Device '${deviceId}' is not registered.`);
     if (device.status === 'disabled') return this.#authFailed(deviceId, 'disabled', `Device '${deviceId}' is disabled.`);
     if (device.authentication.type !== 'sas') return this.#authFailed(deviceId, 'wrong-credential-type', `Device '${deviceId}' authenticates with an X.509 certificate, not a SAS token.`);
-    if (parsed.keyName !== undefined) return this.#authFailed(deviceId, 'wrong-credential-type', 'A shared access policy token (skn) cannot open a device connection.');
+    if (parsed.keyName !== undefined) return this.#authenticateDeviceByPolicy(deviceId, token);
     if (!audienceMatches(parsed.resource, this.#hosts, `/devices/${deviceId}`)) {
       return this.#authFailed(deviceId, 'wrong-audience', `The token's audience (sr) is not ${this.hostName}/devices/${deviceId}.`);
     }
@@ -261,20 +264,21 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     return { ok: true, deviceId };
   }
 
-  authenticateService(token: string): { ok: true; policy: string } | { ok: false; message: string } {
-    const refuse = (why: string): { ok: false; message: string } => {
-      this.logRefusal({ protocol: 'https', what: 'service request', why });
-      return { ok: false, message: why };
-    };
-    const parsed = parseSasToken(token);
-    if (!parsed) return refuse('The credential is not a SharedAccessSignature with sr, sig, se and skn.');
-    if (parsed.keyName !== SERVICE_POLICY) return refuse(`Unknown shared access policy '${parsed.keyName ?? ''}'; this hub has '${SERVICE_POLICY}'.`);
-    const slash = parsed.resource.indexOf('/');
-    const host = slash < 0 ? parsed.resource : parsed.resource.slice(0, slash);
-    if (!audienceMatches(host, this.#hosts, '')) return refuse(`The token's audience (sr) is not ${this.hostName}.`);
-    if (!signatureMatches(parsed, this.#serviceKey)) return refuse(`The token's signature does not match the key of '${SERVICE_POLICY}'.`);
-    if (parsed.expiry * 1000 <= this.#clock.now()) return refuse(`The token expired at ${new Date(parsed.expiry * 1000).toISOString()}.`);
-    return { ok: true, policy: SERVICE_POLICY };
+  /** A token of one of the built-in policies; the result carries the policy's rights and the token's expiry. */
+  authenticateService(token: string, protocol: DeviceProtocol = 'https'): PolicyAuthResult {
+    const result = authenticatePolicyToken(token, { keys: this.#policyKeys, hosts: this.#hosts, now: this.#clock.now() });
+    if (!result.ok) this.logRefusal({ protocol, what: 'service request', why: result.message });
+    return result;
+  }
+
+  /** A device may also connect with a token of a policy that grants DeviceConnect (IoT Hub's `device` policy). */
+  #authenticateDeviceByPolicy(deviceId: string, token: string): AuthResult {
+    const result = authenticatePolicyToken(token, { keys: this.#policyKeys, hosts: this.#hosts, now: this.#clock.now(), path: `/devices/${deviceId}` });
+    if (!result.ok) return this.#authFailed(deviceId, result.message.startsWith('The token expired') ? 'expired' : 'bad-signature', result.message);
+    if (!hasRight(result.rights, 'DeviceConnect')) {
+      return this.#authFailed(deviceId, 'wrong-credential-type', `The shared access policy '${result.policy}' does not grant DeviceConnect.`);
+    }
+    return { ok: true, deviceId, expiresAt: result.expiresAt };
   }
 
   #authFailed(deviceId: string, reason: AuthFailure, message: string): AuthResult {
@@ -333,10 +337,14 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     const existing = this.#requireDevice(deviceId);
     if (ifMatch !== undefined) this.#checkEtag(existing.etag, ifMatch, `device '${deviceId}'`);
     this.#kickDevice(deviceId, 'device removed');
+    // Purged before the record goes, so the feedback still names the device's generation.
+    for (const entry of this.#queues.get(deviceId) ?? []) {
+      this.#unlock(entry);
+      this.#c2dSettled(deviceId, entry, 'purged');
+    }
     this.#store.deleteDevice(deviceId);
     this.#devices.delete(deviceId);
     this.#twins.delete(deviceId);
-    for (const entry of this.#queues.get(deviceId) ?? []) this.#unlock(entry);
     this.#queues.delete(deviceId);
     this.#counters.delete(deviceId);
     this.logger.info('device removed', { deviceId });
@@ -557,6 +565,8 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
       body: Buffer.from(input.body),
       properties,
       ...(input.ack === undefined ? {} : { ack: input.ack }),
+      ...(typeof input.contentType === 'string' ? { contentType: input.contentType } : {}),
+      ...(typeof input.contentEncoding === 'string' ? { contentEncoding: input.contentEncoding } : {}),
       to: `/devices/${deviceId}/messages/devicebound`,
       enqueuedAt: now,
       expiresAt: now + ttl * 1000,
@@ -591,15 +601,16 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     if (how === 'complete') {
       this.#remove(deviceId, entry);
       counters.c2dCompleted++;
+      this.#c2dSettled(deviceId, entry, 'completed');
     } else if (how === 'reject') {
       counters.c2dRejected++;
-      this.#deadLetter(deviceId, entry, 'rejected');
+      this.#deadLetter(deviceId, entry, 'rejected', 'rejected');
     } else if (how === 'abandon') {
       counters.c2dAbandoned++;
       entry.message.deliveryCount++;
       this.#unlock(entry);
       if (entry.message.deliveryCount >= LIMITS.maxDeliveryCount) {
-        this.#deadLetter(deviceId, entry, `abandoned ${entry.message.deliveryCount} times`);
+        this.#deadLetter(deviceId, entry, `abandoned ${entry.message.deliveryCount} times`, 'deliveryCountExceeded');
       } else {
         this.#store.updateC2DDeliveryCount(entry.id, entry.message.deliveryCount);
         this.pump(deviceId);
@@ -665,14 +676,21 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     const now = this.#clock.now();
     for (const entry of [...queue]) {
       if (entry.lockedUntil !== undefined && entry.lockedUntil <= now) this.#unlock(entry);
-      if (entry.lockToken === undefined && entry.message.expiresAt <= now) this.#deadLetter(deviceId, entry, 'expired');
+      if (entry.lockToken === undefined && entry.message.expiresAt <= now) this.#deadLetter(deviceId, entry, 'expired', 'expired');
     }
   }
 
-  #deadLetter(deviceId: string, entry: QueueEntry, why: string): void {
+  #deadLetter(deviceId: string, entry: QueueEntry, why: string, outcome: C2DOutcome): void {
     this.#remove(deviceId, entry);
     this.#countersFor(deviceId).c2dDeadLettered++;
     this.logger.info('c2d message dead-lettered', { deviceId, messageId: entry.message.messageId, why });
+    this.#c2dSettled(deviceId, entry, outcome);
+  }
+
+  /** How each message ended, for delivery feedback (the service's `iothub-ack`). */
+  #c2dSettled(deviceId: string, entry: QueueEntry, outcome: C2DOutcome): void {
+    const deviceGenerationId = this.#devices.get(deviceId)?.generationId ?? '';
+    this.#emitSafe('c2dSettled', { deviceId, deviceGenerationId, messageId: entry.message.messageId, ack: entry.message.ack, outcome, at: this.#clock.now() });
   }
 
   #unlock(entry: QueueEntry): void {
