@@ -5,6 +5,7 @@ import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '@switchyard/time';
 import iothub from 'azure-iothub';
 import type { Client as ServiceClient } from 'azure-iothub';
 import azureDevice, { type Client as DeviceClient, type Message as DeviceMessage } from 'azure-iot-device';
@@ -40,7 +41,7 @@ beforeAll(async () => {
   hub = await startLocalHub({
     inMemory: true,
     logger: createMemoryLogger(),
-    clock: { now: () => Date.now() + skewMs },
+    clock: { now: () => Date.now() + skewMs, setTimeout: systemClock.setTimeout, clearTimeout: systemClock.clearTimeout },
     // A short window keeps the tests quick; batching itself is unit-tested on a manual clock.
     service: { feedback: { batchWindowMs: 20 } },
   });

@@ -1,7 +1,7 @@
 // Assembles IoT Hub's service-facing AMQP endpoints for one hub: the hub-wide feedback and file
 // notification queues, the feedback batcher fed by the core's C2D outcomes, and what each AMQP
 // connection's service side calls.
-import { systemClock as systemTimers, type Clock } from '@switchyard/time';
+import type { Clock } from '@switchyard/time';
 import type { C2DSettledEvent } from '../core/events.ts';
 import type { PolicyAuthResult } from '../core/policies.ts';
 import type { C2DMessage, C2DSendInput, DeviceProtocol } from '../core/types.ts';
@@ -30,14 +30,8 @@ export interface ServiceSide {
   close(): void;
 }
 
-/** The hub's clock may be a bare `now()` (the core's); timers then run on Node's, judged by it. */
-export function asTimerClock(clock: { now(): number } & Partial<Clock>): Clock {
-  if (typeof clock.setTimeout === 'function' && typeof clock.clearTimeout === 'function') return clock as Clock;
-  return { now: () => clock.now(), setTimeout: systemTimers.setTimeout, clearTimeout: systemTimers.clearTimeout };
-}
-
-export function serviceSide(deps: { core: ServiceCore; clock: { now(): number } & Partial<Clock>; hostName: string; options?: ServiceSideOptions }): ServiceSide {
-  const clock = asTimerClock(deps.clock);
+export function serviceSide(deps: { core: ServiceCore; clock: Clock; hostName: string; options?: ServiceSideOptions }): ServiceSide {
+  const { clock } = deps;
   const feedback = new ServiceBoundQueue('feedback', clock, deps.options?.queues);
   const fileNotifications = new ServiceBoundQueue('file-notifications', clock, deps.options?.queues);
   const batcher = new FeedbackBatcher(feedback, clock, deps.hostName, deps.options?.feedback);

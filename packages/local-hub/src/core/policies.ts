@@ -1,7 +1,6 @@
 // IoT Hub's built-in shared access policies and the rights each grants. A service token names its
 // policy (skn) and is signed with that policy's key; what it may then do is the policy's rights,
 // never more. Keys are generated once per hub and kept in the store, like a real hub's.
-import type { HubStore } from '../store/index.ts';
 import { audienceMatches, generateKey, parseSasToken, signatureMatches } from './sas.ts';
 
 export type PolicyRight = 'RegistryRead' | 'RegistryWrite' | 'ServiceConnect' | 'DeviceConnect';
@@ -27,8 +26,14 @@ export type PolicyAuthResult =
   | { ok: true; policy: string; rights: readonly PolicyRight[]; /** Epoch ms. */ expiresAt: number }
   | { ok: false; message: string };
 
+/** The part of the hub's store that keeps policy keys. */
+export interface PolicyKeyStore {
+  getPolicyKey(policy: string): string | undefined;
+  setPolicyKey(policy: string, key: string): void;
+}
+
 /** Loads each policy's key from the store, generating and persisting the ones it lacks. */
-export function loadPolicyKeys(store: Pick<HubStore, 'getPolicyKey' | 'setPolicyKey'>): Map<string, string> {
+export function loadPolicyKeys(store: PolicyKeyStore): Map<string, string> {
   const keys = new Map<string, string>();
   for (const policy of POLICY_NAMES) {
     let key = store.getPolicyKey(policy);
