@@ -269,6 +269,19 @@ describe.each(SERVICE_TRANSPORTS)('azure-iothub Client over %s', (transport) => 
     expect(errorName((openError as { amqpError?: unknown }).amqpError)).toBe('UnauthorizedError');
   });
 
+  it('carries contentType and contentEncoding to an MQTT device too', async () => {
+    const deviceId = `svc-ct-mqtt-${transport}`;
+    const dev = await device(deviceId, 'mqtt');
+    const service = await opened(transport);
+    const got = nextMessage(dev);
+    const message = new ServiceMessage('{"on":true}');
+    message.contentType = 'application/json';
+    message.contentEncoding = 'utf-8';
+    await within(service.send(deviceId, message), 10_000, 'send');
+    const received = await within(got, 10_000, 'device receive');
+    expect([received.contentType, received.contentEncoding, Buffer.from(received.data as Buffer).toString()]).toEqual(['application/json', 'utf-8', '{"on":true}']);
+  });
+
   it('invokes a direct method on a connected device over HTTPS', async () => {
     const deviceId = `svc-method-${transport}`;
     const dev = await device(deviceId, 'mqtt');

@@ -111,17 +111,18 @@ export class ServiceLinks {
 
   /** The service attached a sender (our receiver): only /messages/devicebound takes messages. */
   onReceiverOpen(receiver: Receiver, address: unknown): void {
+    // Credentials first: a connection without the right learns nothing about the address.
+    if (!this.authorize(receiver, address)) return;
     const endpoint = serviceEndpointOf(address);
     if (endpoint !== 'c2d-send') return this.refuse(receiver, address, `a service cannot send to ${String(address)}`, 'amqp:not-allowed');
-    if (!this.authorize(receiver, address)) return;
     this.links.set(receiver, endpoint);
   }
 
   /** The service attached a receiver (our sender) on one of the service-bound queues. */
   onSenderOpen(sender: Sender, address: unknown): void {
+    if (!this.authorize(sender, address)) return;
     const endpoint = serviceEndpointOf(address);
     if (endpoint === undefined || endpoint === 'c2d-send') return this.refuse(sender, address, `a service cannot receive from ${String(address)}`, 'amqp:not-allowed');
-    if (!this.authorize(sender, address)) return;
     this.links.set(sender, endpoint);
     const queue = endpoint === 'feedback' ? this.endpoints.feedback : this.endpoints.fileNotifications;
     const consumer: Consumer = {
