@@ -306,13 +306,16 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   }
 
   get serviceConnectionString(): string {
-    return `HostName=${this.hostName};SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${this.#core.serviceKey}`;
+    return this.policyConnectionString(SERVICE_POLICY);
   }
 
   policyConnectionString(policy: PolicyName): string {
     const key = this.#core.policyKey(policy);
     if (key === undefined) throw new SwitchyardError('CONFIG_INVALID', `'${String(policy)}' is not one of IoT Hub's built-in policies (iothubowner, service, device, registryRead, registryReadWrite).`, { details: { field: 'policy' } });
-    return `HostName=${this.hostName};SharedAccessKeyName=${policy};SharedAccessKey=${key}`;
+    // As for devices: on the standard ports azure-iothub dials HostName itself (5671 and 443), so
+    // the address is the host, and the hub accepts it as a SAS audience.
+    const host = this.#standardPorts && this.ports.https === STANDARD_PORTS.https ? this.address : this.hostName;
+    return `HostName=${host};SharedAccessKeyName=${policy};SharedAccessKey=${key}`;
   }
 
   deviceConnectionString(deviceId: string, options: { protocol?: ConnectionStringProtocol } = {}): string {

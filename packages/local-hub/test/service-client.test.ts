@@ -6,15 +6,16 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '@switchyard/time';
-import iothub from 'azure-iothub';
+import type iothub from 'azure-iothub';
 import type { Client as ServiceClient } from 'azure-iothub';
-import azureDevice, { type Client as DeviceClient, type Message as DeviceMessage } from 'azure-iot-device';
+import azureIotCommon from 'azure-iot-common';
+import type { Client as DeviceClient, Message as DeviceMessage } from 'azure-iot-device';
 import { createMemoryLogger, startLocalHub, type LocalHub } from '../src/index.ts';
 import { azureClient } from './support/azure-clients.ts';
 import { SERVICE_TRANSPORTS, serviceClient, within } from './support/service-client.ts';
 
-// The SDKs' CommonJS Message classes, through their default exports.
-const ServiceMessage = (iothub as unknown as { Message?: typeof azureDevice.Message }).Message ?? azureDevice.Message;
+// azure-iothub exports no Message; Microsoft's service samples use azure-iot-common's.
+const ServiceMessage = azureIotCommon.Message;
 
 interface FeedbackRecordBody {
   originalMessageId: string;
