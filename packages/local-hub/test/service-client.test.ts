@@ -6,13 +6,13 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '@switchyard/time';
-import type iothub from 'azure-iothub';
+import iothub from 'azure-iothub';
 import type { Client as ServiceClient } from 'azure-iothub';
 import azureIotCommon from 'azure-iot-common';
 import type { Client as DeviceClient, Message as DeviceMessage } from 'azure-iot-device';
-import { createMemoryLogger, startLocalHub, type LocalHub } from '../src/index.ts';
+import { createMemoryLogger, createSasToken, startLocalHub, type LocalHub } from '../src/index.ts';
 import { azureClient } from './support/azure-clients.ts';
-import { SERVICE_TRANSPORTS, serviceClient, within } from './support/service-client.ts';
+import { SERVICE_TRANSPORTS, serviceClient, serviceClientFrom, within } from './support/service-client.ts';
 
 // azure-iothub exports no Message; Microsoft's service samples use azure-iot-common's.
 const ServiceMessage = azureIotCommon.Message;
@@ -292,5 +292,35 @@ describe.each(SERVICE_TRANSPORTS)('azure-iothub Client over %s', (transport) => 
     const service = await opened(transport);
     const result = await within(service.invokeDeviceMethod(deviceId, { methodName: 'echo', payload: { n: 7 }, responseTimeoutInSeconds: 10 }), 15_000, 'invoke') as unknown as { result: { status: number; payload: unknown } };
     expect(result.result).toEqual({ status: 200, payload: { echoed: { n: 7 } } });
+  });
+});
+
+describe("azure-iothub Client's other factories", () => {
+  it('opens from a shared access signature of a policy, as from its connection string', async () => {
+    const key = /SharedAccessKey=([^;]+)/.exec(hub.policyConnectionString('service'))![1]!;
+    const sas = createSasToken(hub.hostName, key, Math.floor((Date.now() + skewMs) / 1000) + 3600, 'service');
+    const client = serviceClientFrom(hub, 'amqp', (Transport) => iothub.Client.fromSharedAccessSignature(sas, Transport));
+    closers.push(() => client.close());
+    await within(client.open(), 10_000, 'open');
+    hub.createDevice('svc-sas');
+    await within(client.send('svc-sas', new ServiceMessage('by sas')), 10_000, 'send');
+    expect(hub.stats().devices['svc-sas']?.queuedC2D).toBe(1);
+  });
+
+  it('refuses an Azure AD token credential at put-token, and says why', async () => {
+    const credential = { getToken: () => Promise.resolve({ token: 'not-a-real-jwt', expiresOnTimestamp: Date.now() + 3_600_000 }) };
+    const client = serviceClientFrom(hub, 'amqp', (Transport) => iothub.Client.fromTokenCredential(hub.hostName, credential, Transport));
+    closers.push(() => client.close());
+    const refusal = new Promise<string>((resolve) => {
+      const listener = (event: { what: string; why: string }): void => {
+        if (event.what !== 'cbs put-token') return;
+        hub.off('refused', listener);
+        resolve(event.why);
+      };
+      hub.on('refused', listener);
+    });
+    const error = await client.open().then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect(await within(refusal, 10_000, 'refusal')).toContain('not a SharedAccessSignature');
   });
 });

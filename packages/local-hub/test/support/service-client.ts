@@ -38,8 +38,15 @@ function routeBase(base: AmqpBaseLike, hub: LocalHub, transport: ServiceTranspor
   };
 }
 
+type TransportCtor = new (config: ConstructorParameters<typeof iothub.Amqp>[0]) => InstanceType<typeof iothub.Amqp>;
+
 /** The unmodified SDK Client; `connectionString` defaults to the hub's iothubowner string. */
 export function serviceClient(hub: LocalHub, transport: ServiceTransportName, connectionString = hub.serviceConnectionString): ServiceClient {
+  return serviceClientFrom(hub, transport, (Transport) => iothub.Client.fromConnectionString(connectionString, Transport));
+}
+
+/** The same, built by one of the SDK's other factories (fromSharedAccessSignature, fromTokenCredential). */
+export function serviceClientFrom(hub: LocalHub, transport: ServiceTransportName, create: (Transport: TransportCtor) => ServiceClient): ServiceClient {
   const agent = hub.redirectAgent();
   const Sdk = transport === 'amqp' ? iothub.Amqp : iothub.AmqpWs;
   class Routed extends Sdk {
@@ -48,7 +55,7 @@ export function serviceClient(hub: LocalHub, transport: ServiceTransportName, co
       routeBase((this as unknown as { _amqp: AmqpBaseLike })._amqp, hub, transport, agent);
     }
   }
-  const client = iothub.Client.fromConnectionString(connectionString, Routed);
+  const client = create(Routed);
   const rest = (client as unknown as { _restApiClient?: { setOptions(options: unknown): void } })._restApiClient;
   rest?.setOptions({ ca: hub.ca, http: { agent } });
   // An 'error' without a listener would crash the test process.
