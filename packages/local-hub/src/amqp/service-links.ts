@@ -177,6 +177,9 @@ export class ServiceLinks {
     const held = this.deliveries.get(delivery);
     if (!held) return false;
     this.deliveries.delete(delivery);
+    // A receiver that detached lost its locks; its late disposition must not settle the message
+    // another receiver now holds.
+    if (held.entry.holder !== held.consumer) return true;
     const { queue } = held.consumer;
     if (how === 'complete') queue.complete(held.entry);
     else if (how === 'abandon') queue.abandon(held.entry);
