@@ -15,7 +15,8 @@ const clock = new ManualClock(Date.now());
 const connections: Connection[] = [];
 
 beforeAll(async () => {
-  hub = await startLocalHub({ inMemory: true, hostName: HUB, logger: createMemoryLogger(), clock });
+  // One record per feedback message, so a test can make many without waiting on the window.
+  hub = await startLocalHub({ inMemory: true, hostName: HUB, logger: createMemoryLogger(), clock, service: { feedback: { maxRecordsPerMessage: 1 } } });
 });
 
 afterAll(async () => {
@@ -96,6 +97,26 @@ describe('service credentials over raw AMQP', () => {
     expect(await putToken(connection, HUB, policyToken('iothubowner', 600))).toBe(200);
     const wrongWay = connection.open_receiver({ source: { address: '/messages/devicebound' } });
     expect(await detached(wrongWay, 'receiver')).toMatchObject({ condition: 'amqp:not-allowed' });
+  });
+});
+
+describe('service-bound delivery over raw AMQP', () => {
+  it('keeps delivering past the receiver\'s credit window as it settles and grants more', async () => {
+    hub.createDevice('raw-purge');
+    for (let i = 0; i < 30; i++) hub.sendC2D('raw-purge', { body: Buffer.from(`m${i}`), messageId: `purge-${i}`, ack: 'full' });
+    const connection = await connect();
+    expect(await putToken(connection, HUB, policyToken('service', 600))).toBe(200);
+    const receiver = await attached(connection.open_receiver({ source: { address: '/messages/serviceBound/feedback' }, credit_window: 4, autoaccept: true }), 'receiver');
+    const ids: string[] = [];
+    const all = new Promise<void>((resolve) => receiver.on('message', (ctx: EventContext) => {
+      const body = (ctx.message?.body as { content: Buffer }).content;
+      for (const record of JSON.parse(body.toString('utf8')) as Array<{ originalMessageId: string; statusCode: string }>) ids.push(`${record.originalMessageId}/${record.statusCode}`);
+      if (ids.length === 30) resolve();
+    }));
+    // Removing the device purges its queue: 30 'Purged' records, one message each.
+    hub.removeDevice('raw-purge');
+    await within(all, 10_000, 'all 30 feedback messages');
+    expect(ids.sort()).toEqual(Array.from({ length: 30 }, (_, i) => `purge-${i}/Purged`).sort());
   });
 });
 

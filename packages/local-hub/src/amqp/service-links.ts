@@ -129,7 +129,7 @@ export class ServiceLinks {
       queue,
       sender,
       unsent: new Set(),
-      canDeliver: () => sender.is_open() && capacity(consumer) > 0,
+      canDeliver: () => sender.is_open() && sender.sendable() && capacity(consumer) > 0,
       deliver: (entry) => {
         const delivery = sender.send(entry.message as unknown as Message);
         consumer.unsent.add(delivery);
@@ -255,9 +255,15 @@ export class ServiceLinks {
   }
 }
 
-/** rhea spends credit only when it writes a transfer; sends queued but unwritten count against it. */
+/**
+ * rhea spends credit only when it writes a transfer; sends queued but unwritten count against it.
+ * rhea 3 marks nothing as sent, but writes a session's deliveries in id order: those below the
+ * session's next_pending_delivery are out.
+ */
 function capacity(consumer: Consumer): number {
-  for (const d of consumer.unsent) if (d.sent) consumer.unsent.delete(d);
+  const outgoing = (consumer.sender as unknown as { session?: { outgoing?: { next_pending_delivery?: number } } }).session?.outgoing;
+  const written = outgoing?.next_pending_delivery ?? Number.POSITIVE_INFINITY;
+  for (const d of consumer.unsent) if ((d as unknown as { id: number }).id < written) consumer.unsent.delete(d);
   const credit = (consumer.sender as unknown as { credit?: number }).credit ?? 0;
   return credit - consumer.unsent.size;
 }
