@@ -13,6 +13,7 @@ import type { DeviceEndpoint } from './address.ts';
 import { checkTelemetryTo, decideAttach } from './address.ts';
 import { parsePutToken, putTokenReply } from './cbs.ts';
 import type { AmqpMessageLike, OutgoingAmqpMessage } from './mapping.ts';
+import { sendCapacity } from './rhea-outgoing.ts';
 import { ServiceLinks, type ServiceEndpoints } from './service-links.ts';
 import {
   BATCH_MESSAGE_FORMAT,
@@ -524,15 +525,11 @@ export class AmqpConnectionHandler {
     unsent.add(delivery);
   }
 
-  /**
-   * rhea spends link credit only when it writes the transfer, so credit alone would let the core
-   * lock the whole queue at once; messages queued in rhea but not yet written count against it.
-   */
+  /** Credit alone would let the core lock the whole queue at once (see rhea-outgoing.ts). */
   private c2dCapacity(sender: Sender): number {
-    const unsent = this.c2dUnsent.get(sender);
-    if (unsent) for (const d of unsent) if (d.sent) unsent.delete(d);
-    const credit = (sender as unknown as { credit?: number }).credit ?? 0;
-    return credit - (unsent?.size ?? 0);
+    let unsent = this.c2dUnsent.get(sender);
+    if (!unsent) this.c2dUnsent.set(sender, (unsent = new Set()));
+    return sendCapacity(sender, unsent);
   }
 
   /** accepted → complete, released/modified → abandon, rejected → reject (dead-letter). */

@@ -9,6 +9,7 @@ import { HubError } from '../core/errors.ts';
 import type { PolicyAuthResult, PolicyRight } from '../core/policies.ts';
 import type { C2DMessage, C2DSendInput, DeviceProtocol, HubCore, HubLogger } from '../core/types.ts';
 import { putTokenReply } from './cbs.ts';
+import { sendCapacity } from './rhea-outgoing.ts';
 import type { AmqpMessageLike, OutgoingAmqpMessage } from './mapping.ts';
 import type { ServiceBoundConsumer, ServiceBoundEntry, ServiceBoundQueue } from './service-queue.ts';
 import { C2D_SEND_ADDRESS, c2dFromServiceMessage, parseServicePutToken } from './service-mapping.ts';
@@ -129,7 +130,7 @@ export class ServiceLinks {
       queue,
       sender,
       unsent: new Set(),
-      canDeliver: () => sender.is_open() && sender.sendable() && capacity(consumer) > 0,
+      canDeliver: () => sender.is_open() && sendCapacity(sender, consumer.unsent) > 0,
       deliver: (entry) => {
         const delivery = sender.send(entry.message as unknown as Message);
         consumer.unsent.add(delivery);
@@ -253,19 +254,6 @@ export class ServiceLinks {
     }
     this.logger.info('amqp service identity ended', { connectionId: this.connectionId, policy: identity.policy, reason: why });
   }
-}
-
-/**
- * rhea spends credit only when it writes a transfer; sends queued but unwritten count against it.
- * rhea 3 marks nothing as sent, but writes a session's deliveries in id order: those below the
- * session's next_pending_delivery are out.
- */
-function capacity(consumer: Consumer): number {
-  const outgoing = (consumer.sender as unknown as { session?: { outgoing?: { next_pending_delivery?: number } } }).session?.outgoing;
-  const written = outgoing?.next_pending_delivery ?? Number.POSITIVE_INFINITY;
-  for (const d of consumer.unsent) if ((d as unknown as { id: number }).id < written) consumer.unsent.delete(d);
-  const credit = (consumer.sender as unknown as { credit?: number }).credit ?? 0;
-  return credit - consumer.unsent.size;
 }
 
 function settle(delivery: Delivery | undefined, error: { condition: string; description: string } | undefined): void {
