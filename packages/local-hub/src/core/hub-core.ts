@@ -92,7 +92,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
       disconnected: (info) => this.#emitSafe('disconnected', info),
     }, registry, counters, logger);
     const sessions = this.#sessions;
-    this.#twins = new TwinTable({ registry, sessions, counters, store, logger });
+    this.#twins = new TwinTable({ registry, sessions, counters, store, logger, clock });
     this.#c2d = new C2DQueues({ registry, sessions, counters, store, logger, clock, timers, isClosed, logRefusal, settled: (event) => this.#emitSafe('c2dSettled', event) });
     this.#methods = new MethodCalls({ registry, sessions, counters, logger, timers, isClosed });
     this.#telemetry = new TelemetryLog({
@@ -147,6 +147,9 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
   patchReported(deviceId: string, patch: Record<string, unknown>): number { return this.#twins.patchReported(deviceId, patch); }
   readTwin(deviceId: string): ServiceTwin { return this.#twins.read(deviceId); }
   updateDesired(deviceId: string, patch: Record<string, unknown>, ifMatch?: string): ServiceTwin { return this.#twins.updateDesired(deviceId, patch, ifMatch); }
+  updateTwin(deviceId: string, patch: { tags?: Record<string, unknown>; desired?: Record<string, unknown> }, ifMatch?: string): ServiceTwin {
+    return this.#twins.update(deviceId, patch, ifMatch);
+  }
 
   // methods
   invokeMethod(deviceId: string, request: MethodRequest): Promise<MethodResult> { return this.#methods.invoke(deviceId, request); }
