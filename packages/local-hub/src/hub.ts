@@ -9,6 +9,8 @@ import { SwitchyardError } from '@switchyard/errors';
 import { systemClock, type Clock } from '@switchyard/time';
 import { createAmqpFrontEnd } from './amqp/index.ts';
 import { createEventHubs, type EventHubsControl, type EventHubsOptions, type EventHubsService } from './eventhubs/index.ts';
+import { serviceSide, type ServiceSide, type ServiceSideOptions } from './amqp/service-side.ts';
+import type { PolicyName } from './core/policies.ts';
 import { createHttpsFrontEnd } from './https/index.ts';
 import { createMqttFrontEnd } from './mqtt/index.ts';
 import { TypedEmitter, type HubEvents } from './core/events.ts';
@@ -59,6 +61,8 @@ export interface LocalHubOptions {
   limits?: Partial<HubLimits>;
   /** The Event Hubs-compatible built-in endpoint: name, partitions, retention, consumer groups (README, "Reading telemetry with @azure/event-hubs"). */
   eventHubs?: EventHubsOptions;
+  /** Delivery feedback batching (window, records per message) and service-bound queue retention. */
+  service?: ServiceSideOptions;
 }
 
 export type ConnectionStringProtocol = DeviceProtocol;
@@ -78,6 +82,11 @@ export interface LocalHub {
   readonly eventHubConnectionString: string;
   /** The built-in endpoint: partitions, consumer groups, the WebSocket address. */
   readonly eventHubs: EventHubsControl;
+  /**
+   * Connection string for one of IoT Hub's built-in shared access policies: `iothubowner` (all
+   * rights), `service` (ServiceConnect), `device` (DeviceConnect), `registryRead`, `registryReadWrite`.
+   */
+  policyConnectionString(policy: PolicyName): string;
 
   /**
    * Connection string for a SAS device. For `mqtt` and `amqp` it carries
@@ -173,6 +182,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   #wss: WebSocketServer | undefined;
   readonly #agents = new Set<HttpsAgent>();
   #acceptGuard: AcceptGuard | undefined;
+  #serviceSide: ServiceSide | undefined;
   #closing: Promise<void> | undefined;
   #eventHubs: EventHubsService | undefined;
   #eventHubsControl: EventHubsControl | undefined;
@@ -215,7 +225,11 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
       hubName: this.hostName.split('.')[0] ?? this.hostName,
       dir: this.stateDir === undefined ? undefined : join(this.stateDir, 'eventhubs'),
       hosts: [...new Set([this.address, 'localhost', '127.0.0.1', this.hostName])],
-      policies: [{ name: SERVICE_POLICY, key: core.serviceKey }],
+      // IoT Hub's policies with ServiceConnect may read the built-in endpoint.
+      policies: (['iothubowner', 'service'] as const).flatMap((name) => {
+        const key = core.policyKey(name);
+        return key === undefined ? [] : [{ name, key }];
+      }),
       logger,
       clock,
       deviceInfo: (deviceId) => {
@@ -225,6 +239,8 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     });
     this.#eventHubs = eventHubs;
     core.onTelemetry((record) => eventHubs.accept(record));
+    const service = serviceSide({ core, clock, hostName: this.hostName, ...(options.service === undefined ? {} : { options: options.service }) });
+    this.#serviceSide = service;
     // Token expiry must be judged by the same clock that authenticated the token.
     const mqtt = createMqttFrontEnd({ core, logger, store: this.#store, clock, faults, limits: { connectTimeoutMs: limits.preAuthTimeoutMs } });
     const amqp = createAmqpFrontEnd({
@@ -236,12 +252,14 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
       preAuthTimeoutMs: limits.preAuthTimeoutMs,
       frameLimits: limits,
       route: eventHubs.route,
+      service: service.endpoints,
     });
     const https = createHttpsFrontEnd({
       core,
       service: core,
       logger,
       faults,
+      onFileUploaded: (upload) => service.fileUploaded(upload),
       consumerGroups: {
         list: () => eventHubs.endpoint.consumerGroups(),
         create: (name) => eventHubs.endpoint.createConsumerGroup(name),
@@ -332,7 +350,16 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   }
 
   get serviceConnectionString(): string {
-    return `HostName=${this.hostName};SharedAccessKeyName=${SERVICE_POLICY};SharedAccessKey=${this.#core.serviceKey}`;
+    return this.policyConnectionString(SERVICE_POLICY);
+  }
+
+  policyConnectionString(policy: PolicyName): string {
+    const key = this.#core.policyKey(policy);
+    if (key === undefined) throw new SwitchyardError('CONFIG_INVALID', `'${String(policy)}' is not one of IoT Hub's built-in policies (iothubowner, service, device, registryRead, registryReadWrite).`, { details: { field: 'policy' } });
+    // As for devices: on the standard ports azure-iothub dials HostName itself (5671 and 443), so
+    // the address is the host, and the hub accepts it as a SAS audience.
+    const host = this.#standardPorts && this.ports.https === STANDARD_PORTS.https ? this.address : this.hostName;
+    return `HostName=${host};SharedAccessKeyName=${policy};SharedAccessKey=${key}`;
   }
 
   get eventHubConnectionString(): string {
@@ -420,6 +447,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     this.#core?.beginClose();
     this.faults?.close();
     await Promise.all(this.#frontEnds.map((f) => f.close().catch(() => undefined)));
+    this.#serviceSide?.close();
     this.#core?.close();
     for (const client of this.#wss?.clients ?? []) client.terminate();
     this.#wss?.close();

@@ -5,7 +5,11 @@ export { startLocalHub, DEFAULT_HOST_NAME, STANDARD_PORTS, type LocalHub, type L
 export type { EventHubsControl, EventHubsOptions, PartitionInfo, Retention } from './eventhubs/index.ts';
 export { LIMITS, SERVICE_POLICY } from './core/hub-core.ts';
 export type { Clock, TimerHandle } from '@switchyard/time';
-export type { HubEvents, SessionInfo } from './core/events.ts';
+export { BUILT_IN_POLICIES, POLICY_NAMES, type PolicyAuthResult, type PolicyName, type PolicyRight } from './core/policies.ts';
+export type { C2DOutcome, C2DSettledEvent, HubEvents, SessionInfo } from './core/events.ts';
+export type { ServiceSideOptions } from './amqp/service-side.ts';
+export type { FeedbackOptions } from './amqp/feedback.ts';
+export type { ServiceBoundLimits } from './amqp/service-queue.ts';
 export type * from './core/types.ts';
 export { createSasToken, parseSasToken, type ParsedSas } from './core/sas.ts';
 export { issueDeviceCertificate, type DeviceCertificate } from './tls/index.ts';

@@ -27,6 +27,7 @@ describe('device SAS tokens', () => {
   const cases: Array<{ name: string; token: () => string; deviceId?: string; ok?: true; reason?: string }> = [
     { name: 'good token, primary key', token: () => createSasToken(`${HOST}/devices/dev-1`, primary, inAnHour), ok: true },
     { name: 'secondary key', token: () => createSasToken(`${HOST}/devices/dev-1`, secondary, inAnHour), ok: true },
+    { name: "the 'device' policy (DeviceConnect)", token: () => createSasToken(`${HOST}/devices/dev-1`, core.policyKey('device') ?? '', inAnHour, 'device'), ok: true },
     { name: 'localhost with a port in the audience', token: () => createSasToken('localhost:18883/devices/dev-1', primary, inAnHour), ok: true },
     { name: 'the bind address with a port', token: () => createSasToken('127.0.0.7:443/devices/dev-1', primary, inAnHour), ok: true },
     { name: 'wrong key', token: () => createSasToken(`${HOST}/devices/dev-1`, Buffer.alloc(32, 7).toString('base64'), inAnHour), reason: 'bad-signature' },
@@ -38,7 +39,8 @@ describe('device SAS tokens', () => {
     { name: 'missing se', token: () => createSasToken(`${HOST}/devices/dev-1`, primary, inAnHour).replace(/&se=\d+/, ''), reason: 'malformed' },
     { name: 'non-numeric se', token: () => createSasToken(`${HOST}/devices/dev-1`, primary, inAnHour).replace(/se=\d+/, 'se=soon'), reason: 'malformed' },
     { name: 'bad percent-encoding', token: () => `SharedAccessSignature sr=%E0%A4%A&sig=abc&se=${inAnHour}`, reason: 'malformed' },
-    { name: 'policy token for a device', token: () => createSasToken(`${HOST}/devices/dev-1`, primary, inAnHour, 'iothubowner'), reason: 'wrong-credential-type' },
+    { name: 'policy token signed with a device key', token: () => createSasToken(`${HOST}/devices/dev-1`, primary, inAnHour, 'iothubowner'), reason: 'bad-signature' },
+    { name: 'policy token of a policy without DeviceConnect', token: () => createSasToken(`${HOST}/devices/dev-1`, core.policyKey('registryRead') ?? '', inAnHour, 'registryRead'), reason: 'wrong-credential-type' },
     { name: 'disabled device', deviceId: 'off', token: () => createSasToken(`${HOST}/devices/off`, primary, inAnHour), reason: 'disabled' },
     { name: 'unknown device', deviceId: 'ghost', token: () => createSasToken(`${HOST}/devices/ghost`, primary, inAnHour), reason: 'unknown-device' },
   ];
@@ -63,9 +65,10 @@ describe('device SAS tokens', () => {
 });
 
 describe('service SAS tokens', () => {
-  it('accepts iothubowner and refuses the rest', () => {
-    expect(core.authenticateService(core.serviceToken())).toEqual({ ok: true, policy: 'iothubowner' });
-    expect(core.authenticateService(createSasToken(HOST, core.serviceKey, inAnHour, 'iothubowner'))).toEqual({ ok: true, policy: 'iothubowner' });
+  it('accepts the built-in policies with their own keys and refuses the rest', () => {
+    expect(core.authenticateService(core.serviceToken())).toMatchObject({ ok: true, policy: 'iothubowner' });
+    expect(core.authenticateService(createSasToken(HOST, core.serviceKey, inAnHour, 'iothubowner'))).toEqual({ ok: true, policy: 'iothubowner', rights: ['RegistryRead', 'RegistryWrite', 'ServiceConnect', 'DeviceConnect'], expiresAt: inAnHour * 1000 });
+    expect(core.authenticateService(createSasToken(HOST, core.policyKey('registryRead') ?? '', inAnHour, 'registryRead'))).toMatchObject({ ok: true, policy: 'registryRead', rights: ['RegistryRead'] });
     expect(core.authenticateService(createSasToken(HOST, core.serviceKey, NOW / 1000 - 5, 'iothubowner')).ok).toBe(false);
     expect(core.authenticateService(createSasToken(HOST, primary, inAnHour, 'iothubowner')).ok).toBe(false);
     expect(core.authenticateService(createSasToken(HOST, core.serviceKey, inAnHour, 'registryRead')).ok).toBe(false);

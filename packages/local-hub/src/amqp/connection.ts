@@ -14,6 +14,8 @@ import { checkTelemetryTo, decideAttach } from './address.ts';
 import { parsePutToken, putTokenReply } from './cbs.ts';
 import type { AmqpConnectionRoute, AmqpRoute } from './route.ts';
 import type { AmqpMessageLike, OutgoingAmqpMessage } from './mapping.ts';
+import { sendCapacity } from './rhea-outgoing.ts';
+import { ServiceLinks, type ServiceEndpoints } from './service-links.ts';
 import {
   BATCH_MESSAGE_FORMAT,
   MAX_BATCH_BYTES,
@@ -73,6 +75,8 @@ export interface ConnectionDeps {
   faults?: FaultInjector | undefined;
   /** An endpoint sharing this listener (the Event Hubs-compatible one); it sees links, tokens and messages first. */
   route?: AmqpRoute | undefined;
+  /** The service endpoints (C2D send, feedback, file notifications); without them, devices only. */
+  service?: ServiceEndpoints | undefined;
 }
 
 export class AmqpConnectionHandler {
@@ -84,6 +88,8 @@ export class AmqpConnectionHandler {
   private ended = false;
   private readonly thumbprints: string[] | undefined;
   private readonly route: AmqpConnectionRoute | undefined;
+  /** The service client's side of this connection, when the hub serves one. */
+  private readonly service: ServiceLinks | undefined;
 
   constructor(
     readonly id: string,
@@ -98,6 +104,7 @@ export class AmqpConnectionHandler {
       ? undefined
       : [createHash('sha1').update(peerCertificate).digest('hex').toUpperCase(), createHash('sha256').update(peerCertificate).digest('hex').toUpperCase()];
     this.route = deps.route?.open(id, protocol);
+    this.service = deps.service ? new ServiceLinks(id, protocol, deps.service, deps.core, deps.logger) : undefined;
     deps.core.connectionOpened(protocol, id);
   }
 
@@ -109,9 +116,9 @@ export class AmqpConnectionHandler {
     return [...this.identities.keys()];
   }
 
-  /** A device identity or a claim of the route is in force: the connection has authenticated. */
+  /** A device identity, a service policy or a claim of the route is in force: the connection has authenticated. */
   isAuthenticated(): boolean {
-    return this.identities.size > 0 || this.route?.authenticated === true;
+    return this.identities.size > 0 || this.service?.isAuthenticated === true || this.route?.authenticated === true;
   }
 
   /** The device's links and the connection's `$cbs` links, for fault injection. */
@@ -142,6 +149,7 @@ export class AmqpConnectionHandler {
     if (sender.target) sender.set_target(sender.target);
     const properties: unknown = sender.properties;
     const address = (sender.source as { address?: unknown } | undefined)?.address;
+    if (this.service?.claims(address)) return this.service.onSenderOpen(sender, address);
     const decision = decideAttach(address, false, (id) => this.ensureAuthorized(id));
     if (!decision.ok) return this.refuseLink(sender, address, decision.deviceId, decision.why);
     if (decision.kind === 'cbs') {
@@ -192,6 +200,7 @@ export class AmqpConnectionHandler {
     if (receiver.target) receiver.set_target(receiver.target);
     const properties: unknown = receiver.properties;
     const address = (receiver.target as { address?: unknown } | undefined)?.address;
+    if (this.service?.claims(address)) return this.service.onReceiverOpen(receiver, address);
     const decision = decideAttach(address, true, (id) => this.ensureAuthorized(id));
     if (!decision.ok) return this.refuseLink(receiver, address, decision.deviceId, decision.why);
     if (decision.kind === 'cbs') {
@@ -209,6 +218,7 @@ export class AmqpConnectionHandler {
   /** The device detached a link (or the link was refused and the detach came back). */
   onLinkClosed(link: Link): void {
     this.route?.linkClosed(link);
+    this.service?.onLinkClosed(link);
     for (const pair of this.cbsPairs) {
       if (pair.receiver === link) pair.receiver = undefined;
       if (pair.sender === link) pair.sender = undefined;
@@ -337,6 +347,7 @@ export class AmqpConnectionHandler {
     const format = (ctx as { format?: number }).format;
     if (this.cbsPairs.some((p) => p.receiver === receiver)) return this.onCbsRequest(receiver, delivery, message);
     if (this.route?.message(receiver, ctx)) return;
+    if (this.service?.owns(receiver)) return this.service.onMessage(ctx, receiver);
     const role = this.roles.get(receiver);
     const identity = role ? this.identities.get(role.deviceId) : undefined;
     if (!role || !identity) {
@@ -363,6 +374,13 @@ export class AmqpConnectionHandler {
     if (routed) {
       const replyTo = this.cbsReplySender(receiver);
       if (replyTo) sendMessage(replyTo, putTokenReply(messageIdToString(message.message_id), routed.status, routed.description));
+      return;
+    }
+    const serviceReply = this.service?.onPutToken(message);
+    if (serviceReply !== undefined) {
+      const replyTo = this.cbsReplySender(receiver);
+      if (replyTo) sendMessage(replyTo, serviceReply);
+      else this.deps.logger.warn('amqp put-token without a $cbs receiver to answer on', { connectionId: this.id });
       return;
     }
     const parsed = parsePutToken(message);
@@ -522,20 +540,16 @@ export class AmqpConnectionHandler {
     unsent.add(delivery);
   }
 
-  /**
-   * rhea spends link credit only when it writes the transfer, so credit alone would let the core
-   * lock the whole queue at once; messages queued in rhea but not yet written count against it.
-   */
+  /** Credit alone would let the core lock the whole queue at once (see rhea-outgoing.ts). */
   private c2dCapacity(sender: Sender): number {
-    const unsent = this.c2dUnsent.get(sender);
-    if (unsent) for (const d of unsent) if (d.sent) unsent.delete(d);
-    const credit = (sender as unknown as { credit?: number }).credit ?? 0;
-    return credit - (unsent?.size ?? 0);
+    let unsent = this.c2dUnsent.get(sender);
+    if (!unsent) this.c2dUnsent.set(sender, (unsent = new Set()));
+    return sendCapacity(sender, unsent);
   }
 
   /** accepted → complete, released/modified → abandon, rejected → reject (dead-letter). */
   onC2DOutcome(delivery: Delivery | undefined, how: 'complete' | 'abandon' | 'reject'): void {
-    if (!delivery) return;
+    if (!delivery || this.service?.onOutcome(delivery, how)) return;
     const entry = this.c2dDeliveries.get(delivery);
     if (!entry) return;
     this.c2dDeliveries.delete(delivery);
@@ -549,6 +563,7 @@ export class AmqpConnectionHandler {
 
   onSendable(sender: Sender): void {
     if (this.route?.sendable(sender)) return;
+    this.service?.onSendable(sender);
     const role = this.roles.get(sender);
     if (role?.endpoint !== 'c2d') return;
     this.identities.get(role.deviceId)?.session.pumpC2D();
@@ -560,6 +575,7 @@ export class AmqpConnectionHandler {
   end(): void {
     if (this.ended) return;
     this.ended = true;
+    this.service?.end();
     for (const identity of this.identities.values()) {
       this.deps.clock.clearTimeout(identity.timer);
       identity.session.setC2DReceiver(undefined);

@@ -17,6 +17,7 @@ import { AmqpFrameGuard, type FrameGuardLimits, type GuardViolation } from './fr
 import { guardedSocket, tlsTransport, wsTransport, type RawTransport } from './guarded-transport.ts';
 import { DEFAULT_LIMITS } from '../limits.ts';
 import type { AmqpRoute } from './route.ts';
+import type { ServiceEndpoints } from './service-links.ts';
 
 export type { AmqpRoute, AmqpConnectionRoute } from './route.ts';
 export { parseAddress, decideAttach, checkTelemetryTo } from './address.ts';
@@ -38,6 +39,8 @@ export interface AmqpFrontEndDeps {
   frameLimits?: Partial<FrameGuardLimits>;
   /** An endpoint sharing the listener, such as the Event Hubs-compatible one (see route.ts). */
   route?: AmqpRoute;
+  /** IoT Hub's service endpoints (azure-iothub's Amqp transport); without them the front-end serves devices only. */
+  service?: ServiceEndpoints;
 }
 
 export interface AmqpFrontEnd extends FrontEnd {
@@ -81,6 +84,14 @@ function releaseIdleTimers(connection: Connection | undefined): void {
     timers.heartbeat_in = undefined;
     timers.heartbeat_out = undefined;
   });
+}
+
+/** DER of the TLS client certificate, when the peer presented one. */
+function peerCertificateOf(socket: Socket | undefined): Buffer | undefined {
+  const tls = socket as Partial<TLSSocket> | undefined;
+  if (typeof tls?.getPeerCertificate !== 'function') return undefined;
+  const peer = tls.getPeerCertificate();
+  return peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
 }
 
 export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
@@ -187,7 +198,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
 
   const register = (protocol: AmqpProtocol, peerCertificate: Buffer | undefined, destroy: () => void, socket: Socket | undefined): { id: string; options: ConnectionOptions } => {
     const id = `${protocol}-${randomUUID()}`;
-    const handler = new AmqpConnectionHandler(id, protocol, { core, logger, clock, faults: deps.faults, route: deps.route }, peerCertificate, destroy);
+    const handler = new AmqpConnectionHandler(id, protocol, { core, logger, clock, faults: deps.faults, route: deps.route, service: deps.service }, peerCertificate, destroy);
     handlers.set(id, handler);
     if (deps.faults) {
       const state: { connection: Connection | undefined; forget: () => void } = { connection: undefined, forget: () => undefined };
@@ -257,9 +268,7 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
         return;
       }
       socket.setNoDelay(true);
-      const peer = socket.getPeerCertificate?.();
-      const der = peer && Buffer.isBuffer(peer.raw) && peer.raw.length > 0 ? peer.raw : undefined;
-      const { id, options } = register('amqp', der, () => socket.destroy(), socket);
+      const { id, options } = register('amqp', peerCertificateOf(socket), () => socket.destroy(), socket);
       try {
         acceptGuarded(tlsTransport(socket), id, options);
       } catch (e) {
@@ -274,7 +283,9 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
         ws.terminate();
         return;
       }
-      const { id, options } = register('amqp-ws', undefined, () => ws.terminate(), socket);
+      // The WebSocket rides on the HTTPS listener's TLS socket, which asked for a client certificate:
+      // an X.509 device proves itself there exactly as on the AMQP port.
+      const { id, options } = register('amqp-ws', peerCertificateOf(socket), () => ws.terminate(), socket);
       try {
         acceptGuarded(wsTransport(ws, id), id, options);
       } catch (e) {

@@ -150,6 +150,9 @@ export function c2dToAmqp(message: LockedC2DMessage): OutgoingAmqpMessage {
     body: rhea.message.data_section(message.body),
   };
   if (message.correlationId !== undefined) out.correlation_id = message.correlationId;
+  // The SDK reads these into Message.contentType / contentEncoding.
+  if (message.contentType !== undefined) out.content_type = message.contentType;
+  if (message.contentEncoding !== undefined) out.content_encoding = message.contentEncoding;
   return out;
 }
 

@@ -1,11 +1,12 @@
 // Who may connect: device SAS tokens and X.509 thumbprints against the registry, service tokens
-// against the hub's shared access policy. Every refusal is logged and counted, never explained
+// against the hub's built-in shared access policies (policies.ts). Every refusal is logged and counted, never explained
 // with a secret.
 import type { Clock } from '@switchyard/time';
 import type { CounterTable } from './counters.ts';
 import { SERVICE_POLICY } from './iothub-limits.ts';
 import { normalizeThumbprint, type DeviceRegistry } from './registry.ts';
-import { audienceMatches, createSasToken, generateKey, parseSasToken, signatureMatches } from './sas.ts';
+import { authenticatePolicyToken, hasRight, loadPolicyKeys, type PolicyAuthResult } from './policies.ts';
+import { audienceMatches, createSasToken, parseSasToken, signatureMatches } from './sas.ts';
 import type { HubStore } from '../store/index.ts';
 import type { AuthFailure, AuthResult, DeviceProtocol, HubLogger } from './types.ts';
 
@@ -24,20 +25,22 @@ export interface AuthenticatorOptions {
 export class Authenticator {
   readonly #o: AuthenticatorOptions;
   readonly #serviceKey: string;
+  readonly #policyKeys: Map<string, string>;
 
   constructor(options: AuthenticatorOptions) {
     this.#o = options;
-    let key = options.store.getPolicyKey(SERVICE_POLICY);
-    if (key === undefined) {
-      key = generateKey();
-      options.store.setPolicyKey(SERVICE_POLICY, key);
-    }
-    this.#serviceKey = key;
+    this.#policyKeys = loadPolicyKeys(options.store);
+    this.#serviceKey = this.#policyKeys.get(SERVICE_POLICY)!;
   }
 
   /** The `iothubowner` policy's key, for service connection strings. */
   get serviceKey(): string {
     return this.#serviceKey;
+  }
+
+  /** The key of a built-in shared access policy (iothubowner, service, device, registryRead, registryReadWrite). */
+  policyKey(policy: string): string | undefined {
+    return this.#policyKeys.get(policy);
   }
 
   serviceToken(ttlSeconds = 3600): string {
@@ -52,7 +55,7 @@ export class Authenticator {
     if (!device) return this.#failed(deviceId, 'unknown-device', `Device '${deviceId}' is not registered.`);
     if (device.status === 'disabled') return this.#failed(deviceId, 'disabled', `Device '${deviceId}' is disabled.`);
     if (device.authentication.type !== 'sas') return this.#failed(deviceId, 'wrong-credential-type', `Device '${deviceId}' authenticates with an X.509 certificate, not a SAS token.`);
-    if (parsed.keyName !== undefined) return this.#failed(deviceId, 'wrong-credential-type', 'A shared access policy token (skn) cannot open a device connection.');
+    if (parsed.keyName !== undefined) return this.#byPolicy(deviceId, token);
     if (!audienceMatches(parsed.resource, this.#o.hosts, `/devices/${deviceId}`)) {
       return this.#failed(deviceId, 'wrong-audience', `The token's audience (sr) is not ${hostName}/devices/${deviceId}.`);
     }
@@ -79,20 +82,21 @@ export class Authenticator {
     return { ok: true, deviceId };
   }
 
-  service(token: string): { ok: true; policy: string } | { ok: false; message: string } {
-    const refuse = (why: string): { ok: false; message: string } => {
-      this.#o.logRefusal({ protocol: 'https', what: 'service request', why });
-      return { ok: false, message: why };
-    };
-    const parsed = parseSasToken(token);
-    if (!parsed) return refuse('The credential is not a SharedAccessSignature with sr, sig, se and skn.');
-    if (parsed.keyName !== SERVICE_POLICY) return refuse(`Unknown shared access policy '${parsed.keyName ?? ''}'; this hub has '${SERVICE_POLICY}'.`);
-    const slash = parsed.resource.indexOf('/');
-    const host = slash < 0 ? parsed.resource : parsed.resource.slice(0, slash);
-    if (!audienceMatches(host, this.#o.hosts, '')) return refuse(`The token's audience (sr) is not ${this.#o.hostName}.`);
-    if (!signatureMatches(parsed, this.#serviceKey)) return refuse(`The token's signature does not match the key of '${SERVICE_POLICY}'.`);
-    if (parsed.expiry * 1000 <= this.#o.clock.now()) return refuse(`The token expired at ${new Date(parsed.expiry * 1000).toISOString()}.`);
-    return { ok: true, policy: SERVICE_POLICY };
+  /** A token of one of the built-in policies; the result carries the policy's rights and the token's expiry. */
+  service(token: string, protocol: DeviceProtocol = 'https'): PolicyAuthResult {
+    const result = authenticatePolicyToken(token, { keys: this.#policyKeys, hosts: this.#o.hosts, now: this.#o.clock.now() });
+    if (!result.ok) this.#o.logRefusal({ protocol, what: 'service request', why: result.message });
+    return result;
+  }
+
+  /** A device may also connect with a token of a policy that grants DeviceConnect (IoT Hub's `device` policy). */
+  #byPolicy(deviceId: string, token: string): AuthResult {
+    const result = authenticatePolicyToken(token, { keys: this.#policyKeys, hosts: this.#o.hosts, now: this.#o.clock.now(), path: `/devices/${deviceId}` });
+    if (!result.ok) return this.#failed(deviceId, result.message.startsWith('The token expired') ? 'expired' : 'bad-signature', result.message);
+    if (!hasRight(result.rights, 'DeviceConnect')) {
+      return this.#failed(deviceId, 'wrong-credential-type', `The shared access policy '${result.policy}' does not grant DeviceConnect.`);
+    }
+    return { ok: true, deviceId, expiresAt: result.expiresAt };
   }
 
   #failed(deviceId: string, reason: AuthFailure, message: string): AuthResult {

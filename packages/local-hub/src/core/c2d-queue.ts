@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock, TimerHandle } from '@switchyard/time';
 import type { CounterTable } from './counters.ts';
+import type { C2DOutcome, C2DSettledEvent } from './events.ts';
 import { HubError } from './errors.ts';
 import { LIMITS } from './iothub-limits.ts';
 import type { DeviceRegistry } from './registry.ts';
@@ -30,6 +31,8 @@ export interface C2DQueuesOptions {
   timers: HubTimers;
   isClosed(): boolean;
   logRefusal(event: { deviceId: string; protocol: DeviceProtocol; what: string; why: string }): void;
+  /** How each message left its queue, for delivery feedback (the service's `iothub-ack`). */
+  settled?(event: C2DSettledEvent): void;
 }
 
 const ACKS = ['none', 'positive', 'negative', 'full'];
@@ -76,6 +79,8 @@ export class C2DQueues {
       body: Buffer.from(input.body),
       properties,
       ...(input.ack === undefined ? {} : { ack: input.ack }),
+      ...(typeof input.contentType === 'string' ? { contentType: input.contentType } : {}),
+      ...(typeof input.contentEncoding === 'string' ? { contentEncoding: input.contentEncoding } : {}),
       to: `/devices/${deviceId}/messages/devicebound`,
       enqueuedAt: now,
       expiresAt: now + ttl * 1000,
@@ -109,15 +114,16 @@ export class C2DQueues {
     if (how === 'complete') {
       this.#remove(deviceId, entry);
       counters.c2dCompleted++;
+      this.#settled(deviceId, entry, 'completed');
     } else if (how === 'reject') {
       counters.c2dRejected++;
-      this.#deadLetter(deviceId, entry, 'rejected');
+      this.#deadLetter(deviceId, entry, 'rejected', 'rejected');
     } else if (how === 'abandon') {
       counters.c2dAbandoned++;
       entry.message.deliveryCount++;
       this.#unlock(entry);
       if (entry.message.deliveryCount >= LIMITS.maxDeliveryCount) {
-        this.#deadLetter(deviceId, entry, `abandoned ${entry.message.deliveryCount} times`);
+        this.#deadLetter(deviceId, entry, `abandoned ${entry.message.deliveryCount} times`, 'deliveryCountExceeded');
       } else {
         this.#o.store.updateC2DDeliveryCount(entry.id, entry.message.deliveryCount);
         this.pump(deviceId);
@@ -178,13 +184,16 @@ export class C2DQueues {
     const now = this.#o.clock.now();
     for (const entry of [...queue]) {
       if (entry.lockedUntil !== undefined && entry.lockedUntil <= now) this.#unlock(entry);
-      if (entry.lockToken === undefined && entry.message.expiresAt <= now) this.#deadLetter(deviceId, entry, 'expired');
+      if (entry.lockToken === undefined && entry.message.expiresAt <= now) this.#deadLetter(deviceId, entry, 'expired', 'expired');
     }
   }
 
   /** Forgets a removed device's queue (the store drops its rows with the device). */
   drop(deviceId: string): void {
-    for (const entry of this.#queues.get(deviceId) ?? []) this.#unlock(entry);
+    for (const entry of this.#queues.get(deviceId) ?? []) {
+      this.#unlock(entry);
+      this.#settled(deviceId, entry, 'purged');
+    }
     this.#queues.delete(deviceId);
   }
 
@@ -206,10 +215,22 @@ export class C2DQueues {
     return { ...copyMessage(entry.message), lockToken, lockedUntil };
   }
 
-  #deadLetter(deviceId: string, entry: QueueEntry, why: string): void {
+  #deadLetter(deviceId: string, entry: QueueEntry, why: string, outcome: C2DOutcome): void {
     this.#remove(deviceId, entry);
     this.#o.counters.of(deviceId).c2dDeadLettered++;
     this.#o.logger.info('c2d message dead-lettered', { deviceId, messageId: entry.message.messageId, why });
+    this.#settled(deviceId, entry, outcome);
+  }
+
+  #settled(deviceId: string, entry: QueueEntry, outcome: C2DOutcome): void {
+    if (!this.#o.settled) return;
+    // Called before a removed device's record goes, so the generation is still known.
+    const deviceGenerationId = this.#o.registry.peek(deviceId)?.generationId ?? '';
+    try {
+      this.#o.settled({ deviceId, deviceGenerationId, messageId: entry.message.messageId, ack: entry.message.ack, outcome, at: this.#o.clock.now() });
+    } catch (error) {
+      this.#o.logger.warn('c2d settlement listener threw', { deviceId, error: String(error) });
+    }
   }
 
   #unlock(entry: QueueEntry): void {

@@ -14,6 +14,20 @@ export interface HubEvents {
   disconnected: [session: SessionInfo & { reason: string }];
   /** A refused operation (auth failure, foreign topic, over-limit message…), also written to the logger. */
   refused: [event: { deviceId?: string; protocol?: DeviceProtocol; connectionId?: string; what: string; why: string }];
+  /** A C2D message left its queue: completed, rejected, expired, abandoned too often, or purged with its device. */
+  c2dSettled: [event: C2DSettledEvent];
+}
+
+export type C2DOutcome = 'completed' | 'rejected' | 'expired' | 'deliveryCountExceeded' | 'purged';
+
+export interface C2DSettledEvent {
+  deviceId: string;
+  deviceGenerationId: string;
+  messageId: string;
+  ack: 'none' | 'positive' | 'negative' | 'full' | undefined;
+  outcome: C2DOutcome;
+  /** Epoch ms of the outcome. */
+  at: number;
 }
 
 /** EventEmitter with the event names and argument tuples checked at compile time. */

@@ -12,6 +12,7 @@ import { SessionTable } from './sessions.ts';
 import { TelemetryLog, type TelemetryFaultGate } from './telemetry.ts';
 import { HubTimers } from './timers.ts';
 import { TwinTable, type ServiceTwin } from './twins.ts';
+import type { PolicyAuthResult } from './policies.ts';
 import type { HubStore } from '../store/index.ts';
 import type {
   AuthResult, C2DMessage, C2DSendInput, DeviceProtocol, DeviceRecord, DeviceSession, HubCore, HubCounters, HubLogger,
@@ -92,7 +93,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     }, registry, counters, logger);
     const sessions = this.#sessions;
     this.#twins = new TwinTable({ registry, sessions, counters, store, logger, clock });
-    this.#c2d = new C2DQueues({ registry, sessions, counters, store, logger, clock, timers, isClosed, logRefusal });
+    this.#c2d = new C2DQueues({ registry, sessions, counters, store, logger, clock, timers, isClosed, logRefusal, settled: (event) => this.#emitSafe('c2dSettled', event) });
     this.#methods = new MethodCalls({ registry, sessions, counters, logger, timers, isClosed });
     this.#telemetry = new TelemetryLog({
       registry, counters, logger, clock, logRefusal,
@@ -123,7 +124,9 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
    * a front-end need not know which one the registry holds.
    */
   authenticateX509(deviceId: string, thumbprint: string | readonly string[]): AuthResult { return this.#auth.x509(deviceId, thumbprint); }
-  authenticateService(token: string): { ok: true; policy: string } | { ok: false; message: string } { return this.#auth.service(token); }
+  authenticateService(token: string, protocol?: DeviceProtocol): PolicyAuthResult { return this.#auth.service(token, protocol); }
+  /** The key of a built-in shared access policy (iothubowner, service, device, registryRead, registryReadWrite). */
+  policyKey(policy: string): string | undefined { return this.#auth.policyKey(policy); }
 
   // sessions
   openSession(deviceId: string, protocol: DeviceProtocol, connectionId: string): DeviceSession {

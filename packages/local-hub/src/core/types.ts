@@ -1,6 +1,7 @@
 // The contract between the hub core (registry, queues, twins, methods) and the protocol
 // front-ends. Front-ends translate wire protocols into these calls and nothing else: all IoT Hub
 // semantics (limits, locks, versions, auth rules) live in the core, so the five protocols agree.
+import type { PolicyAuthResult } from './policies.ts';
 
 export type DeviceProtocol = 'mqtt' | 'mqtt-ws' | 'amqp' | 'amqp-ws' | 'https';
 
@@ -68,6 +69,9 @@ export interface C2DSendInput {
   ttlSeconds?: number;
   /** `iothub-ack`: none | positive | negative | full. */
   ack?: 'none' | 'positive' | 'negative' | 'full';
+  /** System properties the device sees (AMQP content-type/-encoding, MQTT `$.ct`/`$.ce`). */
+  contentType?: string;
+  contentEncoding?: string;
 }
 
 export interface C2DMessage {
@@ -77,6 +81,8 @@ export interface C2DMessage {
   body: Buffer;
   properties: Record<string, string>;
   ack?: 'none' | 'positive' | 'negative' | 'full';
+  contentType?: string;
+  contentEncoding?: string;
   /** `/devices/{id}/messages/devicebound` */
   to: string;
   /** Epoch ms. */
@@ -194,8 +200,8 @@ export interface HubCore {
   authenticateSas(deviceId: string, token: string): AuthResult;
   /** Thumbprint = SHA-1 or SHA-256 hex of the client certificate's DER, any case. */
   authenticateX509(deviceId: string, thumbprint: string): AuthResult;
-  /** A token for a shared access policy; resolves the policy or refuses. */
-  authenticateService(token: string): { ok: true; policy: string } | { ok: false; message: string };
+  /** A token for a shared access policy; resolves the policy (with its rights and the token's expiry) or refuses. */
+  authenticateService(token: string, protocol?: DeviceProtocol): PolicyAuthResult;
 
   // connections
   openSession(deviceId: string, protocol: DeviceProtocol, connectionId: string): DeviceSession;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { redactSecrets } from '@switchyard/errors';
+import type { PolicyRight } from '../core/policies.ts';
 import type { AuthResult, HubCore } from '../core/types.ts';
 import { unauthorized } from './respond.ts';
 
@@ -51,7 +52,8 @@ export function refuseDevice(core: HubCore, result: Extract<AuthResult, { ok: fa
   throw unauthorized(why);
 }
 
-export function authenticateServiceRequest(core: HubCore, req: IncomingMessage, context: { connectionId: string; what: string }): void {
+/** Authenticates a service request and checks that its policy holds one of `rights`. */
+export function authenticateServiceRequest(core: HubCore, req: IncomingMessage, context: { connectionId: string; what: string; rights: readonly PolicyRight[] }): void {
   const header = req.headers.authorization;
   if (typeof header !== 'string' || header === '') {
     const why = 'missing Authorization header with a service SharedAccessSignature';
@@ -61,4 +63,9 @@ export function authenticateServiceRequest(core: HubCore, req: IncomingMessage, 
   // The core audits its own service refusals, so they are not logged twice here.
   const result = core.authenticateService(header);
   if (!result.ok) throw unauthorized(redactSecrets(result.message));
+  if (!context.rights.some((right) => result.rights.includes(right))) {
+    const why = `IotHubUnauthorizedAccess: the shared access policy '${result.policy}' grants none of ${context.rights.join(', ')}`;
+    core.logRefusal({ protocol: 'https', connectionId: context.connectionId, what: `service API ${context.what}`, why });
+    throw unauthorized(why);
+  }
 }

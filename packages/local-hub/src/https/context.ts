@@ -9,12 +9,16 @@ import { badRequest } from './respond.ts';
 import type { RouteParams } from './routes.ts';
 import { describeZodError } from './wire.ts';
 
+import type { CompletedUpload } from '../amqp/file-notifications.ts';
+
 export interface FrontEndDeps {
   core: HubCore;
   service: HubService;
   logger: HubLogger;
   /** Fault injection (src/faults/) and its service routes; without it those routes answer 404. */
   faults?: FaultInjector;
+  /** Told of each upload a device reports as successful (IoT Hub's file upload notifications). */
+  onFileUploaded?: (upload: CompletedUpload) => void;
   /** The built-in endpoint's consumer groups; without it those routes answer 404. */
   consumerGroups?: ConsumerGroupAdmin;
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { HubError } from '../core/errors.ts';
 import { ifMatch, MAX_MESSAGE_BYTES, param, readJson, readLimited, type RequestContext } from './context.ts';
 import { sendEmpty, sendJson } from './respond.ts';
+import { BLOB_CONTAINER } from './routes.ts';
 import { c2dHeaders, isBatch, telemetryFromBatch, telemetryFromHeaders } from './wire.ts';
 
 export async function telemetry(ctx: RequestContext): Promise<void> {
@@ -94,6 +95,20 @@ export async function fileUploadNotification(ctx: RequestContext): Promise<void>
   if (correlationId === undefined) throw new HubError('ArgumentInvalid', 'correlationId is required (in the path or the body)');
   if (!ctx.blobs.notify(deviceId, correlationId, { isSuccess: body.isSuccess, statusCode: body.statusCode, statusDescription: body.statusDescription })) {
     throw new HubError('ArgumentInvalid', `correlationId ${JSON.stringify(correlationId)} is not a file upload of device ${JSON.stringify(deviceId)}`);
+  }
+  const upload = body.isSuccess ? ctx.blobs.list(deviceId).find((u) => u.correlationId === correlationId) : undefined;
+  if (upload && ctx.deps.onFileUploaded) {
+    try {
+      ctx.deps.onFileUploaded({
+        deviceId,
+        blobName: upload.blobName,
+        blobUri: `https://${blobHostName(ctx)}/${BLOB_CONTAINER}/${upload.blobName.split('/').map(encodeURIComponent).join('/')}`,
+        blobSizeInBytes: upload.content?.length ?? 0,
+        lastUpdatedTime: upload.committedAt ?? upload.createdAt,
+      });
+    } catch (e) {
+      ctx.deps.logger.warn('file upload notification failed', { deviceId, error: e instanceof Error ? e.message : String(e) });
+    }
   }
   sendEmpty(ctx.res, 204);
 }

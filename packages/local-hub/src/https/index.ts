@@ -16,6 +16,7 @@ import { BLOB_CONTAINER, matchRoute, type RouteName } from './routes.ts';
 import * as registry from './registry-api.ts';
 import * as service from './service-api.ts';
 import * as consumerGroups from './consumer-groups-api.ts';
+import { rightsFor } from './service-rights.ts';
 
 export { BLOB_CONTAINER } from './routes.ts';
 export type { BlobStoreLimits, UploadRecord } from './blob-store.ts';
@@ -157,7 +158,7 @@ export function createHttpsFrontEnd(deps: FrontEndDeps, options: { blobLimits?: 
       markDeviceConnection(req.socket, connectionId, deviceId);
       deps.faults?.admitHttpsRequest(deviceId);
     } else if (route.auth === 'service') {
-      authenticateServiceRequest(deps.core, req, { connectionId, what });
+      authenticateServiceRequest(deps.core, req, { connectionId, what, rights: rightsFor(route.name) });
     }
     // blob-sas routes are authorised by the blob SAS inside BlobStore.put.
     await HANDLERS[route.name](ctx);
