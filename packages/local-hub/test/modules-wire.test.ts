@@ -4,6 +4,7 @@ import rhea from 'rhea';
 import { describe, expect, it } from 'vitest';
 import { checkTelemetryTo, decideAttach, parseAddress } from '../src/amqp/address.ts';
 import { parsePutToken } from '../src/amqp/cbs.ts';
+import type { AmqpMessageLike } from '../src/amqp/mapping.ts';
 import { describeIdentity, identityId, identityPath, isModuleIdentity, moduleIdProblem, parseIdentityId } from '../src/core/identity.ts';
 import { checkClientId, parseUsername } from '../src/mqtt/connect.ts';
 import { checkSubscription, classifyPublishTopic, telemetryTopic } from '../src/mqtt/topics.ts';
@@ -94,7 +95,7 @@ describe('AMQP for a module', () => {
       message_id: 'r1',
       application_properties: { operation: 'put-token', type: 'servicebus.windows.net:sastoken', name: encodeURIComponent('hub.azure-devices.net/devices/d1/modules/m1') },
       body: token,
-    }));
+    })) as AmqpMessageLike;
     expect(parsePutToken(message)).toEqual({ ok: true, messageId: 'r1', deviceId: 'd1/m1', audience: 'hub.azure-devices.net/devices/d1/modules/m1', token });
   });
 });
