@@ -14,6 +14,7 @@ let failedSteps = 0;
 if (extra.length === 0) {
   console.log('== typecheck'); failedSteps += run(bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']) === 0 ? 0 : 1;
   console.log('== lint'); failedSteps += run(bin('eslint'), ['.']) === 0 ? 0 : 1;
+  console.log('== import cycles'); failedSteps += run(process.execPath, [join(root, 'scripts', 'check-cycles.mjs')]) === 0 ? 0 : 1;
   // The API reference is built from the public entry points with warnings as errors, so a public
   // type that leaks an unexported one, or a broken {@link}, fails here.
   console.log('== api reference'); failedSteps += run(bin('tsc'), ['-b', 'tsconfig.build.json']) === 0 && run(bin('typedoc'), ['--logLevel', 'Warn']) === 0 ? 0 : 1;

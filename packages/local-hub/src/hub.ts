@@ -5,11 +5,12 @@ import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { SwitchyardError } from '@switchyard/errors';
+import { systemClock, type Clock } from '@switchyard/time';
 import { createAmqpFrontEnd } from './amqp/index.ts';
 import { createHttpsFrontEnd } from './https/index.ts';
 import { createMqttFrontEnd } from './mqtt/index.ts';
 import { TypedEmitter, type HubEvents } from './core/events.ts';
-import { LocalHubCore, SERVICE_POLICY, systemClock, type Clock } from './core/hub-core.ts';
+import { LocalHubCore, SERVICE_POLICY } from './core/hub-core.ts';
 import { HubError } from './core/errors.ts';
 import type {
   C2DMessage, C2DSendInput, DeviceAuthentication, DeviceProtocol, DeviceRecord, FrontEnd, HubCounters, HubLogger, HubStats,
@@ -44,6 +45,11 @@ export interface LocalHubOptions {
   standardPorts?: boolean;
   /** Default: JSON lines on stderr, info suppressed. */
   logger?: HubLogger;
+  /**
+   * The hub's time: token expiry, C2D locks and TTLs, method timeouts and fault windows run on it
+   * (a `ManualClock` from `@switchyard/time` makes them testable without waiting). Protocol
+   * timers (keep-alives, heartbeats, handshake deadlines) stay on real time. Default: the system clock.
+   */
   clock?: Clock;
   /** Defences against hostile peers (frame sizes, timeouts, connections per source); see limits.ts and the README. */
   limits?: Partial<HubLimits>;
@@ -192,12 +198,12 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     for (const deviceId of options.devices ?? []) if (!this.#core.getDevice(deviceId)) this.#core.createDevice(deviceId);
 
     const core = this.#core;
-    const mqtt = createMqttFrontEnd({ core, logger, now: () => clock.now(), faults, limits: { connectTimeoutMs: limits.preAuthTimeoutMs } });
     // Token expiry must be judged by the same clock that authenticated the token.
+    const mqtt = createMqttFrontEnd({ core, logger, store: this.#store, clock, faults, limits: { connectTimeoutMs: limits.preAuthTimeoutMs } });
     const amqp = createAmqpFrontEnd({
       core,
       logger,
-      clock: { now: () => clock.now() },
+      clock,
       faults,
       openTimeoutMs: limits.preAuthTimeoutMs,
       preAuthTimeoutMs: limits.preAuthTimeoutMs,

@@ -2,7 +2,8 @@
 // C2D, twins, methods, telemetry, faults), and read its events. The core, the store and the
 // front-ends' parts are in ./internal.ts, for this repository's tests and benches only.
 export { startLocalHub, DEFAULT_HOST_NAME, STANDARD_PORTS, type LocalHub, type LocalHubOptions, type ConnectionStringProtocol } from './hub.ts';
-export { LIMITS, SERVICE_POLICY, type Clock } from './core/hub-core.ts';
+export { LIMITS, SERVICE_POLICY } from './core/hub-core.ts';
+export type { Clock, TimerHandle } from '@switchyard/time';
 export type { HubEvents, SessionInfo } from './core/events.ts';
 export type * from './core/types.ts';
 export { createSasToken, parseSasToken, type ParsedSas } from './core/sas.ts';

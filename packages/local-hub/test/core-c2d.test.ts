@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHubCore, HubError, LIMITS, openHubStore, silentLogger, type LocalHubCore, type LockedC2DMessage } from '../src/internal.ts';
+import { createHubCore, HubError, LIMITS, ManualClock, openHubStore, silentLogger, type LocalHubCore, type LockedC2DMessage } from '../src/internal.ts';
 
-let now: number;
+// The hub runs on a manual clock: locks and TTLs lapse when the test moves time, never by waiting.
+let clock: ManualClock;
 let core: LocalHubCore;
-const clock = { now: () => now };
 
 beforeEach(() => {
-  now = Date.UTC(2026, 0, 1);
+  clock = new ManualClock(Date.UTC(2026, 0, 1));
   core = createHubCore({ hostName: 'unit-hub.azure-devices.net', store: openHubStore({ inMemory: true }), logger: silentLogger, clock });
   core.createDevice('d');
 });
@@ -50,7 +50,7 @@ describe('C2D queue', () => {
   it('takes a per-message expiry under a minute, as IoT Hub does, and honours it', () => {
     send('brief', 5);
     send('kept');
-    now += 5_001;
+    clock.advance(5_001);
     expect(core.pollC2D('d')?.body.toString()).toBe('kept');
     expect(core.counters('d').c2dDeadLettered).toBe(1);
   });
@@ -58,12 +58,12 @@ describe('C2D queue', () => {
   it('dead-letters a message whose TTL passed (default 1 hour)', () => {
     send('short', 60);
     send('default');
-    now += 61_000;
+    clock.advance(61_000);
     expect(core.pollC2D('d')?.body.toString()).toBe('default');
     expect(core.counters('d').c2dDeadLettered).toBe(1);
-    now += 3600_000 - 61_000 - 1;
+    clock.advance(3600_000 - 61_000 - 1);
     expect(core.stats().devices['d']?.queuedC2D).toBe(1);
-    now += 1;
+    clock.advance(1);
     expect(core.pollC2D('d')).toBeUndefined();
     expect(core.counters('d').c2dDeadLettered).toBe(2);
   });
@@ -71,11 +71,11 @@ describe('C2D queue', () => {
   it('locks for 60 s; lock expiry requeues without counting a delivery', () => {
     send('a');
     const first = core.pollC2D('d')!;
-    expect(first.lockedUntil).toBe(now + 60_000);
+    expect(first.lockedUntil).toBe(clock.now() + 60_000);
     expect(core.pollC2D('d')).toBeUndefined();
-    now += 59_999;
+    clock.advance(59_999);
     expect(core.pollC2D('d')).toBeUndefined();
-    now += 1;
+    clock.advance(1);
     const again = core.pollC2D('d')!;
     expect(again.messageId).toBe(first.messageId);
     expect(again.deliveryCount).toBe(0);
@@ -85,7 +85,7 @@ describe('C2D queue', () => {
   it('settling after the lock expired is 412002 DeviceMessageLockLost', () => {
     send('a');
     const locked = core.pollC2D('d')!;
-    now += 60_000;
+    clock.advance(60_000);
     const error = hubErrorOf(() => core.settleC2D('d', locked.lockToken, 'complete'));
     expect(error.kind).toBe('DeviceMessageLockLost');
     expect(error.errorCode).toBe(412002);
@@ -166,8 +166,8 @@ describe('C2D queue', () => {
     const s2 = core.openSession('d', 'amqp', 'conn-2');
     s2.setC2DReceiver({ canDeliver: () => true, deliver: (m) => second.push(m) });
     expect(second.map((m) => m.body.toString())).toEqual(['y']);
-    now += 60_000;
-    s2.pumpC2D();
+    // The lapse of the locks on the hub's clock redelivers, with no pump from a front-end.
+    clock.advance(60_000);
     // Both locks lapsed; queue order (x was sent first) decides the redelivery order.
     expect(second.map((m) => m.body.toString())).toEqual(['y', 'x', 'y']);
     expect(second.every((m) => m.deliveryCount === 0)).toBe(true);

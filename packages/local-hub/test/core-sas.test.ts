@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHubCore, createMemoryLogger, createSasToken, openHubStore, type LocalHubCore } from '../src/internal.ts';
+import { createHubCore, createMemoryLogger, createSasToken, ManualClock, openHubStore, type LocalHubCore } from '../src/internal.ts';
 
 const HOST = 'unit-hub.azure-devices.net';
 const NOW = Date.UTC(2026, 0, 1);
-const clock = { now: () => NOW };
+const clock = new ManualClock(NOW);
 let core: LocalHubCore;
 let logger: ReturnType<typeof createMemoryLogger>;
 let primary: string;

@@ -1,12 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHubCore, createMemoryLogger, HubError, openHubStore, type LocalHubCore } from '../src/internal.ts';
+import { createHubCore, createMemoryLogger, HubError, ManualClock, openHubStore, type LocalHubCore } from '../src/internal.ts';
 
 let core: LocalHubCore;
 let logger: ReturnType<typeof createMemoryLogger>;
+// Method timeouts run on this clock: the tests move it instead of waiting.
+let clock: ManualClock;
 
 beforeEach(() => {
   logger = createMemoryLogger();
-  core = createHubCore({ hostName: 'unit-hub.azure-devices.net', store: openHubStore({ inMemory: true }), logger });
+  clock = new ManualClock(Date.UTC(2026, 0, 1));
+  core = createHubCore({ hostName: 'unit-hub.azure-devices.net', store: openHubStore({ inMemory: true }), logger, clock });
   core.createDevice('d');
 });
 
@@ -90,7 +93,13 @@ describe('direct methods', () => {
   it('times out with 504101 and drops the late answer', async () => {
     let requestId = '';
     core.openSession('d', 'mqtt', 'c1').setMethodReceiver({ invoke: (r) => { requestId = r.requestId; } });
-    const error = await rejection(core.invokeMethod('d', { methodName: 'slow', responseTimeoutInSeconds: 0.05 }));
+    let settled = false;
+    const call = core.invokeMethod('d', { methodName: 'slow', responseTimeoutInSeconds: 5 });
+    void call.catch(() => undefined).finally(() => { settled = true; });
+    await clock.advanceAsync(4_999);
+    expect(settled).toBe(false);
+    await clock.advanceAsync(1);
+    const error = await rejection(call);
     expect(error.errorCode).toBe(504101);
     expect(() => core.methodResponse('d', requestId, { status: 200, payload: null })).not.toThrow();
   });
@@ -101,7 +110,9 @@ describe('direct methods', () => {
     session.setMethodReceiver({ invoke: (r) => core.methodResponse('d', r.requestId, { status: 201, payload: 'ok' }) });
     await expect(pending).resolves.toEqual({ status: 201, payload: 'ok' });
     session.close();
-    expect((await rejection(core.invokeMethod('d', { methodName: 'late', connectTimeoutInSeconds: 0.05 }))).errorCode).toBe(404103);
+    const unanswered = core.invokeMethod('d', { methodName: 'late', connectTimeoutInSeconds: 5 });
+    clock.advance(5_000);
+    expect((await rejection(unanswered)).errorCode).toBe(404103);
   });
 
   it('rejects pending calls when the core closes', async () => {

@@ -2,16 +2,17 @@
 // hole, delay, refusing new connections and 429 on HTTPS, each seen by the unmodified Azure device
 // SDK with TLS verified. The hub runs on a manual clock, so a window ends when the test says so.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HubError, createMemoryLogger, startLocalHub, type FaultEvent, type LocalHub } from '../src/internal.ts';
+import { createMemoryLogger, HubError, ManualClock, startLocalHub, type FaultEvent, type LocalHub } from '../src/internal.ts';
 import { faultClient, faultMessage, nextConnect, nextFault, once, sendEvent, Message, type FaultClient } from './support/faults.ts';
 import { hubRequest, type HubResponse } from './support/https-helpers.ts';
 
 let hub: LocalHub;
-let now = Date.now();
+// The hub's clock: fault windows and method timeouts run on it, so the tests move it instead of waiting.
+const clock = new ManualClock(Date.now());
 const clients: FaultClient[] = [];
 
 beforeAll(async () => {
-  hub = await startLocalHub({ inMemory: true, clock: { now: () => now }, logger: createMemoryLogger() });
+  hub = await startLocalHub({ inMemory: true, clock, logger: createMemoryLogger() });
 });
 
 afterAll(async () => {
@@ -62,7 +63,7 @@ describe('the fault routes', () => {
     await inject('n-rest', { type: 'InvokeThrottling', durationSeconds: 60 });
     const listed = (await service('GET', '/local/faults')).json() as Array<{ deviceId: string; fault: string; endsAt: string }>;
     expect(listed.filter((f) => f.deviceId === 'n-rest').map((f) => f.fault).sort()).toEqual(['InvokeThrottling', 'refuse']);
-    expect(new Date(listed[0]!.endsAt).getTime()).toBe(now + 60_000);
+    expect(new Date(listed[0]!.endsAt).getTime()).toBe(clock.now() + 60_000);
     expect((await service('DELETE', '/local/devices/n-rest/faults')).json()).toEqual({ cleared: 2 });
     expect(hub.faults.active('n-rest')).toEqual([]);
   });
@@ -119,10 +120,12 @@ describe('network faults', () => {
     const event = await inject(c.deviceId, { kind: 'blackhole', seconds: 30 });
     expect(event.detail).toMatch(/no traffic on 1 connection/);
     // The request never reaches the device, so the call times out as with a dead network.
-    await expect(hub.invokeMethod(c.deviceId, { methodName: 'ping', responseTimeoutInSeconds: 1 })).rejects.toSatisfy((e) => e instanceof HubError && e.errorCode === 504101);
+    const unanswered = hub.invokeMethod(c.deviceId, { methodName: 'ping', responseTimeoutInSeconds: 1 });
+    clock.advance(1_000);
+    await expect(unanswered).rejects.toSatisfy((e) => e instanceof HubError && e.errorCode === 504101);
     const held = sendEvent(c.client, new Message('held in the black hole'));
     const ended = nextFault(hub, c.deviceId, 'blackhole', 'ended');
-    now += 30_000;
+    clock.advance(30_000);
     await ended;
     expect(await held).toBeUndefined();
     expect(hub.telemetry({ deviceId: c.deviceId }).at(-1)?.body.toString()).toBe('held in the black hole');
@@ -139,7 +142,7 @@ describe('network faults', () => {
     // A lower bound only: load can lengthen the trip, never shorten it below the injected delay.
     expect(Date.now() - started).toBeGreaterThanOrEqual(390);
     const ended = nextFault(hub, c.deviceId, 'delay', 'ended');
-    now += 30_000;
+    clock.advance(30_000);
     await ended;
     expect(await ping(c.deviceId)).toBe(200);
   });
@@ -152,7 +155,7 @@ describe('network faults', () => {
     // The open connection is not affected; reset it so the SDK has to dial again.
     await inject(c.deviceId, { kind: 'reset' });
     expect((await refused).detail).toMatch(new RegExp(`refused new ${transport} connection`));
-    now += 30_000;
+    clock.advance(30_000);
     await reconnected;
     expect(await ping(c.deviceId)).toBe(200);
   });
@@ -165,7 +168,7 @@ describe('network faults', () => {
     await inject(c.deviceId, { kind: 'throttle-https', seconds: 30 });
     const refused = (await sendEvent(c.client, new Message('throttled'))) as (Error & { response?: { statusCode?: number } }) | undefined;
     expect(refused?.response?.statusCode).toBe(429);
-    now += 30_000;
+    clock.advance(30_000);
     expect(await sendEvent(c.client, new Message('after'))).toBeUndefined();
     expect(hub.telemetry({ deviceId: c.deviceId }).map((r) => r.body.toString())).toEqual(['before', 'after']);
   });

@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { FaultInjector, FaultRequestError, createMemoryLogger, parseFaultProperties, type FaultEvent, type FaultTarget, type KillFault, type TelemetryRecord } from '../src/internal.ts';
+import { FaultInjector, FaultRequestError, ManualClock, createMemoryLogger, parseFaultProperties, type FaultEvent, type FaultTarget, type KillFault, type TelemetryRecord } from '../src/internal.ts';
 import { windowFaultError } from '../src/faults/errors.ts';
 import { delayWrites } from '../src/faults/targets.ts';
 import { within } from './support/faults.ts';
@@ -74,9 +74,9 @@ class FakeTarget implements FaultTarget {
   }
 }
 
-function injector(): { faults: FaultInjector; clock: { now: number }; events: FaultEvent[] } {
-  const clock = { now: Date.UTC(2030, 0, 1) };
-  const faults = new FaultInjector({ clock: { now: () => clock.now }, logger: createMemoryLogger() });
+function injector(): { faults: FaultInjector; clock: ManualClock; events: FaultEvent[] } {
+  const clock = new ManualClock(Date.UTC(2030, 0, 1));
+  const faults = new FaultInjector({ clock, logger: createMemoryLogger() });
   const events: FaultEvent[] = [];
   faults.on('fault', (e) => events.push(e));
   return { faults, clock, events };
@@ -107,11 +107,11 @@ describe('FaultInjector', () => {
     const scheduled = next(faults, 'scheduled');
     faults.telemetryAccepted(record('d1', props('KillAmqpSession', { AzIoTHub_FaultOperationDelayInSecs: '10', AzIoTHub_FaultOperationCloseReason: 'bye' })));
     expect((await scheduled).detail).toBe('KillAmqpSession in 10 s');
-    // Timers fire, but the clock has not moved: nothing is cut.
-    await new Promise((r) => setTimeout(r, 300));
+    // One millisecond short of the delay on the hub clock: nothing is cut.
+    await clock.advanceAsync(9_999);
     expect(mine.killed).toEqual([]);
     const started = next(faults, 'started');
-    clock.now += 10_000;
+    clock.advance(1);
     expect(await started).toMatchObject({ deviceId: 'd1', fault: 'KillAmqpSession', connectionIds: ['c1'], detail: 'KillAmqpSession done' });
     expect(mine.killed).toEqual([{ type: 'KillAmqpSession', reason: 'bye' }]);
     expect(other.killed).toEqual([]);
@@ -143,11 +143,11 @@ describe('FaultInjector', () => {
     const { faults, clock } = injector();
     faults.inject('d1', { type: 'InvokeMaxMessageQuota', closeReason: '', delaySeconds: 2, durationSeconds: 3 });
     expect(() => faults.admitTelemetry('d1', 'mqtt')).not.toThrow();
-    clock.now += 2_000;
+    clock.advance(2_000);
     expect(() => faults.admitTelemetry('d1', 'mqtt')).toThrow(/quota/);
     expect(() => faults.admitTelemetry('d2', 'mqtt')).not.toThrow();
-    expect(faults.active('d1')).toEqual([{ deviceId: 'd1', fault: 'InvokeMaxMessageQuota', startsAt: clock.now, endsAt: clock.now + 3_000 }]);
-    clock.now += 3_000;
+    expect(faults.active('d1')).toEqual([{ deviceId: 'd1', fault: 'InvokeMaxMessageQuota', startsAt: clock.now(), endsAt: clock.now() + 3_000 }]);
+    clock.advance(3_000);
     expect(() => faults.admitTelemetry('d1', 'mqtt')).not.toThrow();
     expect(faults.active()).toEqual([]);
     faults.close();
@@ -166,7 +166,7 @@ describe('FaultInjector', () => {
     expect(faults.admitConnection('d1', 'mqtt', 'x')).toBe(true);
     expect(() => faults.admitHttpsRequest('d1')).not.toThrow();
     faults.network('d1', { kind: 'refuse', seconds: 5 });
-    clock.now += 5_000;
+    clock.advance(5_000);
     expect(faults.admitConnection('d1', 'mqtt', 'x')).toBe(true);
     faults.close();
   });
@@ -192,12 +192,14 @@ describe('FaultInjector', () => {
   });
 
   it('does nothing once closed', async () => {
-    const { faults, events } = injector();
+    const { faults, clock, events } = injector();
     const target = new FakeTarget('c1', ['d1']);
     faults.close();
     faults.register(target);
     faults.inject('d1', { type: 'KillTcp', closeReason: '', delaySeconds: 0, durationSeconds: 0 });
-    await new Promise((r) => setTimeout(r, 50));
+    faults.inject('d1', { type: 'KillTcp', closeReason: '', delaySeconds: 1, durationSeconds: 0 });
+    // Past both the immediate and the delayed one, with promise turns between the timers.
+    await clock.advanceAsync(1_000);
     expect(target.killed).toEqual([]);
     expect(events).toEqual([]);
   });

@@ -3,15 +3,17 @@
 // AMQP, HTTPS and MQTT. The hub runs on a manual clock: a window ends when the test moves the
 // clock past it, never by waiting, so a loaded machine cannot make a window close early or late.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '@switchyard/time';
 import { createMemoryLogger, startLocalHub, type LocalHub } from '../src/index.ts';
 import { faultClient, faultMessage, nextFault, once, sendEvent, Message, type FaultClient } from './support/faults.ts';
 
 let hub: LocalHub;
-let now = Date.now();
+// The hub's clock: fault windows and method timeouts run on it, so the tests move it instead of waiting.
+const clock = new ManualClock(Date.now());
 const clients: FaultClient[] = [];
 
 beforeAll(async () => {
-  hub = await startLocalHub({ inMemory: true, clock: { now: () => now }, logger: createMemoryLogger() });
+  hub = await startLocalHub({ inMemory: true, clock, logger: createMemoryLogger() });
 });
 
 afterAll(async () => {
@@ -45,7 +47,7 @@ describe.each(FAULTS)('%s', (fault, amqpError, httpError, httpStatus) => {
     const refused = await sendEvent(c.client, new Message('inside the window'));
     expect(refused?.name).toBe(amqpError);
     expect(hub.telemetry({ deviceId: c.deviceId }).map((r) => r.body.toString())).not.toContain('inside the window');
-    now += 5_000;
+    clock.advance(5_000);
     expect(await sendEvent(c.client, new Message('after the window'))).toBeUndefined();
     expect(hub.telemetry({ deviceId: c.deviceId }).at(-1)?.body.toString()).toBe('after the window');
     expect(dropped).toBe(false);
@@ -57,7 +59,7 @@ describe.each(FAULTS)('%s', (fault, amqpError, httpError, httpStatus) => {
     const refused = (await sendEvent(c.client, new Message('inside the window'))) as (Error & { response?: { statusCode?: number } }) | undefined;
     expect(refused?.name).toBe(httpError);
     expect(refused?.response?.statusCode).toBe(httpStatus);
-    now += 5_000;
+    clock.advance(5_000);
     expect(await sendEvent(c.client, new Message('after the window'))).toBeUndefined();
     expect(hub.telemetry({ deviceId: c.deviceId }).at(-1)?.body.toString()).toBe('after the window');
   });
@@ -77,7 +79,7 @@ describe.each(FAULTS)('%s', (fault, amqpError, httpError, httpStatus) => {
     const delivered = sendEvent(c.client, new Message('retried past the window'));
     await refusedTelemetry;
     await dropped;
-    now += 5_000;
+    clock.advance(5_000);
     // The SDK's retry policy reconnects and publishes again; now the hub takes it.
     expect(await delivered).toBeUndefined();
     expect(hub.telemetry({ deviceId: c.deviceId }).at(-1)?.body.toString()).toBe('retried past the window');
@@ -90,10 +92,10 @@ describe('fault timing on the hub clock', () => {
     const started = nextFault(hub, c.deviceId, 'InvokeThrottling');
     expect(await sendEvent(c.client, faultMessage('InvokeThrottling', { delay: 2, duration: 3 }))).toBeUndefined();
     expect(await sendEvent(c.client, new Message('before the delay'))).toBeUndefined();
-    now += 2_000;
+    clock.advance(2_000);
     await started;
     expect((await sendEvent(c.client, new Message('inside')))?.name).toBe('ThrottlingError');
-    now += 3_000;
+    clock.advance(3_000);
     expect(await sendEvent(c.client, new Message('after'))).toBeUndefined();
   });
 
@@ -105,7 +107,7 @@ describe('fault timing on the hub clock', () => {
     expect(await sendEvent(c.client, new Message('during the delay'))).toBeUndefined();
     expect(cut).toBe(false);
     expect(hub.faults.active(c.deviceId)).toEqual([]);
-    now += 3_000;
+    clock.advance(3_000);
     await disconnected;
   });
 

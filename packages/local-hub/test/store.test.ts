@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createHubCore, openHubStore, silentLogger } from '../src/internal.ts';
+import { createHubCore, openHubStore, PersistentSubscriptions, silentLogger } from '../src/internal.ts';
 import { LOCK_FILE } from '../src/store/index.ts';
 import { openError } from './support/store.ts';
 
@@ -89,14 +89,15 @@ describe('state store', () => {
     // The killed hub's lock is still there; the next open must see that its owner is gone.
     expect(existsSync(join(stateDir, LOCK_FILE))).toBe(true);
     const { report } = child;
-    const core = createHubCore({ hostName: 'kill-hub.azure-devices.net', store: openHubStore({ stateDir }), logger: silentLogger });
+    const store = openHubStore({ stateDir });
+    const core = createHubCore({ hostName: 'kill-hub.azure-devices.net', store, logger: silentLogger });
     try {
       const device = core.getDevice('kept');
       expect(device?.authentication).toMatchObject({ type: 'sas', primaryKey: report.key });
       expect(core.getDevice('gone')).toBeUndefined();
       expect(core.serviceKey).toBe(report.serviceKey);
       expect(core.readTwin('kept')).toMatchObject({ reported: { fw: '2.0', $version: 2 }, desired: { interval: 10, $version: 2 }, version: 3 });
-      expect(core.getPersistentSubscriptions('kept')).toEqual(['devices/kept/messages/devicebound/#', '$iothub/twin/res/#']);
+      expect(new PersistentSubscriptions(store, core).get('kept')).toEqual(['devices/kept/messages/devicebound/#', '$iothub/twin/res/#']);
       const first = core.pollC2D('kept');
       const second = core.pollC2D('kept');
       expect(first).toMatchObject({ messageId: 'm1', deliveryCount: 1, properties: { color: 'red' } });

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
 import { redactSecrets } from '@switchyard/errors';
+import type { Clock, TimerHandle } from '@switchyard/time';
 import { HubError } from '../core/errors.ts';
 import type { DeviceSession, HubCore, HubLogger, LockedC2DMessage } from '../core/types.ts';
 import type { AmqpEndpoint } from '../faults/amqp.ts';
@@ -29,13 +30,6 @@ import {
 
 export type AmqpProtocol = 'amqp' | 'amqp-ws';
 
-/** The hub's time source (the core's Clock): token expiry is judged against the same clock that validated the token. */
-export interface AmqpClock {
-  now(): number;
-}
-
-export const systemClock: AmqpClock = { now: () => Date.now() };
-
 type Link = Sender | Receiver;
 
 interface LinkRole {
@@ -49,7 +43,7 @@ interface Identity {
   deviceId: string;
   session: DeviceSession;
   expiresAt: number | undefined;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  timer: TimerHandle | undefined;
   links: Set<Link>;
   c2dSender: Sender | undefined;
   methodSender: Sender | undefined;
@@ -73,7 +67,8 @@ const MAX_TIMER_MS = 2_147_483_647;
 export interface ConnectionDeps {
   core: HubCore;
   logger: HubLogger;
-  clock: AmqpClock;
+  /** The hub's clock: token expiry is judged against the same clock that validated the token, and runs on it. */
+  clock: Clock;
   /** Fault injection (src/faults/); none by default. */
   faults?: FaultInjector | undefined;
 }
@@ -293,12 +288,12 @@ export class AmqpConnectionHandler {
 
   private armExpiry(identity: Identity): void {
     const { clock } = this.deps;
-    if (identity.timer !== undefined) clearTimeout(identity.timer);
+    clock.clearTimeout(identity.timer);
     identity.timer = undefined;
     if (identity.expiresAt === undefined) return;
     const delay = Math.max(0, identity.expiresAt - clock.now());
-    // On firing, the clock decides again, so an injected clock that runs differently is honoured.
-    identity.timer = setTimeout(() => {
+    // A token may outlive one timer's range; on firing, the clock decides again.
+    identity.timer = clock.setTimeout(() => {
       identity.timer = undefined;
       this.guarded(() => {
         if (identity.expiresAt !== undefined && identity.expiresAt > clock.now()) return this.armExpiry(identity);
@@ -312,7 +307,7 @@ export class AmqpConnectionHandler {
     const identity = this.identities.get(deviceId);
     if (!identity) return;
     this.identities.delete(deviceId);
-    if (identity.timer !== undefined) clearTimeout(identity.timer);
+    this.deps.clock.clearTimeout(identity.timer);
     for (const link of [...identity.links]) {
       this.forgetLink(identity, link);
       this.roles.delete(link);
@@ -546,7 +541,7 @@ export class AmqpConnectionHandler {
     if (this.ended) return;
     this.ended = true;
     for (const identity of this.identities.values()) {
-      if (identity.timer !== undefined) clearTimeout(identity.timer);
+      this.deps.clock.clearTimeout(identity.timer);
       identity.session.setC2DReceiver(undefined);
       identity.session.setMethodReceiver(undefined);
       identity.session.setDesiredReceiver(undefined);

@@ -10,13 +10,13 @@ import type { WebSocket } from 'ws';
 import type { FrontEnd, HubCore, HubLogger } from '../core/types.ts';
 import { amqpFaultTarget } from '../faults/amqp.ts';
 import type { FaultInjector } from '../faults/injector.ts';
-import type { AmqpClock, AmqpProtocol } from './connection.ts';
-import { AmqpConnectionHandler, describe, systemClock } from './connection.ts';
+import { systemClock, type Clock } from '@switchyard/time';
+import type { AmqpProtocol } from './connection.ts';
+import { AmqpConnectionHandler, describe } from './connection.ts';
 import { AmqpFrameGuard, type FrameGuardLimits, type GuardViolation } from './frame-guard.ts';
 import { guardedSocket, tlsTransport, wsTransport, type RawTransport } from './guarded-transport.ts';
 import { DEFAULT_LIMITS } from '../limits.ts';
 
-export type { AmqpClock } from './connection.ts';
 export { parseAddress, decideAttach, checkTelemetryTo } from './address.ts';
 export { parsePutToken, putTokenReply } from './cbs.ts';
 export { telemetryFromAmqp, c2dToAmqp, decodeBatch, BATCH_MESSAGE_FORMAT } from './mapping.ts';
@@ -24,8 +24,8 @@ export { telemetryFromAmqp, c2dToAmqp, decodeBatch, BATCH_MESSAGE_FORMAT } from 
 export interface AmqpFrontEndDeps {
   core: HubCore;
   logger: HubLogger;
-  /** The hub's clock (the core's), against which token expiry is judged; default Date.now. */
-  clock?: AmqpClock;
+  /** The hub's clock (the core's), against which token expiry is judged and timed; the system clock by default. */
+  clock?: Clock;
   /** How long a new transport may stay silent before its AMQP open; default 30 s. */
   openTimeoutMs?: number;
   /** Fault injection (src/faults/); none by default. */

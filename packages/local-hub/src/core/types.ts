@@ -175,14 +175,6 @@ export interface HubCore {
   connectionOpened(protocol: DeviceProtocol, connectionId: string): void;
   connectionClosed(protocol: DeviceProtocol, connectionId: string): void;
 
-  /**
-   * MQTT persistent sessions (clean=0): the subscriptions a device holds survive reconnects and
-   * hub restarts, because the Azure MQTT client does not re-subscribe twin topics after either.
-   */
-  getPersistentSubscriptions(deviceId: string): string[];
-  setPersistentSubscriptions(deviceId: string, topicFilters: string[]): void;
-  clearPersistentSubscriptions(deviceId: string): void;
-
   // device → cloud
   acceptTelemetry(deviceId: string, protocol: DeviceProtocol, message: TelemetryInput): TelemetryRecord;
 

@@ -1,17 +1,15 @@
 // Fault injection for the local hub: IoT Hub's telemetry-triggered faults (AzIoTHub_Fault*) and
 // the network faults the service API adds. One injector per hub; front-ends register their live
 // connections with it and ask it before admitting a device, the core asks it before accepting
-// telemetry. Windows are judged on the hub's clock; real timers only wake the injector to look.
+// telemetry. Delays and windows run on the hub's clock, so a test's ManualClock opens and closes them.
+import type { Clock } from '@switchyard/time';
 import { TypedEmitter } from '../core/events.ts';
 import { HubError } from '../core/errors.ts';
+import { HubTimers } from '../core/timers.ts';
 import type { DeviceProtocol, HubLogger, TelemetryRecord } from '../core/types.ts';
 import { windowFaultError } from './errors.ts';
 import { blackHole, delayWrites, resetSocket, type FaultTarget } from './targets.ts';
 import { DEFAULT_WINDOW_SECONDS, KILL_FAULTS, MAX_FAULT_SECONDS, WINDOW_FAULTS, isKillFault, parseFaultProperties, type FaultType, type KillFault, type WindowFault } from './vocabulary.ts';
-
-export interface FaultClock {
-  now(): number;
-}
 
 export const NETWORK_FAULTS = ['blackhole', 'delay', 'reset', 'refuse', 'throttle-https'] as const;
 export type NetworkFaultKind = (typeof NETWORK_FAULTS)[number];
@@ -69,21 +67,16 @@ export interface ActiveFault {
 interface Window extends ActiveFault {
   /** Undoes socket-level effects when the window ends. */
   undo: Array<() => void>;
-  timer: NodeJS.Timeout | undefined;
+  /** Cancels the end of the window. */
+  cancel: (() => void) | undefined;
   ended: boolean;
 }
 
-const MAX_TIMER_MS = 2_147_483_647;
-/**
- * How often a pending fault looks at the hub's clock. Short, so that an injected clock moved by a
- * test takes effect at once; a fault of an hour costs 14,400 idle wake-ups.
- */
-const RECHECK_MS = 250;
 /** Network faults last at most an hour, as the telemetry-triggered ones do. */
 const MAX_NETWORK_SECONDS = 3600;
 
 export interface FaultInjectorOptions {
-  clock: FaultClock;
+  clock: Clock;
   logger: HubLogger;
 }
 
@@ -95,16 +88,18 @@ export class FaultRequestError extends HubError {
 }
 
 export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> implements FaultControl {
-  readonly #clock: FaultClock;
+  readonly #clock: Clock;
+  readonly #timers: HubTimers;
   readonly #logger: HubLogger;
   readonly #targets = new Set<FaultTarget>();
   readonly #windows = new Set<Window>();
-  readonly #pending = new Set<NodeJS.Timeout>();
+  readonly #immediates = new Set<NodeJS.Immediate>();
   #closed = false;
 
   constructor(options: FaultInjectorOptions) {
     super();
     this.#clock = options.clock;
+    this.#timers = new HubTimers(options.clock);
     this.#logger = options.logger;
   }
 
@@ -242,8 +237,9 @@ export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> 
     if (this.#closed) return;
     this.#closed = true;
     for (const w of [...this.#windows]) this.#end(w, 'hub closing', false);
-    for (const timer of this.#pending) clearTimeout(timer);
-    this.#pending.clear();
+    this.#timers.clearAll();
+    for (const immediate of this.#immediates) clearImmediate(immediate);
+    this.#immediates.clear();
     this.#targets.clear();
     this.removeAllListeners();
   }
@@ -280,23 +276,20 @@ export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> 
   }
 
   #openNew(deviceId: string, fault: Window['fault'], startsAt: number, endsAt: number, undo: Array<() => void> = []): Window {
-    const window: Window = { deviceId, fault, startsAt, endsAt, undo, timer: undefined, ended: false };
+    const window: Window = { deviceId, fault, startsAt, endsAt, undo, cancel: undefined, ended: false };
     this.#windows.add(window);
-    const check = (): void => {
-      window.timer = undefined;
-      if (window.ended) return;
-      const left = window.endsAt - this.#clock.now();
-      if (left > 0) window.timer = this.#timer(Math.min(left, RECHECK_MS), check);
-      else this.#end(window, 'elapsed');
-    };
-    window.timer = this.#timer(Math.min(Math.max(0, endsAt - this.#clock.now()), RECHECK_MS), check);
+    window.cancel = this.#at(endsAt, () => {
+      window.cancel = undefined;
+      this.#end(window, 'elapsed');
+    });
     return window;
   }
 
   #end(window: Window, why: string, announce = true): void {
     if (window.ended) return;
     window.ended = true;
-    if (window.timer !== undefined) this.#clear(window.timer);
+    window.cancel?.();
+    window.cancel = undefined;
     this.#windows.delete(window);
     for (const undo of window.undo) {
       try {
@@ -308,32 +301,26 @@ export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> 
     if (announce) this.#emit({ deviceId: window.deviceId, fault: window.fault, phase: 'ended', detail: why, connectionIds: [] }, true);
   }
 
-  /** Runs `fn` once the hub's clock reaches `at`; re-arms if a timer fires early by that clock. */
-  #at(at: number, fn: () => void): void {
-    const check = (): void => {
-      if (this.#closed) return;
-      const left = at - this.#clock.now();
-      if (left > 0) this.#timer(Math.min(left, RECHECK_MS), check);
-      else fn();
-    };
+  /** Runs `fn` once the hub's clock reaches `at`; returns what cancels it. */
+  #at(at: number, fn: () => void): () => void {
     const left = at - this.#clock.now();
-    // Delay 0 still waits a turn, so the fault-carrying message is acknowledged before the cut.
-    this.#timer(Math.min(Math.max(0, left), RECHECK_MS), check);
-  }
-
-  #timer(ms: number, fn: () => void): NodeJS.Timeout {
-    const timer = setTimeout(() => {
-      this.#pending.delete(timer);
-      fn();
-    }, Math.min(ms, MAX_TIMER_MS));
-    timer.unref();
-    this.#pending.add(timer);
-    return timer;
-  }
-
-  #clear(timer: NodeJS.Timeout): void {
-    clearTimeout(timer);
-    this.#pending.delete(timer);
+    if (left > 0) {
+      const timer = this.#timers.schedule(left, () => {
+        if (!this.#closed) fn();
+      });
+      return () => this.#timers.clear(timer);
+    }
+    // Due already: still wait a turn (not time), so the fault-carrying message is acknowledged
+    // before the cut, whatever clock the hub runs on.
+    const immediate = setImmediate(() => {
+      this.#immediates.delete(immediate);
+      if (!this.#closed) fn();
+    });
+    this.#immediates.add(immediate);
+    return () => {
+      clearImmediate(immediate);
+      this.#immediates.delete(immediate);
+    };
   }
 
   #emit(event: FaultEvent, log: boolean): FaultEvent {

@@ -7,10 +7,12 @@ import type { TLSSocket } from 'node:tls';
 import { generate, parser as createParser } from 'mqtt-packet';
 import type { IConnectPacket, IPublishPacket, ISubscribePacket, IUnsubscribePacket, Packet, Parser } from 'mqtt-packet';
 import { redactSecrets } from '@switchyard/errors';
+import type { Clock, TimerHandle } from '@switchyard/time';
 import { HubError } from '../core/errors.ts';
 import type { AuthResult, DeviceProtocol, DeviceSession, HubCore, HubLogger, LockedC2DMessage } from '../core/types.ts';
 import type { FaultInjector } from '../faults/injector.ts';
 import { resetSocket, streamFaultTarget } from '../faults/targets.ts';
+import type { PersistentSubscriptions } from './subscriptions.ts';
 import { CONNACK, certificateThumbprints, checkClientId, keepAliveTimeoutMs, parseUsername } from './connect.ts';
 import { identityId } from '../core/identity.ts';
 import {
@@ -29,7 +31,9 @@ import {
 export interface MqttConnectionSettings {
   core: HubCore;
   logger: HubLogger;
-  now: () => number;
+  /** Judges SAS token expiry; the hub's clock. */
+  clock: Clock;
+  subscriptions: PersistentSubscriptions;
   /** A socket that has not sent CONNECT by then is dropped. */
   connectTimeoutMs: number;
   /** Unacknowledged C2D publishes allowed per connection before the core must wait. */
@@ -66,7 +70,7 @@ export class MqttConnection {
   private readonly inFlight = new Map<number, string>();
   private nextPacketId = 1;
   private silenceTimer: NodeJS.Timeout | undefined;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: TimerHandle | undefined;
   private destroyTimer: NodeJS.Timeout | undefined;
   private will: { topic: string; payload: Buffer } | undefined;
   private forgetFaultTarget: (() => void) | undefined;
@@ -218,9 +222,9 @@ export class MqttConnection {
     this.clean = packet.clean !== false;
     let sessionPresent = false;
     if (this.clean) {
-      core.clearPersistentSubscriptions(deviceId);
+      this.settings.subscriptions.clear(deviceId);
     } else {
-      for (const filter of core.getPersistentSubscriptions(deviceId)) {
+      for (const filter of this.settings.subscriptions.get(deviceId)) {
         const kind = classifySubscription(deviceId, filter);
         if (kind !== undefined) this.subscriptions.set(filter, kind);
       }
@@ -384,7 +388,7 @@ export class MqttConnection {
 
   private persistSubscriptions(): void {
     if (this.clean || this.deviceId === undefined) return;
-    this.settings.core.setPersistentSubscriptions(this.deviceId, [...this.subscriptions.keys()]);
+    this.settings.subscriptions.set(this.deviceId, [...this.subscriptions.keys()]);
   }
 
   /** Makes the session's push receivers match the current subscriptions. */
@@ -502,11 +506,13 @@ export class MqttConnection {
   }
 
   private armExpiryTimer(expiresAt: number): void {
-    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
-    const remaining = expiresAt - this.settings.now();
-    this.expiryTimer = setTimeout(() => {
+    const { clock } = this.settings;
+    clock.clearTimeout(this.expiryTimer);
+    const remaining = expiresAt - clock.now();
+    // Token expiry is the hub's rule, so it runs on the hub's clock (keep-alive stays real time).
+    this.expiryTimer = clock.setTimeout(() => {
       // Long expiries exceed one timer's range; re-arm until the token really has expired.
-      if (this.settings.now() < expiresAt) this.armExpiryTimer(expiresAt);
+      if (clock.now() < expiresAt) this.armExpiryTimer(expiresAt);
       else this.close('SAS token expired');
     }, Math.max(0, Math.min(remaining, MAX_TIMER_MS)));
     this.expiryTimer.unref();
@@ -514,7 +520,7 @@ export class MqttConnection {
 
   private clearTimers(): void {
     if (this.silenceTimer !== undefined) clearTimeout(this.silenceTimer);
-    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.settings.clock.clearTimeout(this.expiryTimer);
   }
 
   private write(packet: Packet): void {

@@ -2,15 +2,20 @@
 // hub.ts owns the listeners and hands every accepted stream to handleConnection().
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { systemClock, type Clock } from '@switchyard/time';
 import type { FrontEnd, HubCore, HubLogger } from '../core/types.ts';
 import type { FaultInjector } from '../faults/injector.ts';
+import type { HubStore } from '../store/index.ts';
 import { MqttConnection, type MqttConnectionSettings } from './connection.ts';
+import { PersistentSubscriptions } from './subscriptions.ts';
 
 export interface MqttFrontEndDeps {
   core: HubCore;
   logger: HubLogger;
-  /** Clock for SAS expiry; defaults to Date.now. */
-  now?: () => number;
+  /** Where persistent sessions (clean=0) keep their subscriptions. */
+  store: Pick<HubStore, 'getSubscriptions' | 'setSubscriptions'>;
+  /** The hub's clock, for SAS expiry; the system clock by default. */
+  clock?: Clock;
   /** Defaults: 30 s to send CONNECT, 8 unacknowledged C2D per connection, 256 KiB + 16 KiB packets. */
   limits?: Partial<Pick<MqttConnectionSettings, 'connectTimeoutMs' | 'maxInFlightC2D' | 'maxPacketBytes' | 'closeGraceMs'>>;
   /** Fault injection (src/faults/); none by default. */
@@ -30,7 +35,8 @@ export function createMqttFrontEnd(deps: MqttFrontEndDeps): MqttFrontEnd {
   const settings: MqttConnectionSettings = {
     core: deps.core,
     logger: deps.logger,
-    now: deps.now ?? Date.now,
+    clock: deps.clock ?? systemClock,
+    subscriptions: new PersistentSubscriptions(deps.store, deps.core),
     connectTimeoutMs: deps.limits?.connectTimeoutMs ?? 30_000,
     maxInFlightC2D: deps.limits?.maxInFlightC2D ?? 8,
     maxPacketBytes: deps.limits?.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES,

@@ -1,0 +1,105 @@
+// Who may connect: device SAS tokens and X.509 thumbprints against the registry, service tokens
+// against the hub's shared access policy. Every refusal is logged and counted, never explained
+// with a secret.
+import type { Clock } from '@switchyard/time';
+import type { CounterTable } from './counters.ts';
+import { SERVICE_POLICY } from './iothub-limits.ts';
+import { normalizeThumbprint, type DeviceRegistry } from './registry.ts';
+import { audienceMatches, createSasToken, generateKey, parseSasToken, signatureMatches } from './sas.ts';
+import type { HubStore } from '../store/index.ts';
+import type { AuthFailure, AuthResult, DeviceProtocol, HubLogger } from './types.ts';
+
+export interface AuthenticatorOptions {
+  hostName: string;
+  /** Every name a SAS audience may use, the hub's own first. */
+  hosts: readonly string[];
+  registry: DeviceRegistry;
+  counters: CounterTable;
+  store: HubStore;
+  logger: HubLogger;
+  clock: Clock;
+  logRefusal(event: { protocol: DeviceProtocol; what: string; why: string }): void;
+}
+
+export class Authenticator {
+  readonly #o: AuthenticatorOptions;
+  readonly #serviceKey: string;
+
+  constructor(options: AuthenticatorOptions) {
+    this.#o = options;
+    let key = options.store.getPolicyKey(SERVICE_POLICY);
+    if (key === undefined) {
+      key = generateKey();
+      options.store.setPolicyKey(SERVICE_POLICY, key);
+    }
+    this.#serviceKey = key;
+  }
+
+  /** The `iothubowner` policy's key, for service connection strings. */
+  get serviceKey(): string {
+    return this.#serviceKey;
+  }
+
+  serviceToken(ttlSeconds = 3600): string {
+    return createSasToken(this.#o.hostName, this.#serviceKey, Math.floor(this.#o.clock.now() / 1000) + ttlSeconds, SERVICE_POLICY);
+  }
+
+  sas(deviceId: string, token: string): AuthResult {
+    const { hostName } = this.#o;
+    const parsed = parseSasToken(token);
+    if (!parsed) return this.#failed(deviceId, 'malformed', 'The credential is not a SharedAccessSignature with sr, sig and se.');
+    const device = this.#o.registry.peek(deviceId);
+    if (!device) return this.#failed(deviceId, 'unknown-device', `Device '${deviceId}' is not registered.`);
+    if (device.status === 'disabled') return this.#failed(deviceId, 'disabled', `Device '${deviceId}' is disabled.`);
+    if (device.authentication.type !== 'sas') return this.#failed(deviceId, 'wrong-credential-type', `Device '${deviceId}' authenticates with an X.509 certificate, not a SAS token.`);
+    if (parsed.keyName !== undefined) return this.#failed(deviceId, 'wrong-credential-type', 'A shared access policy token (skn) cannot open a device connection.');
+    if (!audienceMatches(parsed.resource, this.#o.hosts, `/devices/${deviceId}`)) {
+      return this.#failed(deviceId, 'wrong-audience', `The token's audience (sr) is not ${hostName}/devices/${deviceId}.`);
+    }
+    const { primaryKey, secondaryKey } = device.authentication;
+    if (!signatureMatches(parsed, primaryKey) && !signatureMatches(parsed, secondaryKey)) {
+      return this.#failed(deviceId, 'bad-signature', `The token's signature does not match either key of device '${deviceId}'.`);
+    }
+    const expiresAt = parsed.expiry * 1000;
+    if (expiresAt <= this.#o.clock.now()) return this.#failed(deviceId, 'expired', `The token expired at ${new Date(expiresAt).toISOString()}.`);
+    return { ok: true, deviceId, expiresAt };
+  }
+
+  x509(deviceId: string, thumbprint: string | readonly string[]): AuthResult {
+    const device = this.#o.registry.peek(deviceId);
+    if (!device) return this.#failed(deviceId, 'unknown-device', `Device '${deviceId}' is not registered.`);
+    if (device.status === 'disabled') return this.#failed(deviceId, 'disabled', `Device '${deviceId}' is disabled.`);
+    if (device.authentication.type !== 'x509-thumbprint') return this.#failed(deviceId, 'wrong-credential-type', `Device '${deviceId}' authenticates with SAS keys, not a certificate.`);
+    const given = (typeof thumbprint === 'string' ? [thumbprint] : thumbprint).map(normalizeThumbprint);
+    if (given.length === 0 || given.some((t) => t === '')) return this.#failed(deviceId, 'malformed', 'No client certificate was presented.');
+    const known = [device.authentication.primaryThumbprint, device.authentication.secondaryThumbprint]
+      .filter((t): t is string => typeof t === 'string' && t !== '')
+      .map(normalizeThumbprint);
+    if (!given.some((t) => known.includes(t))) return this.#failed(deviceId, 'bad-signature', `The client certificate's thumbprint is not registered for device '${deviceId}'.`);
+    return { ok: true, deviceId };
+  }
+
+  service(token: string): { ok: true; policy: string } | { ok: false; message: string } {
+    const refuse = (why: string): { ok: false; message: string } => {
+      this.#o.logRefusal({ protocol: 'https', what: 'service request', why });
+      return { ok: false, message: why };
+    };
+    const parsed = parseSasToken(token);
+    if (!parsed) return refuse('The credential is not a SharedAccessSignature with sr, sig, se and skn.');
+    if (parsed.keyName !== SERVICE_POLICY) return refuse(`Unknown shared access policy '${parsed.keyName ?? ''}'; this hub has '${SERVICE_POLICY}'.`);
+    const slash = parsed.resource.indexOf('/');
+    const host = slash < 0 ? parsed.resource : parsed.resource.slice(0, slash);
+    if (!audienceMatches(host, this.#o.hosts, '')) return refuse(`The token's audience (sr) is not ${this.#o.hostName}.`);
+    if (!signatureMatches(parsed, this.#serviceKey)) return refuse(`The token's signature does not match the key of '${SERVICE_POLICY}'.`);
+    if (parsed.expiry * 1000 <= this.#o.clock.now()) return refuse(`The token expired at ${new Date(parsed.expiry * 1000).toISOString()}.`);
+    return { ok: true, policy: SERVICE_POLICY };
+  }
+
+  #failed(deviceId: string, reason: AuthFailure, message: string): AuthResult {
+    const { counters, registry } = this.#o;
+    const deviceCounters = counters.peek(deviceId) ?? (registry.has(deviceId) ? counters.of(deviceId) : undefined);
+    if (deviceCounters) deviceCounters.authFailures++;
+    this.#o.logger.warn('authentication refused', { deviceId, reason, detail: message });
+    return { ok: false, reason, message };
+  }
+}
