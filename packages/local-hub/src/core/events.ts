@@ -3,6 +3,8 @@ import type { DeviceProtocol, TelemetryRecord } from './types.ts';
 
 export interface SessionInfo {
   deviceId: string;
+  /** Set for a module identity's session, which is apart from its device's. */
+  moduleId?: string;
   protocol: DeviceProtocol;
   connectionId: string;
 }
@@ -13,7 +15,7 @@ export interface HubEvents {
   connected: [session: SessionInfo];
   disconnected: [session: SessionInfo & { reason: string }];
   /** A refused operation (auth failure, foreign topic, over-limit message…), also written to the logger. */
-  refused: [event: { deviceId?: string; protocol?: DeviceProtocol; connectionId?: string; what: string; why: string }];
+  refused: [event: { deviceId?: string; moduleId?: string; protocol?: DeviceProtocol; connectionId?: string; what: string; why: string }];
 }
 
 /** EventEmitter with the event names and argument tuples checked at compile time. */

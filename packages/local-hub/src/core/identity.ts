@@ -1,3 +1,6 @@
+import { HubError } from './errors.ts';
+import type { DeviceAuthentication } from './types.ts';
+
 // IoT Hub has two kinds of identity: a device, and a module identity on a device. The core and the
 // front-ends name either by one string, the identity id: the device id alone, or
 // `<deviceId>/<moduleId>`. IoT Hub ids cannot contain '/', so the split is unambiguous, and the
@@ -46,9 +49,43 @@ export function moduleIdProblem(moduleId: unknown): string | undefined {
   return undefined;
 }
 
-/** A readable name for logs and errors: `device 'd'` or `module 'm' of device 'd'`. */
-export function describeIdentity(id: string): string {
+/** A readable name for logs and errors: `device 'd'` or `module 'm' of device 'd'` (capitalized to start a sentence). */
+export function describeIdentity(id: string, startOfSentence = false): string {
   const ref = parseIdentityId(id);
-  if (ref?.moduleId === undefined) return `device '${id}'`;
-  return `module '${ref.moduleId}' of device '${ref.deviceId}'`;
+  const text = ref?.moduleId === undefined ? `device '${id}'` : `module '${ref.moduleId}' of device '${ref.deviceId}'`;
+  return startOfSentence ? text.charAt(0).toUpperCase() + text.slice(1) : text;
+}
+
+/** What the per-identity tables ask of the registry. */
+export interface IdentityLookup {
+  /** Throws DeviceNotFound / ModuleNotFound (or Forbidden once the hub closed). */
+  require(id: string): unknown;
+  ids(): Iterable<string>;
+  has(id: string): boolean;
+}
+
+/** What authentication needs of an identity: its credential, and whether it may connect. */
+export interface IdentityCredentials {
+  authentication: DeviceAuthentication;
+  /** A module may connect while its device is enabled; IoT Hub modules have no status of their own. */
+  status: 'enabled' | 'disabled';
+}
+
+/** What authentication asks of the registry (identities.ts implements both). */
+export interface CredentialLookup {
+  peek(id: string): IdentityCredentials | undefined;
+  has(id: string): boolean;
+}
+
+/** Splits an identity id for what the hub reports (events, stats, records): `deviceId` plus `moduleId` for a module. */
+export function reportedIdentity(id: string): { deviceId: string; moduleId?: string } {
+  const ref = parseIdentityId(id);
+  return ref?.moduleId === undefined ? { deviceId: id } : { deviceId: ref.deviceId, moduleId: ref.moduleId };
+}
+
+/** A service call that names a module in the device-only APIs (C2D) is refused with why. */
+export function refuseModuleC2D(id: string): void {
+  const ref = parseIdentityId(id);
+  if (ref?.moduleId === undefined) return;
+  throw new HubError('ArgumentInvalid', `'${id}' names module '${ref.moduleId}' of device '${ref.deviceId}': IoT Hub has no cloud-to-device messages for module identities.`);
 }

@@ -2,7 +2,10 @@
 // device, with its own keys, twin and direct methods, but no status and no cloud-to-device queue.
 // Front-ends name a module by its identity id `<deviceId>/<moduleId>` (see identity.ts) wherever
 // the HubCore contract takes a device id for a connected identity.
+import type { MethodRequest } from './methods.ts';
 import type { DeviceAuthentication, MethodResult, TwinDocument } from './types.ts';
+
+export type { MethodRequest } from './methods.ts';
 
 export interface ModuleRecord {
   deviceId: string;
@@ -24,13 +27,6 @@ export interface ModuleInput {
 
 export type ModuleTwin = TwinDocument & { deviceId: string; moduleId: string; etag: string; version: number };
 
-export interface MethodRequest {
-  methodName: string;
-  payload?: unknown;
-  responseTimeoutInSeconds?: number;
-  connectTimeoutInSeconds?: number;
-}
-
 /** The service side for modules: what the typed handle and the REST API call. */
 export interface ModuleService {
   /** DeviceNotFound when the device is absent, ModuleAlreadyExists when the module is present. */
@@ -38,6 +34,8 @@ export interface ModuleService {
   /** IoT Hub's PUT /devices/{id}/modules/{mid}: create, or update when `ifMatch` matches (or is '*'). */
   putModule(deviceId: string, moduleId: string, input: ModuleInput, ifMatch?: string): ModuleRecord;
   getModule(deviceId: string, moduleId: string): ModuleRecord | undefined;
+  /** The module, or DeviceNotFound / ModuleNotFound. */
+  requireModule(deviceId: string, moduleId: string): ModuleRecord;
   /** DeviceNotFound when the device is absent. */
   listModules(deviceId: string): ModuleRecord[];
   /** Also ends the module's live sessions and drops its twin. */

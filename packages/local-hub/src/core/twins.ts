@@ -3,7 +3,7 @@
 import type { CounterTable } from './counters.ts';
 import { HubError } from './errors.ts';
 import { checkEtag } from './etag.ts';
-import type { DeviceRegistry } from './registry.ts';
+import type { IdentityLookup } from './identity.ts';
 import type { SessionTable } from './sessions.ts';
 import { mergePatch, sectionSize, TWIN_SECTION_LIMIT_BYTES, twinEtag, validatePatch } from './twin.ts';
 import type { HubStore, StoredTwin } from '../store/index.ts';
@@ -14,7 +14,8 @@ export type ServiceTwin = TwinDocument & { deviceId: string; etag: string; versi
 const emptyTwin = (): StoredTwin => ({ desired: { $version: 1 }, reported: { $version: 1 }, version: 1 });
 
 export interface TwinTableOptions {
-  registry: DeviceRegistry;
+  /** Devices and modules: a module's twin is its own, keyed by `<deviceId>/<moduleId>`. */
+  registry: IdentityLookup;
   sessions: SessionTable;
   counters: CounterTable;
   store: HubStore;
