@@ -155,7 +155,8 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     this.#modules.require(deviceId, moduleId);
     return { ...this.#twins.updateDesired(identityId(deviceId, moduleId), patch, ifMatch), deviceId, moduleId };
   }
-  invokeModuleMethod(deviceId: string, moduleId: string, request: MethodRequest): Promise<MethodResult> {
+  // Async so that an unknown module rejects, as every other failure of a method call does.
+  async invokeModuleMethod(deviceId: string, moduleId: string, request: MethodRequest): Promise<MethodResult> {
     this.#modules.require(deviceId, moduleId);
     return this.#methods.invoke(identityId(deviceId, moduleId), request);
   }
