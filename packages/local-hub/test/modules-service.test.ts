@@ -2,7 +2,8 @@
 // Client, unchanged, over the hub's service REST API (TLS verification on with the hub's CA).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Module } from 'azure-iothub';
-import { createMemoryLogger, startLocalHub, type LocalHub } from '../src/index.ts';
+import { createMemoryLogger, createSasToken, startLocalHub, type LocalHub } from '../src/index.ts';
+import { API, hubRequest, serviceHeaders } from './support/https-helpers.ts';
 import { serviceClient, serviceRegistry, within } from './support/module-clients.ts';
 
 const WAIT_MS = 15_000;
@@ -122,5 +123,21 @@ describe('module methods from the service', () => {
       .rejects.toMatchObject({ responseBody: expect.stringContaining('404103') });
     await expect(within(client.invokeDeviceMethod('offline-d', 'ghost', { methodName: 'ping', payload: null, responseTimeoutInSeconds: 5 }), WAIT_MS, 'invoke ghost'))
       .rejects.toMatchObject({ responseBody: expect.stringContaining('ModuleNotFound') });
+  });
+});
+
+describe('device-only paths', () => {
+  it('does not serve a module identity on the HTTPS device API, nor C2D to a module, even with an encoded slash', async () => {
+    hub.createDevice('path-d');
+    const module = hub.createModule('path-d', 'm');
+    if (module.authentication.type !== 'sas') throw new Error('expected SAS keys');
+    const token = createSasToken(`${hub.hostName}/devices/path-d/modules/m`, module.authentication.primaryKey, Math.floor(Date.now() / 1000) + 600);
+    const telemetry = await hubRequest(hub, { method: 'POST', path: `/devices/path-d%2Fm/messages/events?${API}`, headers: { Authorization: token }, body: 'x' });
+    expect(telemetry.status).toBe(404);
+    expect(telemetry.json()).toMatchObject({ Message: expect.stringContaining('does not serve module identities') });
+    const c2d = await hubRequest(hub, { method: 'POST', path: '/local/devices/path-d%2Fm/c2d', headers: serviceHeaders(hub, { 'Content-Type': 'application/json' }), body: JSON.stringify({ body: 'x' }) });
+    expect(c2d.status).toBe(400);
+    expect(c2d.json()).toMatchObject({ Message: expect.stringContaining('no cloud-to-device messages for module identities') });
+    expect(hub.telemetry({ deviceId: 'path-d' })).toHaveLength(0);
   });
 });
