@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import azureDevice, { type Client, type ModuleClient, type Twin } from 'azure-iot-device';
 import { createMemoryLogger, startLocalHub, type LocalHub } from '../src/index.ts';
 import { azureClient } from './support/azure-clients.ts';
-import { MODULE_TRANSPORTS, moduleClient, nextEvent, serviceClient, within } from './support/module-clients.ts';
+import { MODULE_TRANSPORTS, moduleClient, nextEvent, serviceClient, serviceRegistry, within } from './support/module-clients.ts';
 
 const { Message } = azureDevice;
 const WAIT_MS = 15_000;
@@ -58,6 +58,10 @@ describe.each(MODULE_TRANSPORTS)('ModuleClient over %s', (transport) => {
     expect(hub.telemetry({ deviceId, moduleId: 'sensor' })).toHaveLength(1);
     expect(hub.telemetry({ deviceId, moduleId: 'other' })).toHaveLength(0);
     expect(hub.stats().connectedIdentities).toContainEqual(expect.objectContaining({ deviceId, moduleId: 'sensor', protocol: transport }));
+    // The registry tells the two identities apart: the module is connected, its device is not.
+    const registry = serviceRegistry(hub);
+    expect((await within(registry.getModule(deviceId, 'sensor'), WAIT_MS, 'getModule')).responseBody.connectionState).toBe('Connected');
+    expect((await within(registry.get(deviceId), WAIT_MS, 'get device')).responseBody.connectionState).toBe('Disconnected');
   });
 
   it('reads the module twin, patches its reported properties and gets desired updates, apart from the device twin', async () => {
