@@ -6,6 +6,7 @@ export { LIMITS, SERVICE_POLICY } from './core/hub-core.ts';
 export type { Clock, TimerHandle } from '@switchyard/time';
 export type { HubEvents, SessionInfo } from './core/events.ts';
 export type * from './core/types.ts';
+export type * from './core/module-types.ts';
 export { createSasToken, parseSasToken, type ParsedSas } from './core/sas.ts';
 export { issueDeviceCertificate, type DeviceCertificate } from './tls/index.ts';
 export { DEFAULT_LIMITS, type HubLimits } from './limits.ts';
