@@ -172,4 +172,26 @@ describe('C2D queue', () => {
     expect(second.map((m) => m.body.toString())).toEqual(['y', 'x', 'y']);
     expect(second.every((m) => m.deliveryCount === 0)).toBe(true);
   });
+
+  it('a lock timer that fires before the clock agrees waits for the clock, then redelivers', () => {
+    // As the system clock can: the timer is due, but now() still reads a millisecond earlier.
+    const timers = new ManualClock(Date.UTC(2026, 0, 1));
+    let lag = 0;
+    const lagging = { now: () => timers.now() - lag, setTimeout: timers.setTimeout.bind(timers), clearTimeout: timers.clearTimeout.bind(timers) };
+    const lagged = createHubCore({ hostName: 'unit-hub.azure-devices.net', store: openHubStore({ inMemory: true }), logger: silentLogger, clock: lagging });
+    try {
+      lagged.createDevice('d');
+      const delivered: LockedC2DMessage[] = [];
+      lagged.openSession('d', 'amqp', 'conn-1').setC2DReceiver({ canDeliver: () => true, deliver: (m) => delivered.push(m) });
+      lagged.sendC2D('d', { body: Buffer.from('once more') });
+      expect(delivered).toHaveLength(1);
+      lag = 1;
+      timers.advance(60_000);
+      expect(delivered).toHaveLength(1);
+      timers.advance(1);
+      expect(delivered.map((m) => m.body.toString())).toEqual(['once more', 'once more']);
+    } finally {
+      lagged.close();
+    }
+  });
 });

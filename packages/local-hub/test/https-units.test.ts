@@ -28,6 +28,17 @@ describe('matchRoute', () => {
     expect(matchRoute('GET', '/')).toEqual({ kind: 'not-found' });
     expect(matchRoute('POST', '/devices//messages/events')).toEqual({ kind: 'not-found' });
   });
+
+  it('names the IoT Hub operations the local hub does not do, and still routes what it does', () => {
+    expect(matchRoute('PUT', '/twins/d1')).toEqual({ kind: 'not-implemented', operation: 'replace twin (PUT /twins/{id})' });
+    expect(matchRoute('GET', '/devices/d1/modules/m1')).toMatchObject({ kind: 'match', name: 'module-get', params: { deviceId: 'd1', moduleId: 'm1' } });
+    expect(matchRoute('GET', '/configurations')).toMatchObject({ kind: 'not-implemented' });
+    expect(matchRoute('POST', '/jobs/create')).toMatchObject({ kind: 'not-implemented' });
+    expect(matchRoute('POST', '/devices/query')).toMatchObject({ kind: 'match', name: 'device-query' });
+    expect(matchRoute('POST', '/devices')).toMatchObject({ kind: 'match', name: 'device-bulk' });
+    expect(matchRoute('GET', '/statistics/devices')).toMatchObject({ kind: 'match', name: 'statistics-devices' });
+    expect(matchRoute('GET', '/nothing/here')).toEqual({ kind: 'not-found' });
+  });
 });
 
 describe('wire mapping', () => {

@@ -111,6 +111,13 @@ describe('module twins', () => {
     const fresh = (await within(registry.getModuleTwin('twin-d', 'm'), WAIT_MS, 'getModuleTwin again')).responseBody;
     await within(fresh.update({ properties: { desired: { rate: 5 } } }), WAIT_MS, 'Twin.update');
     expect(hub.readModuleTwin('twin-d', 'm').desired).toMatchObject({ rate: 5 });
+    // Tags too, as IoT Hub keeps them on module twins.
+    const latest = (await within(registry.getModuleTwin('twin-d', 'm'), WAIT_MS, 'getModuleTwin for tags')).responseBody as unknown as typeof first;
+    const tagged = await body(registry.updateModuleTwin('twin-d', 'm', { tags: { site: 'north' } }, latest.etag)) as unknown as { tags: Record<string, unknown> };
+    expect(tagged.tags).toEqual({ site: 'north' });
+    expect(hub.readModuleTwin('twin-d', 'm').tags).toEqual({ site: 'north' });
+    const deviceTwin = (await within(registry.getTwin('twin-d'), WAIT_MS, 'device twin')).responseBody as unknown as { tags?: Record<string, unknown> };
+    expect(deviceTwin.tags ?? {}).toEqual({});
   });
 });
 

@@ -195,7 +195,14 @@ export class C2DQueues {
     entry.lockedUntil = lockedUntil;
     const deviceId = entry.message.deviceId;
     // When the lock lapses on the hub's clock the message goes to whichever session can take it.
-    entry.lockTimer = this.#o.timers.schedule(LIMITS.c2dLockMs, () => this.pump(deviceId));
+    // A system timer may fire a millisecond before Date.now() agrees, so the clock decides.
+    const expire = (): void => {
+      if (entry.lockToken !== lockToken) return;
+      const left = lockedUntil - this.#o.clock.now();
+      if (left > 0) entry.lockTimer = this.#o.timers.schedule(left, expire);
+      else this.pump(deviceId);
+    };
+    entry.lockTimer = this.#o.timers.schedule(LIMITS.c2dLockMs, expire);
     return { ...copyMessage(entry.message), lockToken, lockedUntil };
   }
 

@@ -120,7 +120,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
       disconnected: (info) => this.#emitSafe('disconnected', reportedSession(info)),
     }, identities, counters, logger);
     const sessions = this.#sessions;
-    this.#twins = new TwinTable({ registry: identities, sessions, counters, store, logger });
+    this.#twins = new TwinTable({ registry: identities, sessions, counters, store, logger, clock });
     // C2D is the device registry's alone: IoT Hub has no cloud-to-device queue for modules.
     this.#c2d = new C2DQueues({ registry, sessions, counters, store, logger, clock, timers, isClosed, logRefusal });
     this.#methods = new MethodCalls({ registry: identities, sessions, counters, logger, timers, isClosed });
@@ -154,6 +154,10 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
   updateModuleDesired(deviceId: string, moduleId: string, patch: Record<string, unknown>, ifMatch?: string): ModuleTwin {
     this.#modules.require(deviceId, moduleId);
     return { ...this.#twins.updateDesired(identityId(deviceId, moduleId), patch, ifMatch), deviceId, moduleId };
+  }
+  updateModuleTwin(deviceId: string, moduleId: string, patch: { tags?: Record<string, unknown>; desired?: Record<string, unknown> }, ifMatch?: string): ModuleTwin {
+    this.#modules.require(deviceId, moduleId);
+    return { ...this.#twins.update(identityId(deviceId, moduleId), patch, ifMatch), deviceId, moduleId };
   }
   // Async so that an unknown module rejects, as every other failure of a method call does.
   async invokeModuleMethod(deviceId: string, moduleId: string, request: MethodRequest): Promise<MethodResult> {
@@ -199,6 +203,9 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
   patchReported(deviceId: string, patch: Record<string, unknown>): number { return this.#twins.patchReported(deviceId, patch); }
   readTwin(deviceId: string): ServiceTwin { return this.#twins.read(deviceId); }
   updateDesired(deviceId: string, patch: Record<string, unknown>, ifMatch?: string): ServiceTwin { return this.#twins.updateDesired(deviceId, patch, ifMatch); }
+  updateTwin(deviceId: string, patch: { tags?: Record<string, unknown>; desired?: Record<string, unknown> }, ifMatch?: string): ServiceTwin {
+    return this.#twins.update(deviceId, patch, ifMatch);
+  }
 
   // methods
   invokeMethod(deviceId: string, request: MethodRequest): Promise<MethodResult> { return this.#methods.invoke(deviceId, request); }

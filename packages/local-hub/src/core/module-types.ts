@@ -3,7 +3,7 @@
 // Front-ends name a module by its identity id `<deviceId>/<moduleId>` (see identity.ts) wherever
 // the HubCore contract takes a device id for a connected identity.
 import type { MethodRequest } from './methods.ts';
-import type { DeviceAuthentication, MethodResult, TwinDocument } from './types.ts';
+import type { DeviceAuthentication, MethodResult, ServiceTwinDocument } from './types.ts';
 
 export type { MethodRequest } from './methods.ts';
 
@@ -25,7 +25,8 @@ export interface ModuleInput {
   managedBy?: string;
 }
 
-export type ModuleTwin = TwinDocument & { deviceId: string; moduleId: string; etag: string; version: number };
+/** A module twin as the service sees it: the device twin's shape (tags, `$metadata`) plus `moduleId`. */
+export type ModuleTwin = ServiceTwinDocument & { moduleId: string };
 
 /** The service side for modules: what the typed handle and the REST API call. */
 export interface ModuleService {
@@ -42,6 +43,8 @@ export interface ModuleService {
   removeModule(deviceId: string, moduleId: string, ifMatch?: string): void;
   readModuleTwin(deviceId: string, moduleId: string): ModuleTwin;
   updateModuleDesired(deviceId: string, moduleId: string, patch: Record<string, unknown>, ifMatch?: string): ModuleTwin;
+  /** IoT Hub's PATCH /twins/{id}/modules/{mid}: merges tags and desired properties in one twin version. */
+  updateModuleTwin(deviceId: string, moduleId: string, patch: { tags?: Record<string, unknown>; desired?: Record<string, unknown> }, ifMatch?: string): ModuleTwin;
   /** As invokeMethod, for a module connected with a method subscription. */
   invokeModuleMethod(deviceId: string, moduleId: string, request: MethodRequest): Promise<MethodResult>;
 }

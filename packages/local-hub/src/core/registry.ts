@@ -7,18 +7,16 @@ import { HubError } from './errors.ts';
 import { checkEtag, newEtag } from './etag.ts';
 import { generateKey, isValidKey } from './sas.ts';
 import type { HubStore } from '../store/index.ts';
-import type { DeviceAuthentication, DeviceRecord, HubLogger } from './types.ts';
+import type { DeviceAuthentication, DeviceInput, DeviceRecord, HubLogger } from './types.ts';
+
+export type { DeviceInput } from './types.ts';
 
 const DEVICE_ID = /^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$/;
 const THUMBPRINT = /^(?:[0-9A-F]{40}|[0-9A-F]{64})$/;
+const STATUS_REASON_MAX = 128;
 
 export function normalizeThumbprint(value: string): string {
   return value.replace(/:/g, '').trim().toUpperCase();
-}
-
-export interface DeviceInput {
-  authentication?: DeviceAuthentication;
-  status?: 'enabled' | 'disabled';
 }
 
 export interface RegistryHooks {
@@ -92,6 +90,7 @@ export class DeviceRegistry {
       deviceId,
       authentication: normalizeAuthentication(input.authentication),
       status: normalizeStatus(input.status),
+      ...statusReasonOf(input.statusReason, undefined),
       etag: newEtag(),
       generationId: String(BigInt(`0x${randomBytes(7).toString('hex')}`)),
       createdAt: new Date(this.#options.clock.now()).toISOString(),
@@ -110,10 +109,14 @@ export class DeviceRegistry {
     this.checkOpen();
     if (ifMatch === undefined) throw new HubError('DeviceAlreadyExists', `A device with id '${deviceId}' is already registered; send If-Match with its etag (or '*') to update it.`);
     checkEtag(existing.etag, ifMatch, `device '${deviceId}'`);
+    const status = input.status === undefined ? existing.status : normalizeStatus(input.status);
+    const { statusReason: _previous, ...rest } = existing;
     const updated: DeviceRecord = {
-      ...existing,
+      ...rest,
       authentication: input.authentication === undefined ? existing.authentication : normalizeAuthentication(input.authentication),
-      status: input.status === undefined ? existing.status : normalizeStatus(input.status),
+      status,
+      ...statusReasonOf(input.statusReason, existing.statusReason),
+      ...(status === existing.status ? {} : { statusUpdatedTime: new Date(this.#options.clock.now()).toISOString() }),
       etag: newEtag(),
     };
     this.#options.store.putDevice(updated);
@@ -156,6 +159,14 @@ export function normalizeAuthentication(auth: DeviceAuthentication | undefined):
     return { type: 'x509-thumbprint', primaryThumbprint, ...(secondaryThumbprint ? { secondaryThumbprint } : {}) };
   }
   throw new HubError('ArgumentInvalid', `authentication.type must be 'sas' or 'x509-thumbprint'.`);
+}
+
+/** The reason to keep: the given one, none for `null`, the existing one when not given. */
+function statusReasonOf(given: string | null | undefined, existing: string | undefined): { statusReason?: string } {
+  if (given === null) return {};
+  if (given === undefined) return existing === undefined ? {} : { statusReason: existing };
+  if (typeof given !== 'string' || given.length > STATUS_REASON_MAX) throw new HubError('ArgumentInvalid', `statusReason must be a string of at most ${STATUS_REASON_MAX} characters.`);
+  return given === '' ? {} : { statusReason: given };
 }
 
 function normalizeStatus(status: unknown): 'enabled' | 'disabled' {

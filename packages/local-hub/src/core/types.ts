@@ -4,6 +4,14 @@
 
 export type DeviceProtocol = 'mqtt' | 'mqtt-ws' | 'amqp' | 'amqp-ws' | 'https';
 
+/** What the service says about a device when it creates or updates it; absent fields stay as they are. */
+export interface DeviceInput {
+  authentication?: DeviceAuthentication;
+  status?: 'enabled' | 'disabled';
+  /** `null` clears it. */
+  statusReason?: string | null;
+}
+
 export type DeviceAuthentication =
   | { type: 'sas'; primaryKey: string; secondaryKey: string }
   | { type: 'x509-thumbprint'; primaryThumbprint: string; secondaryThumbprint?: string };
@@ -12,6 +20,10 @@ export interface DeviceRecord {
   deviceId: string;
   authentication: DeviceAuthentication;
   status: 'enabled' | 'disabled';
+  /** Why the status is what it is, as the service set it (IoT Hub keeps up to 128 characters). */
+  statusReason?: string;
+  /** ISO time the status last changed; absent until it does. */
+  statusUpdatedTime?: string;
   etag: string;
   generationId: string;
   /** ISO time. */
@@ -93,6 +105,21 @@ export type Settlement = 'complete' | 'abandon' | 'reject';
 export interface TwinDocument {
   desired: Record<string, unknown> & { $version: number };
   reported: Record<string, unknown> & { $version: number };
+}
+
+/**
+ * IoT Hub's `$metadata` of a twin section: every object node carries `$lastUpdated` (ISO) and, in
+ * the desired section, `$lastUpdatedVersion`; leaves are `{ $lastUpdated, $lastUpdatedVersion? }`.
+ */
+export type TwinMetadata = { $lastUpdated: string; $lastUpdatedVersion?: number } & { [key: string]: unknown };
+
+/** The service's view of a twin: what `GET /twins/{id}` is built from. */
+export interface ServiceTwinDocument extends TwinDocument {
+  deviceId: string;
+  etag: string;
+  version: number;
+  tags: Record<string, unknown>;
+  metadata: { desired: TwinMetadata; reported: TwinMetadata };
 }
 
 export interface MethodResult {
@@ -215,17 +242,19 @@ export interface HubCore {
 /** The service side of the core: what the typed handle API and the REST API both call. */
 export interface HubService {
   /** Creates a device with fresh SAS keys unless `authentication` is given; DeviceAlreadyExists if present. */
-  createDevice(deviceId: string, options?: { authentication?: DeviceAuthentication; status?: 'enabled' | 'disabled' }): DeviceRecord;
+  createDevice(deviceId: string, options?: DeviceInput): DeviceRecord;
   /** IoT Hub's PUT /devices/{id}: create, or update when `ifMatch` matches (or is '*'). */
-  putDevice(deviceId: string, body: { authentication?: DeviceAuthentication; status?: 'enabled' | 'disabled' }, ifMatch?: string): DeviceRecord;
+  putDevice(deviceId: string, body: DeviceInput, ifMatch?: string): DeviceRecord;
   /** Also ends the device's live sessions and drops its queue and twin. */
   removeDevice(deviceId: string, ifMatch?: string): void;
   listDevices(): DeviceRecord[];
   sendC2D(deviceId: string, input: C2DSendInput): C2DMessage;
   /** Rejects with HubError DeviceNotOnline (404103) or GatewayTimeout (504101) as IoT Hub does. */
   invokeMethod(deviceId: string, request: { methodName: string; payload?: unknown; responseTimeoutInSeconds?: number; connectTimeoutInSeconds?: number }): Promise<MethodResult>;
-  readTwin(deviceId: string): TwinDocument & { deviceId: string; etag: string; version: number };
-  updateDesired(deviceId: string, patch: Record<string, unknown>, ifMatch?: string): TwinDocument & { deviceId: string; etag: string; version: number };
+  readTwin(deviceId: string): ServiceTwinDocument;
+  updateDesired(deviceId: string, patch: Record<string, unknown>, ifMatch?: string): ServiceTwinDocument;
+  /** IoT Hub's PATCH /twins/{id}: merges tags and desired properties in one twin version. */
+  updateTwin(deviceId: string, patch: { tags?: Record<string, unknown>; desired?: Record<string, unknown> }, ifMatch?: string): ServiceTwinDocument;
   /** Received telemetry, oldest first; `afterSequence` skips what a reader has already seen. */
   telemetry(filter?: TelemetryFilter): TelemetryRecord[];
   onTelemetry(listener: (record: TelemetryRecord) => void): () => void;

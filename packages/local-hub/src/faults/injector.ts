@@ -2,7 +2,7 @@
 // the network faults the service API adds. One injector per hub; front-ends register their live
 // connections with it and ask it before admitting a device, the core asks it before accepting
 // telemetry. Delays and windows run on the hub's clock, so a test's ManualClock opens and closes them.
-import type { Clock } from '@switchyard/time';
+import type { Clock, TimerHandle } from '@switchyard/time';
 import { TypedEmitter } from '../core/events.ts';
 import { HubError } from '../core/errors.ts';
 import { HubTimers } from '../core/timers.ts';
@@ -305,9 +305,15 @@ export class FaultInjector extends TypedEmitter<{ fault: [event: FaultEvent] }> 
   #at(at: number, fn: () => void): () => void {
     const left = at - this.#clock.now();
     if (left > 0) {
-      const timer = this.#timers.schedule(left, () => {
-        if (!this.#closed) fn();
-      });
+      let timer: TimerHandle;
+      const check = (): void => {
+        if (this.#closed) return;
+        const rest = at - this.#clock.now();
+        // A system timer may fire a millisecond before Date.now() agrees, so the clock decides.
+        if (rest > 0) timer = this.#timers.schedule(rest, check);
+        else fn();
+      };
+      timer = this.#timers.schedule(left, check);
       return () => this.#timers.clear(timer);
     }
     // Due already: still wait a turn (not time), so the fault-carrying message is acknowledged

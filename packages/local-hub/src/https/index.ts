@@ -16,6 +16,7 @@ import * as device from './device-api.ts';
 import * as modules from './module-api.ts';
 import { badRequest, errorResponse, HttpError, sendEmpty, sendJson, unauthorized } from './respond.ts';
 import { BLOB_CONTAINER, matchRoute, type RouteName } from './routes.ts';
+import * as registry from './registry-api.ts';
 import * as service from './service-api.ts';
 
 export { BLOB_CONTAINER } from './routes.ts';
@@ -49,6 +50,10 @@ const HANDLERS: Record<RouteName, Handler> = {
   'module-twin-get': modules.getModuleTwin,
   'module-twin-patch': modules.patchModuleTwin,
   'module-method-invoke': modules.invokeModuleMethod,
+  'device-bulk': registry.bulk,
+  'device-query': registry.query,
+  'statistics-devices': registry.deviceStatistics,
+  'statistics-service': registry.serviceStatistics,
   'local-c2d': service.sendC2D,
   'local-telemetry': service.listTelemetry,
   'local-files': service.listFiles,
@@ -122,7 +127,8 @@ export function createHttpsFrontEnd(deps: FrontEndDeps, options: { blobLimits?: 
       return;
     }
     const { status, body, headers } = errorResponse(err);
-    if (status >= 500) deps.logger.warn('https request failed', { method: ctx.req.method, path: splitUrl(ctx.req.url ?? '/').rawPath, error: redactSecrets(String((err as Error)?.stack ?? err)) });
+    // 501 is an answer about the local hub's scope, not a failure of it.
+    if (status >= 500 && status !== 501) deps.logger.warn('https request failed', { method: ctx.req.method, path: splitUrl(ctx.req.url ?? '/').rawPath, error: redactSecrets(String((err as Error)?.stack ?? err)) });
     sendJson(ctx.res, status, body, { ...headers, ...unread });
   }
 
@@ -137,6 +143,7 @@ export function createHttpsFrontEnd(deps: FrontEndDeps, options: { blobLimits?: 
     const route = matchRoute(req.method ?? 'GET', rawPath);
     if (route.kind === 'bad-path') throw badRequest(route.message);
     if (route.kind === 'not-found') throw new HttpError(404, 'NotFound', 404000, `no ${req.method} ${rawPath} on the local hub`);
+    if (route.kind === 'not-implemented') throw new HttpError(501, 'NotImplemented', 501000, `${route.operation} is not implemented by the local hub (${req.method} ${rawPath})`);
     if (route.kind === 'method-not-allowed') throw new HttpError(405, 'MethodNotAllowed', 405000, `${rawPath} does not support ${req.method}`, { Allow: route.allow.join(', ') });
     if (route.needsApiVersion && !query.get('api-version')) throw badRequest('the api-version query parameter is required (IoT Hub uses api-version=2021-04-12)');
 

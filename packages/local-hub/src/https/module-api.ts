@@ -120,7 +120,11 @@ function moduleTwinJson(ctx: RequestContext, twin: ModuleTwin): Record<string, u
     x509Thumbprint: auth.type === 'sas' ? { primaryThumbprint: null, secondaryThumbprint: null } : { primaryThumbprint: auth.primaryThumbprint, secondaryThumbprint: auth.secondaryThumbprint ?? null },
     modelId: '',
     version: twin.version,
-    properties: { desired: twin.desired, reported: twin.reported },
+    tags: twin.tags,
+    properties: {
+      desired: { ...twin.desired, $metadata: twin.metadata.desired },
+      reported: { ...twin.reported, $metadata: twin.metadata.reported },
+    },
   };
 }
 
@@ -130,7 +134,7 @@ export function getModuleTwin(ctx: RequestContext): void {
 }
 
 const twinPatchBody = z.object({
-  properties: z.object({ desired: z.record(z.string(), z.unknown()) }),
+  properties: z.object({ desired: z.record(z.string(), z.unknown()).optional() }).optional(),
   tags: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -138,8 +142,9 @@ export async function patchModuleTwin(ctx: RequestContext): Promise<void> {
   const deviceId = param(ctx.params, 'deviceId');
   const moduleId = param(ctx.params, 'moduleId');
   const body = await readJson(ctx, twinPatchBody);
-  if (body.tags && Object.keys(body.tags).length > 0) throw badRequest('tags are not supported by the local hub; patch properties.desired only');
-  const twin = ctx.deps.service.updateModuleDesired(deviceId, moduleId, body.properties.desired, ifMatch(ctx.req));
+  const desired = body.properties?.desired;
+  if (body.tags === undefined && desired === undefined) throw badRequest('the patch needs tags, properties.desired or both');
+  const twin = ctx.deps.service.updateModuleTwin(deviceId, moduleId, { ...(body.tags === undefined ? {} : { tags: body.tags }), ...(desired === undefined ? {} : { desired }) }, ifMatch(ctx.req));
   sendJson(ctx.res, 200, moduleTwinJson(ctx, twin), { ETag: `"${twin.etag}"` });
 }
 

@@ -1,5 +1,6 @@
 // Route table for everything the HTTPS listener serves besides WebSocket upgrades. Matching is a
 // pure function of method and raw path so it can be unit-tested without sockets.
+import { NOT_IMPLEMENTED } from './not-implemented.ts';
 
 export type RouteName =
   // device API (IoT Hub's own paths)
@@ -24,6 +25,10 @@ export type RouteName =
   | 'module-twin-get'
   | 'module-twin-patch'
   | 'module-method-invoke'
+  | 'device-bulk'
+  | 'device-query'
+  | 'statistics-devices'
+  | 'statistics-service'
   // service API (local extensions)
   | 'local-c2d'
   | 'local-telemetry'
@@ -66,6 +71,10 @@ const ROUTES: RouteDef[] = [
   def('POST', '/devices/:deviceId/files/notifications/:correlationId', 'file-notify', 'device', true),
 
   def('GET', '/devices', 'device-list', 'service', true),
+  def('POST', '/devices', 'device-bulk', 'service', true),
+  def('POST', '/devices/query', 'device-query', 'service', true),
+  def('GET', '/statistics/devices', 'statistics-devices', 'service', true),
+  def('GET', '/statistics/service', 'statistics-service', 'service', true),
   def('GET', '/devices/:deviceId', 'device-get', 'service', true),
   def('PUT', '/devices/:deviceId', 'device-put', 'service', true),
   def('DELETE', '/devices/:deviceId', 'device-delete', 'service', true),
@@ -102,6 +111,7 @@ export interface RouteParams {
 export type RouteMatch =
   | { kind: 'match'; name: RouteName; auth: RouteAuth; needsApiVersion: boolean; params: RouteParams }
   | { kind: 'method-not-allowed'; allow: string[] }
+  | { kind: 'not-implemented'; operation: string }
   | { kind: 'not-found' }
   | { kind: 'bad-path'; message: string };
 
@@ -148,6 +158,9 @@ export function matchRoute(method: string, rawPath: string): RouteMatch {
       return { kind: 'match', name: route.name, auth: route.auth, needsApiVersion: route.needsApiVersion, params };
     }
     allow.add(route.method);
+  }
+  for (const missing of NOT_IMPLEMENTED) {
+    if ((missing.method === '*' || missing.method === method.toUpperCase()) && matchPattern(missing.pattern, segments)) return { kind: 'not-implemented', operation: missing.operation };
   }
   return allow.size > 0 ? { kind: 'method-not-allowed', allow: [...allow].sort() } : { kind: 'not-found' };
 }

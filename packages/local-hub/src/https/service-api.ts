@@ -2,7 +2,7 @@
 // `/local/…` for what IoT Hub offers only through Event Hubs or AMQP (C2D send, telemetry, stats).
 import { z } from 'zod';
 import { HubError } from '../core/errors.ts';
-import type { DeviceAuthentication, DeviceRecord, HubStats, TelemetryRecord } from '../core/types.ts';
+import type { DeviceAuthentication, DeviceInput, DeviceRecord, HubStats, ServiceTwinDocument, TelemetryRecord } from '../core/types.ts';
 import type { FaultInjector } from '../faults/injector.ts';
 import { NETWORK_FAULTS } from '../faults/injector.ts';
 import { KILL_FAULTS, MAX_FAULT_SECONDS, WINDOW_FAULTS } from '../faults/vocabulary.ts';
@@ -13,7 +13,7 @@ import { describeZodError } from './wire.ts';
 /** IoT Hub's "never" timestamp in registry documents. */
 const NEVER = '0001-01-01T00:00:00Z';
 
-function connectionState(stats: HubStats, deviceId: string): 'Connected' | 'Disconnected' {
+export function connectionState(stats: HubStats, deviceId: string): 'Connected' | 'Disconnected' {
   // A connected module of the device does not make the device itself connected.
   return stats.connectedIdentities.some((c) => c.deviceId === deviceId && c.moduleId === undefined) ? 'Connected' : 'Disconnected';
 }
@@ -26,7 +26,7 @@ function authenticationJson(auth: DeviceAuthentication): Record<string, unknown>
 }
 
 /** A registry device as IoT Hub's `GET /devices/{id}` returns it. */
-function deviceJson(record: DeviceRecord, stats: HubStats): Record<string, unknown> {
+export function deviceJson(record: DeviceRecord, stats: HubStats): Record<string, unknown> {
   return {
     deviceId: record.deviceId,
     moduleId: null,
@@ -34,9 +34,9 @@ function deviceJson(record: DeviceRecord, stats: HubStats): Record<string, unkno
     etag: record.etag,
     connectionState: connectionState(stats, record.deviceId),
     status: record.status,
-    statusReason: null,
+    statusReason: record.statusReason ?? null,
     connectionStateUpdatedTime: NEVER,
-    statusUpdatedTime: NEVER,
+    statusUpdatedTime: record.statusUpdatedTime ?? NEVER,
     lastActivityTime: NEVER,
     cloudToDeviceMessageCount: stats.devices[record.deviceId]?.queuedC2D ?? 0,
     authentication: authenticationJson(record.authentication),
@@ -50,25 +50,27 @@ const keySchema = z
 const thumbprintSchema = z.string().regex(/^([0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/, 'must be a SHA-1 (40 hex) or SHA-256 (64 hex) thumbprint');
 
 // Read-only fields a client echoes back from a GET (connectionState, etag, …) are accepted and ignored.
-const devicePutBody = z.object({
+export const devicePutBody = z.object({
   deviceId: z.string().optional(),
   status: z.enum(['enabled', 'disabled']).optional(),
+  statusReason: z.string().max(128).nullish(),
   authentication: z
     .object({
       type: z.enum(['sas', 'selfSigned', 'certificateAuthority', 'none']).optional(),
-      symmetricKey: z.object({ primaryKey: keySchema.nullish(), secondaryKey: keySchema.nullish() }).nullish(),
+      // azure-iothub sends '' for keys it wants the hub to generate.
+      symmetricKey: z.object({ primaryKey: z.literal('').or(keySchema).nullish(), secondaryKey: z.literal('').or(keySchema).nullish() }).nullish(),
       x509Thumbprint: z.object({ primaryThumbprint: thumbprintSchema.nullish(), secondaryThumbprint: thumbprintSchema.nullish() }).nullish(),
     })
     .nullish(),
 });
 
-function authenticationFromBody(auth: z.infer<typeof devicePutBody>['authentication']): DeviceAuthentication | undefined {
+export function authenticationFromBody(auth: z.infer<typeof devicePutBody>['authentication']): DeviceAuthentication | undefined {
   if (!auth) return undefined;
   const type = auth.type ?? (auth.x509Thumbprint?.primaryThumbprint ? 'selfSigned' : 'sas');
   if (type === 'sas') {
-    const primaryKey = auth.symmetricKey?.primaryKey ?? undefined;
-    const secondaryKey = auth.symmetricKey?.secondaryKey ?? undefined;
-    // Neither key: the hub generates both, as IoT Hub does.
+    const primaryKey = auth.symmetricKey?.primaryKey || undefined;
+    const secondaryKey = auth.symmetricKey?.secondaryKey || undefined;
+    // Neither key: the hub generates both for a new device, as IoT Hub does, and keeps an existing device's.
     if (primaryKey === undefined && secondaryKey === undefined) return undefined;
     if (primaryKey === undefined || secondaryKey === undefined) throw badRequest('authentication.symmetricKey needs both primaryKey and secondaryKey, or neither to have them generated');
     return { type: 'sas', primaryKey, secondaryKey };
@@ -107,8 +109,17 @@ export async function putDevice(ctx: RequestContext): Promise<void> {
   const body = await readJson(ctx, devicePutBody.optional());
   if (body?.deviceId !== undefined && body.deviceId !== deviceId) throw badRequest(`deviceId ${JSON.stringify(body.deviceId)} in the body does not match ${JSON.stringify(deviceId)} in the path`);
   const authentication = authenticationFromBody(body?.authentication);
-  const record = ctx.deps.service.putDevice(deviceId, { ...(authentication ? { authentication } : {}), ...(body?.status ? { status: body.status } : {}) }, ifMatch(ctx.req));
+  const record = ctx.deps.service.putDevice(deviceId, deviceInputOf(body ?? {}, authentication), ifMatch(ctx.req));
   sendJson(ctx.res, 200, deviceJson(record, ctx.deps.service.stats()), { ETag: `"${record.etag}"` });
+}
+
+/** What a PUT or bulk body asks of the registry; what it leaves out stays as it is. */
+export function deviceInputOf(body: Pick<z.infer<typeof devicePutBody>, 'status' | 'statusReason'>, authentication: DeviceAuthentication | undefined): DeviceInput {
+  return {
+    ...(authentication ? { authentication } : {}),
+    ...(body.status ? { status: body.status } : {}),
+    ...(body.statusReason === undefined ? {} : { statusReason: body.statusReason }),
+  };
 }
 
 export function deleteDevice(ctx: RequestContext): void {
@@ -116,23 +127,31 @@ export function deleteDevice(ctx: RequestContext): void {
   sendEmpty(ctx.res, 204);
 }
 
-function twinJson(ctx: RequestContext, deviceId: string, twin: ReturnType<RequestContext['deps']['service']['readTwin']>): Record<string, unknown> {
-  const record = requireDevice(ctx, deviceId);
-  const stats = ctx.deps.service.stats();
+function twinJson(ctx: RequestContext, deviceId: string, twin: ServiceTwinDocument): Record<string, unknown> {
+  return twinDocument(requireDevice(ctx, deviceId), twin, ctx.deps.service.stats());
+}
+
+/** A twin as IoT Hub's `GET /twins/{id}` returns it, and as queries see it. */
+export function twinDocument(record: DeviceRecord, twin: ServiceTwinDocument, stats: HubStats): Record<string, unknown> {
+  const deviceId = record.deviceId;
   const auth = record.authentication;
   return {
     deviceId,
     etag: twin.etag,
     deviceEtag: record.etag,
     status: record.status,
-    statusUpdateTime: NEVER,
+    statusUpdateTime: record.statusUpdatedTime ?? NEVER,
     connectionState: connectionState(stats, deviceId),
     lastActivityTime: NEVER,
     cloudToDeviceMessageCount: stats.devices[deviceId]?.queuedC2D ?? 0,
     authenticationType: auth.type === 'sas' ? 'sas' : 'selfSigned',
     x509Thumbprint: auth.type === 'sas' ? { primaryThumbprint: null, secondaryThumbprint: null } : { primaryThumbprint: auth.primaryThumbprint, secondaryThumbprint: auth.secondaryThumbprint ?? null },
     version: twin.version,
-    properties: { desired: twin.desired, reported: twin.reported },
+    tags: twin.tags,
+    properties: {
+      desired: { ...twin.desired, $metadata: twin.metadata.desired },
+      reported: { ...twin.reported, $metadata: twin.metadata.reported },
+    },
   };
 }
 
@@ -143,17 +162,19 @@ export function getTwin(ctx: RequestContext): void {
   sendJson(ctx.res, 200, twinJson(ctx, deviceId, twin), { ETag: `"${twin.etag}"` });
 }
 
+// Read-only fields a client echoes back from a GET (deviceId, etag, reported, …) are accepted and ignored.
 const twinPatchBody = z.object({
-  properties: z.object({ desired: z.record(z.string(), z.unknown()) }),
+  properties: z.object({ desired: z.record(z.string(), z.unknown()).optional() }).optional(),
   tags: z.record(z.string(), z.unknown()).optional(),
 });
 
 export async function patchTwin(ctx: RequestContext): Promise<void> {
   const deviceId = param(ctx.params, 'deviceId');
   const body = await readJson(ctx, twinPatchBody);
-  if (body.tags && Object.keys(body.tags).length > 0) throw badRequest('tags are not supported by the local hub; patch properties.desired only');
+  const desired = body.properties?.desired;
+  if (body.tags === undefined && desired === undefined) throw badRequest('the patch needs tags, properties.desired or both');
   requireDevice(ctx, deviceId);
-  const twin = ctx.deps.service.updateDesired(deviceId, body.properties.desired, ifMatch(ctx.req));
+  const twin = ctx.deps.service.updateTwin(deviceId, { ...(body.tags === undefined ? {} : { tags: body.tags }), ...(desired === undefined ? {} : { desired }) }, ifMatch(ctx.req));
   sendJson(ctx.res, 200, twinJson(ctx, deviceId, twin), { ETag: `"${twin.etag}"` });
 }
 

@@ -1,12 +1,16 @@
 import { SwitchyardError } from '@switchyard/errors';
 import type { ModuleRecord } from '../core/module-types.ts';
-import type { C2DMessage, DeviceRecord } from '../core/types.ts';
+import type { C2DMessage, DeviceRecord, TwinMetadata } from '../core/types.ts';
 
 /** A twin as persisted: both sections carry their own `$version`; `version` is the twin's. */
 export interface StoredTwin {
   desired: Record<string, unknown> & { $version: number };
   reported: Record<string, unknown> & { $version: number };
   version: number;
+  /** Absent in journals written before tags existed: none. */
+  tags?: Record<string, unknown>;
+  /** Absent in journals written before metadata was kept: made up on load. */
+  metadata?: { desired: TwinMetadata; reported: TwinMetadata };
 }
 
 /** An undelivered C2D message; `id` is the hub's own key (a device may reuse message ids). */
