@@ -16,9 +16,10 @@ import { createMqttFrontEnd } from './mqtt/index.ts';
 import { TypedEmitter, type HubEvents } from './core/events.ts';
 import { LocalHubCore, SERVICE_POLICY } from './core/hub-core.ts';
 import { HubError } from './core/errors.ts';
+import type { MethodRequest, ModuleInput, ModuleRecord, ModuleTwin } from './core/module-types.ts';
 import type {
   C2DMessage, C2DSendInput, DeviceAuthentication, DeviceProtocol, DeviceRecord, FrontEnd, HubCounters, HubLogger, HubStats,
-  MethodResult, TelemetryRecord, TwinDocument,
+  MethodResult, TelemetryFilter, TelemetryRecord, TwinDocument,
 } from './core/types.ts';
 import { FaultInjector, type FaultControl } from './faults/injector.ts';
 import { resolveLimits, type HubLimits } from './limits.ts';
@@ -39,7 +40,10 @@ export interface LocalHubOptions {
   stateDir?: string;
   /** Keep nothing on disk, even when `stateDir` is given. */
   inMemory?: boolean;
-  /** Devices to have on start; existing ones keep their keys. */
+  /**
+   * Identities to have on start; existing ones keep their keys. `<deviceId>/<moduleId>` registers
+   * a module identity (and its device, if absent).
+   */
   devices?: string[];
   /** The hub name devices use in HostName and SAS audiences; default `switchyard-local.azure-devices.net`. */
   hostName?: string;
@@ -96,6 +100,12 @@ export interface LocalHub {
    * `http.agent`; with it, the string points them at the bound address directly.
    */
   deviceConnectionString(deviceId: string, options?: { protocol?: ConnectionStringProtocol }): string;
+  /**
+   * `HostName=…;DeviceId=…;ModuleId=…;SharedAccessKey=…` for a module identity, for
+   * `ModuleClient.fromConnectionString`, with the same transport rules as `deviceConnectionString`
+   * (which also takes `<deviceId>/<moduleId>`). ModuleClient over Http is not served (README).
+   */
+  moduleConnectionString(deviceId: string, moduleId: string, options?: { protocol?: ConnectionStringProtocol }): string;
   /** An https.Agent that sends the WebSocket and HTTPS transports to this hub's HTTPS port, keeping TLS name checks. */
   redirectAgent(): HttpsAgent;
   /** A SAS token for the service REST API (`Authorization` header). */
@@ -105,13 +115,24 @@ export interface LocalHub {
   getDevice(deviceId: string): DeviceRecord | undefined;
   listDevices(): DeviceRecord[];
   removeDevice(deviceId: string): void;
+  /** A module identity under an existing device, with fresh SAS keys unless `authentication` is given. */
+  createModule(deviceId: string, moduleId: string, options?: ModuleInput): ModuleRecord;
+  getModule(deviceId: string, moduleId: string): ModuleRecord | undefined;
+  listModules(deviceId: string): ModuleRecord[];
+  /** Ends the module's connections and drops its twin. */
+  removeModule(deviceId: string, moduleId: string): void;
+  readModuleTwin(deviceId: string, moduleId: string): ModuleTwin;
+  updateModuleDesired(deviceId: string, moduleId: string, patch: Record<string, unknown>): ModuleTwin;
+  invokeModuleMethod(deviceId: string, moduleId: string, request: MethodRequest): Promise<MethodResult>;
   sendC2D(deviceId: string, input: C2DSendInput): C2DMessage;
   invokeMethod(deviceId: string, request: { methodName: string; payload?: unknown; responseTimeoutInSeconds?: number; connectTimeoutInSeconds?: number }): Promise<MethodResult>;
   updateDesired(deviceId: string, patch: Record<string, unknown>): TwinDocument & { deviceId: string; etag: string; version: number };
   readTwin(deviceId: string): TwinDocument & { deviceId: string; etag: string; version: number };
-  telemetry(filter?: { deviceId?: string; afterSequence?: number }): TelemetryRecord[];
+  /** `moduleId` narrows to one module's telemetry; without it a device's filter also returns its modules'. */
+  telemetry(filter?: TelemetryFilter): TelemetryRecord[];
   onTelemetry(listener: (record: TelemetryRecord) => void): () => void;
   stats(): HubStats;
+  /** Per identity: a device id, or `<deviceId>/<moduleId>` for a module's counters. */
   counters(deviceId: string): HubCounters;
   /** Fault injection: `inject` IoT Hub faults, `network` faults, `active()`, `clear()`, and 'fault' events (README, "Faults"). */
   readonly faults: FaultControl;
@@ -217,7 +238,12 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     this.#core.on('connected', (info) => this.emit('connected', info));
     this.#core.on('disconnected', (info) => this.emit('disconnected', info));
     this.#core.on('refused', (event) => this.emit('refused', event));
-    for (const deviceId of options.devices ?? []) if (!this.#core.getDevice(deviceId)) this.#core.createDevice(deviceId);
+    for (const id of options.devices ?? []) {
+      const slash = id.indexOf('/');
+      const deviceId = slash < 0 ? id : id.slice(0, slash);
+      if (!this.#core.getDevice(deviceId)) this.#core.createDevice(deviceId);
+      if (slash >= 0 && !this.#core.getModule(deviceId, id.slice(slash + 1))) this.#core.createModule(deviceId, id.slice(slash + 1));
+    }
 
     const core = this.#core;
     const eventHubs = createEventHubs({
@@ -375,13 +401,27 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   }
 
   deviceConnectionString(deviceId: string, options: { protocol?: ConnectionStringProtocol } = {}): string {
+    const slash = deviceId.indexOf('/');
+    if (slash >= 0) return this.moduleConnectionString(deviceId.slice(0, slash), deviceId.slice(slash + 1), options);
     const device = this.#core.getDevice(deviceId);
     if (!device) throw new SwitchyardError('DEVICE_NOT_FOUND', `Device '${deviceId}' is not registered; create it first (createDevice or --devices).`, { details: { field: 'deviceId' } });
     if (device.authentication.type !== 'sas') {
       throw new SwitchyardError('CONFIG_INVALID', `Device '${deviceId}' uses X.509; connect with HostName=${this.address}:${this.ports.mqtt};DeviceId=${deviceId};x509=true and its certificate.`, { details: { field: 'deviceId' } });
     }
-    const protocol = options.protocol ?? 'mqtt';
-    const credentials = `DeviceId=${deviceId};SharedAccessKey=${device.authentication.primaryKey}`;
+    return this.#connectionString(`DeviceId=${deviceId};SharedAccessKey=${device.authentication.primaryKey}`, options.protocol ?? 'mqtt');
+  }
+
+  moduleConnectionString(deviceId: string, moduleId: string, options: { protocol?: ConnectionStringProtocol } = {}): string {
+    const module = this.#core.getModule(deviceId, moduleId);
+    if (!module) throw new SwitchyardError('DEVICE_NOT_FOUND', `Module '${moduleId}' of device '${deviceId}' is not registered; create it first (createModule or --devices ${deviceId}/${moduleId}).`, { details: { field: 'moduleId' } });
+    // ModuleClient.fromConnectionString takes only SAS keys (it throws NotImplementedError otherwise).
+    if (module.authentication.type !== 'sas') {
+      throw new SwitchyardError('CONFIG_INVALID', `Module '${moduleId}' of device '${deviceId}' uses X.509, which the Azure ModuleClient does not support; register it with SAS keys.`, { details: { field: 'moduleId' } });
+    }
+    return this.#connectionString(`DeviceId=${deviceId};ModuleId=${moduleId};SharedAccessKey=${module.authentication.primaryKey}`, options.protocol ?? 'mqtt');
+  }
+
+  #connectionString(credentials: string, protocol: ConnectionStringProtocol): string {
     if (this.#standardPorts && this.ports.https === STANDARD_PORTS.https) {
       // On the standard ports one string serves all five transports: each dials HostName on its
       // own port (Http ignores GatewayHostName, and a GatewayHostName with a port breaks the other
@@ -420,6 +460,13 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
   getDevice(deviceId: string): DeviceRecord | undefined { return this.#core.getDevice(deviceId); }
   listDevices(): DeviceRecord[] { return this.#core.listDevices(); }
   removeDevice(deviceId: string): void { this.#core.removeDevice(deviceId); }
+  createModule(deviceId: string, moduleId: string, options?: ModuleInput): ModuleRecord { return this.#core.createModule(deviceId, moduleId, options); }
+  getModule(deviceId: string, moduleId: string): ModuleRecord | undefined { return this.#core.getModule(deviceId, moduleId); }
+  listModules(deviceId: string): ModuleRecord[] { return this.#core.listModules(deviceId); }
+  removeModule(deviceId: string, moduleId: string): void { this.#core.removeModule(deviceId, moduleId); }
+  readModuleTwin(deviceId: string, moduleId: string): ModuleTwin { return this.#core.readModuleTwin(deviceId, moduleId); }
+  updateModuleDesired(deviceId: string, moduleId: string, patch: Record<string, unknown>): ModuleTwin { return this.#core.updateModuleDesired(deviceId, moduleId, patch); }
+  invokeModuleMethod(deviceId: string, moduleId: string, request: MethodRequest): Promise<MethodResult> { return this.#core.invokeModuleMethod(deviceId, moduleId, request); }
   sendC2D(deviceId: string, input: C2DSendInput): C2DMessage { return this.#core.sendC2D(deviceId, input); }
   invokeMethod(deviceId: string, request: { methodName: string; payload?: unknown; responseTimeoutInSeconds?: number; connectTimeoutInSeconds?: number }): Promise<MethodResult> {
     return this.#core.invokeMethod(deviceId, request);
@@ -428,7 +475,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
     return this.#core.updateDesired(deviceId, patch);
   }
   readTwin(deviceId: string): TwinDocument & { deviceId: string; etag: string; version: number } { return this.#core.readTwin(deviceId); }
-  telemetry(filter?: { deviceId?: string; afterSequence?: number }): TelemetryRecord[] { return this.#core.telemetry(filter); }
+  telemetry(filter?: TelemetryFilter): TelemetryRecord[] { return this.#core.telemetry(filter); }
   onTelemetry(listener: (record: TelemetryRecord) => void): () => void { return this.#core.onTelemetry(listener); }
   stats(): HubStats { return this.#core.stats(); }
   counters(deviceId: string): HubCounters { return this.#core.counters(deviceId); }

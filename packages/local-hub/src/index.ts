@@ -11,6 +11,7 @@ export type { ServiceSideOptions } from './amqp/service-side.ts';
 export type { FeedbackOptions } from './amqp/feedback.ts';
 export type { ServiceBoundLimits } from './amqp/service-queue.ts';
 export type * from './core/types.ts';
+export type * from './core/module-types.ts';
 export { createSasToken, parseSasToken, type ParsedSas } from './core/sas.ts';
 export { issueDeviceCertificate, type DeviceCertificate } from './tls/index.ts';
 export { DEFAULT_LIMITS, type HubLimits } from './limits.ts';

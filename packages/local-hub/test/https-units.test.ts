@@ -31,7 +31,7 @@ describe('matchRoute', () => {
 
   it('names the IoT Hub operations the local hub does not do, and still routes what it does', () => {
     expect(matchRoute('PUT', '/twins/d1')).toEqual({ kind: 'not-implemented', operation: 'replace twin (PUT /twins/{id})' });
-    expect(matchRoute('GET', '/devices/d1/modules/m1')).toEqual({ kind: 'not-implemented', operation: 'module identities' });
+    expect(matchRoute('GET', '/devices/d1/modules/m1')).toMatchObject({ kind: 'match', name: 'module-get', params: { deviceId: 'd1', moduleId: 'm1' } });
     expect(matchRoute('GET', '/configurations')).toMatchObject({ kind: 'not-implemented' });
     expect(matchRoute('POST', '/jobs/create')).toMatchObject({ kind: 'not-implemented' });
     expect(matchRoute('POST', '/devices/query')).toMatchObject({ kind: 'match', name: 'device-query' });

@@ -125,9 +125,10 @@ describe('MQTT CONNECT', () => {
     await expect(connect(options('t-user', undefined))).rejects.toMatchObject({ code: 5 });
   });
 
-  it('refuses module client ids with CONNACK 2 and MQTT 3.1 with CONNACK 1', async () => {
+  it('refuses a device token on a module client id with CONNACK 5, a malformed client id with 2, and MQTT 3.1 with 1', async () => {
     const key = deviceKey(hub, 't-mod');
-    await expect(connect(options('t-mod/m1', deviceToken(hub, 't-mod', key, 600), { username: `${hub.hostName}/t-mod/m1/?api-version=2021-04-12` }))).rejects.toMatchObject({ code: 2 });
+    await expect(connect(options('t-mod/m1', deviceToken(hub, 't-mod', key, 600), { username: `${hub.hostName}/t-mod/m1/?api-version=2021-04-12` }))).rejects.toMatchObject({ code: 5 });
+    await expect(connect(options('t-mod/m1/x', deviceToken(hub, 't-mod', key, 600), { username: `${hub.hostName}/t-mod/m1/?api-version=2021-04-12` }))).rejects.toMatchObject({ code: 2 });
     await expect(connect(options('t-mod', deviceToken(hub, 't-mod', key, 600), { protocolVersion: 3, protocolId: 'MQIsdp' }))).rejects.toMatchObject({ code: 1 });
   });
 

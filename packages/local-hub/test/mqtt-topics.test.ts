@@ -113,9 +113,11 @@ describe('MQTT CONNECT identity', () => {
     for (const u of [undefined, '', 'justhost', '/d1/?x', 'h//?x', 'h/d1/m/extra/?x', 'h/d1/?a=%zz']) expect(parseUsername(u)).toBeUndefined();
   });
 
-  it('rejects module and malformed client ids with CONNACK 2', () => {
+  it('accepts device and module client ids, and rejects malformed ones with CONNACK 2', () => {
     expect(checkClientId('d1')).toEqual({ ok: true, deviceId: 'd1' });
-    expect(checkClientId('d1/m1')).toMatchObject({ ok: false, returnCode: 2 });
+    expect(checkClientId('d1/m1')).toEqual({ ok: true, deviceId: 'd1', moduleId: 'm1' });
+    expect(checkClientId('d1/m1/x')).toMatchObject({ ok: false, returnCode: 2 });
+    expect(checkClientId('d1/')).toMatchObject({ ok: false, returnCode: 2 });
     expect(checkClientId('')).toMatchObject({ ok: false, returnCode: 2 });
     expect(checkClientId('a b')).toMatchObject({ ok: false, returnCode: 2 });
     expect(checkClientId('x'.repeat(129))).toMatchObject({ ok: false, returnCode: 2 });

@@ -142,8 +142,8 @@ describe('state journal: torn and damaged files', () => {
 
   it('refuses a journal written in a format this hub does not read', () => {
     const dir = tempDir();
-    writeFileSync(join(dir, JOURNAL_FILE), frame(JSON.stringify({ op: 'snapshot', format: 2, devices: [], twins: [], c2d: [], subscriptions: [], policies: [] })));
-    expect((openError(dir) as Error).message).toContain('snapshot format 2');
+    writeFileSync(join(dir, JOURNAL_FILE), frame(JSON.stringify({ op: 'snapshot', format: 3, devices: [], twins: [], c2d: [], subscriptions: [], policies: [] })));
+    expect((openError(dir) as Error).message).toContain('snapshot format 3');
   });
 
   it('ignores a compaction temp file left by a crash; the journal beside it is whole', () => {

@@ -1,11 +1,13 @@
 // Claims-based security: how an AMQP connection proves, one put-token per identity, which devices
 // it speaks for. Parsing is kept pure so the request rules are testable without sockets.
+import { identityId } from '../core/identity.ts';
 import type { AmqpMessageLike, OutgoingAmqpMessage } from './mapping.ts';
 import { bodyToBuffer, messageIdToString } from './mapping.ts';
 
 // Event Hubs' name is what the Azure SDKs send; IoT Hub also documents its own.
 const TOKEN_TYPES = new Set(['servicebus.windows.net:sastoken', 'azure-devices.net:sastoken']);
 
+/** `deviceId` is the identity id: `<deviceId>/<moduleId>` when the audience names a module. */
 export type PutTokenParse =
   | { ok: true; messageId: string | undefined; deviceId: string; audience: string; token: string }
   | { ok: false; messageId: string | undefined; status: number; why: string };
@@ -16,9 +18,9 @@ function props(msg: AmqpMessageLike): Record<string, unknown> {
 }
 
 /**
- * The audience (`name`) is the url-encoded `<host>/devices/<id>`; the device id is taken from it
- * and the core then checks the token's own `sr` against that id, so a token for one device cannot
- * be filed under another.
+ * The audience (`name`) is the url-encoded `<host>/devices/<id>` or `<host>/devices/<id>/modules/<m>`;
+ * the identity is taken from it and the core then checks the token's own `sr` against that
+ * identity, so a token for one device (or module) cannot be filed under another.
  */
 export function parsePutToken(msg: AmqpMessageLike): PutTokenParse {
   const messageId = messageIdToString(msg.message_id);
@@ -32,10 +34,10 @@ export function parsePutToken(msg: AmqpMessageLike): PutTokenParse {
   } catch {
     return { ok: false, messageId, status: 400, why: 'put-token name is not url-encoded' };
   }
-  const m = /\/devices\/([^/]+)(\/modules\/[^/]+)?\/?$/i.exec(audience);
-  const deviceId = m?.[1];
-  if (deviceId === undefined) return { ok: false, messageId, status: 400, why: 'put-token audience does not name a device' };
-  if (m?.[2] !== undefined) return { ok: false, messageId, status: 400, why: 'module identities are not supported by the local hub' };
+  const m = /\/devices\/([^/]+)(?:\/modules\/([^/]+))?\/?$/i.exec(audience);
+  const device = m?.[1];
+  if (device === undefined) return { ok: false, messageId, status: 400, why: 'put-token audience does not name a device' };
+  const deviceId = identityId(device, m?.[2]);
   const body = msg.body;
   const token = typeof body === 'string' ? body : bodyToBuffer(body).toString('utf8');
   if (!token.startsWith('SharedAccessSignature ')) return { ok: false, messageId, status: 400, why: 'put-token body is not a SharedAccessSignature' };

@@ -62,6 +62,7 @@ interface CbsPair {
 }
 
 const UNAUTHORIZED = 'amqp:unauthorized-access';
+const NOT_ALLOWED = 'amqp:not-allowed';
 const MAX_PENDING_METHOD_IDS = 1000;
 // setTimeout fires immediately for delays above 2^31-1 ms; long-lived tokens re-arm instead.
 const MAX_TIMER_MS = 2_147_483_647;
@@ -151,7 +152,7 @@ export class AmqpConnectionHandler {
     const address = (sender.source as { address?: unknown } | undefined)?.address;
     if (this.service?.claims(address)) return this.service.onSenderOpen(sender, address);
     const decision = decideAttach(address, false, (id) => this.ensureAuthorized(id));
-    if (!decision.ok) return this.refuseLink(sender, address, decision.deviceId, decision.why);
+    if (!decision.ok) return this.refuseLink(sender, address, decision.deviceId, decision.why, decision.notAllowed ? NOT_ALLOWED : UNAUTHORIZED);
     if (decision.kind === 'cbs') {
       const pair = this.cbsPairs.find((p) => p.sender === undefined);
       if (pair) pair.sender = sender;
@@ -252,11 +253,11 @@ export class AmqpConnectionHandler {
     }
   }
 
-  private refuseLink(link: Link, address: unknown, deviceId: string | undefined, why: string): void {
+  private refuseLink(link: Link, address: unknown, deviceId: string | undefined, why: string, condition = UNAUTHORIZED): void {
     const event: Parameters<HubCore['logRefusal']>[0] = { protocol: this.protocol, connectionId: this.id, what: `attach ${String(address)}`, why };
     if (deviceId !== undefined) event.deviceId = deviceId;
     this.deps.core.logRefusal(event);
-    link.close({ condition: UNAUTHORIZED, description: why });
+    link.close({ condition, description: why });
   }
 
   // ---- identities -----------------------------------------------------------------------------

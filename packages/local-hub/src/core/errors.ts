@@ -12,7 +12,9 @@ export type HubErrorKind =
   | 'Throttled' // 429001
   | 'Forbidden' // 403xxx
   | 'PreconditionFailed' // 412001
-  | 'DeviceAlreadyExists'; // 409001
+  | 'DeviceAlreadyExists' // 409001
+  | 'ModuleNotFound' // 404010
+  | 'ModuleAlreadyExistsOnDevice'; // 409301
 
 export const HUB_ERROR_CODES: Record<HubErrorKind, { errorCode: number; httpStatus: number; amqpCondition: string }> = {
   Unauthorized: { errorCode: 401003, httpStatus: 401, amqpCondition: 'amqp:unauthorized-access' },
@@ -27,6 +29,8 @@ export const HUB_ERROR_CODES: Record<HubErrorKind, { errorCode: number; httpStat
   Forbidden: { errorCode: 403002, httpStatus: 403, amqpCondition: 'amqp:not-allowed' },
   PreconditionFailed: { errorCode: 412001, httpStatus: 412, amqpCondition: 'com.microsoft:precondition-failed' },
   DeviceAlreadyExists: { errorCode: 409001, httpStatus: 409, amqpCondition: 'com.microsoft:device-already-exists' },
+  ModuleNotFound: { errorCode: 404010, httpStatus: 404, amqpCondition: 'amqp:not-found' },
+  ModuleAlreadyExistsOnDevice: { errorCode: 409301, httpStatus: 409, amqpCondition: 'com.microsoft:module-already-exists-on-device' },
 };
 
 export class HubError extends Error {

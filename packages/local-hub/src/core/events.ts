@@ -3,6 +3,8 @@ import type { DeviceProtocol, TelemetryRecord } from './types.ts';
 
 export interface SessionInfo {
   deviceId: string;
+  /** Set for a module identity's session, which is apart from its device's. */
+  moduleId?: string;
   protocol: DeviceProtocol;
   connectionId: string;
 }
@@ -13,7 +15,7 @@ export interface HubEvents {
   connected: [session: SessionInfo];
   disconnected: [session: SessionInfo & { reason: string }];
   /** A refused operation (auth failure, foreign topic, over-limit message…), also written to the logger. */
-  refused: [event: { deviceId?: string; protocol?: DeviceProtocol; connectionId?: string; what: string; why: string }];
+  refused: [event: { deviceId?: string; moduleId?: string; protocol?: DeviceProtocol; connectionId?: string; what: string; why: string }];
   /** A C2D message left its queue: completed, rejected, expired, abandoned too often, or purged with its device. */
   c2dSettled: [event: C2DSettledEvent];
 }

@@ -5,8 +5,12 @@ import { systemClock, type Clock } from '@switchyard/time';
 import { Authenticator } from './auth.ts';
 import { C2DQueues } from './c2d-queue.ts';
 import { CounterTable } from './counters.ts';
-import { TypedEmitter, type HubEvents } from './events.ts';
+import { TypedEmitter, type HubEvents, type SessionInfo } from './events.ts';
+import { identityId, refuseModuleC2D, reportedIdentity } from './identity.ts';
+import { IdentityDirectory } from './identities.ts';
 import { MethodCalls, type MethodRequest } from './methods.ts';
+import { ModuleRegistry } from './module-registry.ts';
+import type { ModuleInput, ModuleRecord, ModuleService, ModuleTwin } from './module-types.ts';
 import { DeviceRegistry, type DeviceInput } from './registry.ts';
 import { SessionTable } from './sessions.ts';
 import { TelemetryLog, type TelemetryFaultGate } from './telemetry.ts';
@@ -16,7 +20,7 @@ import type { PolicyAuthResult } from './policies.ts';
 import type { HubStore } from '../store/index.ts';
 import type {
   AuthResult, C2DMessage, C2DSendInput, DeviceProtocol, DeviceRecord, DeviceSession, HubCore, HubCounters, HubLogger,
-  HubService, HubStats, LockedC2DMessage, MethodResult, Settlement, TelemetryInput, TelemetryRecord, TwinDocument,
+  HubService, HubStats, LockedC2DMessage, MethodResult, Settlement, TelemetryFilter, TelemetryInput, TelemetryRecord, TwinDocument,
 } from './types.ts';
 
 export { LIMITS, SERVICE_POLICY } from './iothub-limits.ts';
@@ -41,12 +45,15 @@ export interface HubCoreOptions {
  * The single implementation of IoT Hub semantics. Front-ends call the HubCore side; the typed
  * handle and the REST API call the HubService side.
  */
-export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, HubService {
+export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, HubService, ModuleService {
   readonly hostName: string;
   readonly logger: HubLogger;
   readonly #timers: HubTimers;
   readonly #counters = new CounterTable();
   readonly #registry: DeviceRegistry;
+  readonly #modules: ModuleRegistry;
+  /** Devices and modules by identity id, for everything that is per identity (all but C2D). */
+  readonly #identities: IdentityDirectory;
   readonly #auth: Authenticator;
   readonly #sessions: SessionTable;
   readonly #twins: TwinTable;
@@ -70,8 +77,16 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
       store, logger, clock, isClosed,
       hooks: {
         created: (device) => this.#twins.create(device.deviceId),
-        revoked: (deviceId, reason) => this.#sessions.kickDevice(deviceId, reason),
+        revoked: (deviceId, reason) => {
+          this.#sessions.kickDevice(deviceId, reason);
+          // A disabled device's modules cannot connect either (authentication checks the device's
+          // status), so their live sessions end with it; new device keys leave the modules' alone.
+          if (this.#registry.peek(deviceId)?.status === 'disabled') {
+            for (const id of this.#modules.idsOf(deviceId)) this.#sessions.kickDevice(id, reason);
+          }
+        },
         removing: (deviceId) => {
+          this.#modules.removingDevice(deviceId);
           this.#sessions.kickDevice(deviceId, 'device removed');
           this.#twins.drop(deviceId);
           this.#c2d.drop(deviceId);
@@ -80,23 +95,38 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
       },
     });
     const registry = this.#registry;
+    this.#modules = new ModuleRegistry({
+      devices: registry, store, logger, clock,
+      hooks: {
+        created: (id) => this.#twins.create(id),
+        revoked: (id, reason) => this.#sessions.kickDevice(id, reason),
+        removing: (id) => {
+          this.#sessions.kickDevice(id, 'module removed');
+          this.#twins.drop(id);
+          this.#counters.delete(id);
+        },
+      },
+    });
+    const identities = new IdentityDirectory(registry, this.#modules);
+    this.#identities = identities;
     this.#auth = new Authenticator({
       hostName: options.hostName,
       hosts: [...new Set([options.hostName, ...(options.alternateHostNames ?? [])])],
-      registry, counters, store, logger, clock, logRefusal,
+      registry: identities, counters, store, logger, clock, logRefusal,
     });
     this.#sessions = new SessionTable({
       pump: (deviceId) => this.#c2d.pump(deviceId),
       methodReceiverReady: (deviceId) => this.#methods.receiverReady(deviceId),
-      connected: (info) => this.#emitSafe('connected', info),
-      disconnected: (info) => this.#emitSafe('disconnected', info),
-    }, registry, counters, logger);
+      connected: (info) => this.#emitSafe('connected', reportedSession(info)),
+      disconnected: (info) => this.#emitSafe('disconnected', reportedSession(info)),
+    }, identities, counters, logger);
     const sessions = this.#sessions;
-    this.#twins = new TwinTable({ registry, sessions, counters, store, logger, clock });
+    this.#twins = new TwinTable({ registry: identities, sessions, counters, store, logger, clock });
+    // C2D is the device registry's alone: IoT Hub has no cloud-to-device queue for modules.
     this.#c2d = new C2DQueues({ registry, sessions, counters, store, logger, clock, timers, isClosed, logRefusal, settled: (event) => this.#emitSafe('c2dSettled', event) });
-    this.#methods = new MethodCalls({ registry, sessions, counters, logger, timers, isClosed });
+    this.#methods = new MethodCalls({ registry: identities, sessions, counters, logger, timers, isClosed });
     this.#telemetry = new TelemetryLog({
-      registry, counters, logger, clock, logRefusal,
+      registry: identities, counters, logger, clock, logRefusal,
       capacity: options.telemetryCapacity ?? 10_000,
       faults: options.faults,
       accepted: (record) => this.#emitSafe('telemetry', record),
@@ -114,6 +144,32 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
   createDevice(deviceId: string, options?: DeviceInput): DeviceRecord { return this.#registry.create(deviceId, options); }
   putDevice(deviceId: string, body: DeviceInput, ifMatch?: string): DeviceRecord { return this.#registry.put(deviceId, body, ifMatch); }
   removeDevice(deviceId: string, ifMatch?: string): void { this.#registry.remove(deviceId, ifMatch); }
+  hasIdentity(id: string): boolean { return this.#identities.has(id); }
+
+  // module identities
+  createModule(deviceId: string, moduleId: string, input?: ModuleInput): ModuleRecord { return this.#modules.create(deviceId, moduleId, input); }
+  putModule(deviceId: string, moduleId: string, input: ModuleInput, ifMatch?: string): ModuleRecord { return this.#modules.put(deviceId, moduleId, input, ifMatch); }
+  getModule(deviceId: string, moduleId: string): ModuleRecord | undefined { return this.#modules.get(deviceId, moduleId); }
+  requireModule(deviceId: string, moduleId: string): ModuleRecord { return structuredClone(this.#modules.require(deviceId, moduleId)); }
+  listModules(deviceId: string): ModuleRecord[] { return this.#modules.list(deviceId); }
+  removeModule(deviceId: string, moduleId: string, ifMatch?: string): void { this.#modules.remove(deviceId, moduleId, ifMatch); }
+  readModuleTwin(deviceId: string, moduleId: string): ModuleTwin {
+    this.#modules.require(deviceId, moduleId);
+    return { ...this.#twins.read(identityId(deviceId, moduleId)), deviceId, moduleId };
+  }
+  updateModuleDesired(deviceId: string, moduleId: string, patch: Record<string, unknown>, ifMatch?: string): ModuleTwin {
+    this.#modules.require(deviceId, moduleId);
+    return { ...this.#twins.updateDesired(identityId(deviceId, moduleId), patch, ifMatch), deviceId, moduleId };
+  }
+  updateModuleTwin(deviceId: string, moduleId: string, patch: { tags?: Record<string, unknown>; desired?: Record<string, unknown> }, ifMatch?: string): ModuleTwin {
+    this.#modules.require(deviceId, moduleId);
+    return { ...this.#twins.update(identityId(deviceId, moduleId), patch, ifMatch), deviceId, moduleId };
+  }
+  // Async so that an unknown module rejects, as every other failure of a method call does.
+  async invokeModuleMethod(deviceId: string, moduleId: string, request: MethodRequest): Promise<MethodResult> {
+    this.#modules.require(deviceId, moduleId);
+    return this.#methods.invoke(identityId(deviceId, moduleId), request);
+  }
   /** The `iothubowner` policy's key, for service connection strings. */
   get serviceKey(): string { return this.#auth.serviceKey; }
   /** A service SAS token for `iothubowner`, e.g. for REST calls in tests. */
@@ -139,11 +195,14 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
   acceptTelemetry(deviceId: string, protocol: DeviceProtocol, message: TelemetryInput): TelemetryRecord {
     return this.#telemetry.accept(deviceId, protocol, message);
   }
-  telemetry(filter?: { deviceId?: string; afterSequence?: number }): TelemetryRecord[] { return this.#telemetry.list(filter); }
+  telemetry(filter?: TelemetryFilter): TelemetryRecord[] { return this.#telemetry.list(filter); }
   onTelemetry(listener: (record: TelemetryRecord) => void): () => void { return this.#telemetry.onRecord(listener); }
 
   // cloud to device
-  sendC2D(deviceId: string, input: C2DSendInput): C2DMessage { return this.#c2d.send(deviceId, input); }
+  sendC2D(deviceId: string, input: C2DSendInput): C2DMessage {
+    refuseModuleC2D(deviceId);
+    return this.#c2d.send(deviceId, input);
+  }
   pollC2D(deviceId: string): LockedC2DMessage | undefined { return this.#c2d.poll(deviceId); }
   settleC2D(deviceId: string, lockToken: string, how: Settlement): void { this.#c2d.settle(deviceId, lockToken, how); }
 
@@ -162,7 +221,7 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
 
   // counters and diagnostics
   counters(deviceId: string): HubCounters {
-    this.#registry.require(deviceId);
+    this.#identities.require(deviceId);
     return { ...this.#counters.of(deviceId) };
   }
 
@@ -172,12 +231,14 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
       const queuedC2D = this.#c2d.depth(deviceId);
       devices[deviceId] = { ...this.#counters.of(deviceId), queuedC2D };
     }
-    return { ...this.#sessions.stats(), devices };
+    const { connections, connectedIdentities } = this.#sessions.stats();
+    return { connections, connectedIdentities: connectedIdentities.map(reportedSession), devices };
   }
 
   logRefusal(event: { deviceId?: string; protocol: DeviceProtocol; connectionId?: string; what: string; why: string }): void {
     this.logger.warn('refused', { ...event });
-    this.#emitSafe('refused', event);
+    const { deviceId, ...rest } = event;
+    this.#emitSafe('refused', deviceId === undefined ? rest : { ...reportedIdentity(deviceId), ...rest });
   }
 
   #emitSafe<K extends keyof HubEvents & string>(event: K, ...args: HubEvents[K]): void {
@@ -211,6 +272,11 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     this.#telemetry.close();
     this.removeAllListeners();
   }
+}
+
+/** Sessions are keyed by identity id; what the hub reports names the device and the module apart. */
+function reportedSession<T extends SessionInfo>(info: T): T {
+  return { ...info, ...reportedIdentity(info.deviceId) };
 }
 
 export function createHubCore(options: HubCoreOptions): LocalHubCore {

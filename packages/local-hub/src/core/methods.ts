@@ -4,7 +4,7 @@ import type { TimerHandle } from '@switchyard/time';
 import type { CounterTable } from './counters.ts';
 import { HubError } from './errors.ts';
 import { LIMITS } from './iothub-limits.ts';
-import type { DeviceRegistry } from './registry.ts';
+import { describeIdentity, type IdentityLookup } from './identity.ts';
 import type { SessionTable } from './sessions.ts';
 import type { HubTimers } from './timers.ts';
 import type { HubLogger, MethodReceiver, MethodResult } from './types.ts';
@@ -24,7 +24,8 @@ interface PendingMethod {
 }
 
 export interface MethodCallsOptions {
-  registry: DeviceRegistry;
+  /** Devices and modules: a module's methods are its own. */
+  registry: IdentityLookup;
   sessions: SessionTable;
   counters: CounterTable;
   logger: HubLogger;
@@ -64,14 +65,14 @@ export class MethodCalls {
 
     let receiver = this.#receiver(deviceId);
     if (!receiver && connectTimeout > 0) receiver = await this.#waitForReceiver(deviceId, connectTimeout * 1000);
-    if (!receiver) throw new HubError('DeviceNotOnline', `Device '${deviceId}' is not connected with a method subscription.`);
+    if (!receiver) throw new HubError('DeviceNotOnline', `${describeIdentity(deviceId, true)} is not connected with a method subscription.`);
 
     const requestId = String(++this.#requestSequence);
     const key = `${deviceId}\n${requestId}`;
     const result = new Promise<MethodResult>((resolve, reject) => {
       const timer = this.#o.timers.schedule(responseTimeout * 1000, () => {
         if (!this.#pending.delete(key)) return;
-        reject(new HubError('GatewayTimeout', `Device '${deviceId}' did not answer method '${request.methodName}' within ${responseTimeout} s.`));
+        reject(new HubError('GatewayTimeout', `${describeIdentity(deviceId, true)} did not answer method '${request.methodName}' within ${responseTimeout} s.`));
       });
       this.#pending.set(key, { deviceId, resolve, reject, timer });
     });
@@ -139,3 +140,4 @@ export class MethodCalls {
     });
   }
 }
+

@@ -138,7 +138,8 @@ export class DeviceRegistry {
   }
 }
 
-function normalizeAuthentication(auth: DeviceAuthentication | undefined): DeviceAuthentication {
+/** Also the rule for module identities' credentials (module-registry.ts). */
+export function normalizeAuthentication(auth: DeviceAuthentication | undefined): DeviceAuthentication {
   if (auth === undefined) return { type: 'sas', primaryKey: generateKey(), secondaryKey: generateKey() };
   if (auth.type === 'sas') {
     // IoT Hub generates keys the caller leaves empty (REST bodies with null keys).

@@ -2,7 +2,7 @@
 // push receivers (C2D, methods, desired properties) its front-end set. The table knows nothing of
 // queues or methods; it tells the core, through the hooks, when a receiver appears.
 import type { CounterTable } from './counters.ts';
-import type { DeviceRegistry } from './registry.ts';
+import type { IdentityLookup } from './identity.ts';
 import type { SessionInfo } from './events.ts';
 import type { C2DReceiver, DesiredReceiver, DeviceProtocol, DeviceSession, HubLogger, HubStats, MethodReceiver } from './types.ts';
 
@@ -80,7 +80,8 @@ export class SessionTable {
 
   constructor(
     readonly hooks: SessionHooks,
-    private readonly registry: DeviceRegistry,
+    /** Devices and modules: each module identity has its own sessions, beside its device's. */
+    private readonly registry: IdentityLookup,
     private readonly counters: CounterTable,
     private readonly logger: HubLogger,
   ) {}

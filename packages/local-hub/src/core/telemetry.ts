@@ -4,8 +4,8 @@ import type { Clock } from '@switchyard/time';
 import type { CounterTable } from './counters.ts';
 import { HubError } from './errors.ts';
 import { LIMITS } from './iothub-limits.ts';
-import type { DeviceRegistry } from './registry.ts';
-import type { DeviceProtocol, HubLogger, TelemetryInput, TelemetryRecord } from './types.ts';
+import { reportedIdentity, type IdentityLookup } from './identity.ts';
+import type { DeviceProtocol, HubLogger, TelemetryFilter, TelemetryInput, TelemetryRecord } from './types.ts';
 
 /** What the core asks of a fault injector: whether to refuse telemetry, and what was accepted. */
 export interface TelemetryFaultGate {
@@ -16,7 +16,8 @@ export interface TelemetryFaultGate {
 }
 
 export interface TelemetryLogOptions {
-  registry: DeviceRegistry;
+  /** Devices and modules: a module's telemetry carries its module id. */
+  registry: IdentityLookup;
   counters: CounterTable;
   logger: HubLogger;
   clock: Clock;
@@ -55,7 +56,7 @@ export class TelemetryLog {
       throw error;
     }
     const record: TelemetryRecord = {
-      deviceId,
+      ...reportedIdentity(deviceId),
       protocol,
       body: message.body,
       properties: { ...message.properties },
@@ -84,13 +85,14 @@ export class TelemetryLog {
   }
 
   /** Received telemetry, oldest first; `afterSequence` skips what a reader has already seen. */
-  list(filter: { deviceId?: string; afterSequence?: number } = {}): TelemetryRecord[] {
+  list(filter: TelemetryFilter = {}): TelemetryRecord[] {
     const start = Math.max(0, this.#records.length - this.#o.capacity);
     const out: TelemetryRecord[] = [];
     for (let i = start; i < this.#records.length; i++) {
       const record = this.#records[i]!;
       if (filter.afterSequence !== undefined && record.sequenceNumber <= filter.afterSequence) continue;
       if (filter.deviceId !== undefined && record.deviceId !== filter.deviceId) continue;
+      if (filter.moduleId !== undefined && record.moduleId !== filter.moduleId) continue;
       out.push(record);
     }
     return out;

@@ -4,7 +4,7 @@ import type { Clock } from '@switchyard/time';
 import type { CounterTable } from './counters.ts';
 import { HubError } from './errors.ts';
 import { checkEtag } from './etag.ts';
-import type { DeviceRegistry } from './registry.ts';
+import type { IdentityLookup } from './identity.ts';
 import type { SessionTable } from './sessions.ts';
 import { emptyMetadata, touchMetadata } from './twin-metadata.ts';
 import { mergePatch, sectionSize, TWIN_SECTION_LIMIT_BYTES, twinEtag, validatePatch } from './twin.ts';
@@ -19,7 +19,8 @@ export type ServiceTwin = ServiceTwinDocument;
 type Metadata = { desired: TwinMetadata; reported: TwinMetadata };
 
 export interface TwinTableOptions {
-  registry: DeviceRegistry;
+  /** Devices and modules: a module's twin is its own, keyed by `<deviceId>/<moduleId>`. */
+  registry: IdentityLookup;
   sessions: SessionTable;
   counters: CounterTable;
   store: HubStore;

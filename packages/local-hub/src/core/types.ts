@@ -53,11 +53,20 @@ export interface TelemetryInput {
 
 export interface TelemetryRecord extends TelemetryInput {
   deviceId: string;
+  /** Set when a module identity sent it (Event Hubs' `iothub-connection-module-id`). */
+  moduleId?: string;
   protocol: DeviceProtocol;
   /** ISO time the hub accepted it. */
   receivedAt: string;
   /** Monotonic per hub, so consumers can read "everything after N". */
   sequenceNumber: number;
+}
+
+export interface TelemetryFilter {
+  /** A device's telemetry, its modules' included unless `moduleId` narrows it. */
+  deviceId?: string;
+  moduleId?: string;
+  afterSequence?: number;
 }
 
 export interface C2DSendInput {
@@ -186,16 +195,23 @@ export interface HubCounters {
 
 export interface HubStats {
   connections: Record<DeviceProtocol, number>;
-  connectedIdentities: Array<{ deviceId: string; protocol: DeviceProtocol; connectionId: string }>;
+  /** `moduleId` is set for a module identity's session, which is apart from its device's. */
+  connectedIdentities: Array<{ deviceId: string; moduleId?: string; protocol: DeviceProtocol; connectionId: string }>;
   devices: Record<string, HubCounters & { queuedC2D: number }>;
 }
 
-/** What the core offers front-ends. Every method may throw a HubError (see errors.ts). */
+/**
+ * What the core offers front-ends. Every method may throw a HubError (see errors.ts). Where a
+ * method serves a connected identity, `deviceId` is its identity id: the device id, or
+ * `<deviceId>/<moduleId>` for a module identity (see identity.ts); C2D is for devices only.
+ */
 export interface HubCore {
   readonly hostName: string;
 
   // identity
   getDevice(deviceId: string): DeviceRecord | undefined;
+  /** Whether a device, or a module given as `<deviceId>/<moduleId>`, is registered. */
+  hasIdentity(id: string): boolean;
   /** `token` is the full "SharedAccessSignature sr=…&sig=…&se=…" string. */
   authenticateSas(deviceId: string, token: string): AuthResult;
   /** Thumbprint = SHA-1 or SHA-256 hex of the client certificate's DER, any case. */
@@ -246,7 +262,7 @@ export interface HubService {
   /** IoT Hub's PATCH /twins/{id}: merges tags and desired properties in one twin version. */
   updateTwin(deviceId: string, patch: { tags?: Record<string, unknown>; desired?: Record<string, unknown> }, ifMatch?: string): ServiceTwinDocument;
   /** Received telemetry, oldest first; `afterSequence` skips what a reader has already seen. */
-  telemetry(filter?: { deviceId?: string; afterSequence?: number }): TelemetryRecord[];
+  telemetry(filter?: TelemetryFilter): TelemetryRecord[];
   onTelemetry(listener: (record: TelemetryRecord) => void): () => void;
   stats(): HubStats;
 }

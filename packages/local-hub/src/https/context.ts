@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { HubError } from '../core/errors.ts';
+import type { ModuleService } from '../core/module-types.ts';
 import type { HubCore, HubLogger, HubService } from '../core/types.ts';
 import type { FaultInjector } from '../faults/injector.ts';
 import type { BlobStore } from './blob-store.ts';
@@ -13,7 +14,7 @@ import type { CompletedUpload } from '../amqp/file-notifications.ts';
 
 export interface FrontEndDeps {
   core: HubCore;
-  service: HubService;
+  service: HubService & ModuleService;
   logger: HubLogger;
   /** Fault injection (src/faults/) and its service routes; without it those routes answer 404. */
   faults?: FaultInjector;

@@ -4,6 +4,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { redactSecrets } from '@switchyard/errors';
+import { HubError } from '../core/errors.ts';
+import { isModuleIdentity } from '../core/identity.ts';
 import type { FrontEnd } from '../core/types.ts';
 import { streamFaultTarget } from '../faults/targets.ts';
 import { authenticateDevice, authenticateServiceRequest, refuseDevice } from './auth.ts';
@@ -11,6 +13,7 @@ import { BlobStore, DEFAULT_BLOB_LIMITS, StorageError, STORAGE_VERSION, storageE
 import { readBody } from './body.ts';
 import { DRAIN, MAX_BLOB_BLOCK_BYTES, param, RequestAborted, type FrontEndDeps, type RequestContext } from './context.ts';
 import * as device from './device-api.ts';
+import * as modules from './module-api.ts';
 import { badRequest, errorResponse, HttpError, sendEmpty, sendJson, unauthorized } from './respond.ts';
 import { BLOB_CONTAINER, matchRoute, type RouteName } from './routes.ts';
 import * as registry from './registry-api.ts';
@@ -42,6 +45,13 @@ const HANDLERS: Record<RouteName, Handler> = {
   'twin-get': service.getTwin,
   'twin-patch': service.patchTwin,
   'method-invoke': service.invokeMethod,
+  'module-list': modules.listModules,
+  'module-get': modules.getModule,
+  'module-put': modules.putModule,
+  'module-delete': modules.deleteModule,
+  'module-twin-get': modules.getModuleTwin,
+  'module-twin-patch': modules.patchModuleTwin,
+  'module-method-invoke': modules.invokeModuleMethod,
   'device-bulk': registry.bulk,
   'device-query': registry.query,
   'statistics-devices': registry.deviceStatistics,
@@ -146,6 +156,8 @@ export function createHttpsFrontEnd(deps: FrontEndDeps, options: { blobLimits?: 
     const what = `${req.method} ${route.name}`;
     if (route.auth === 'device') {
       const deviceId = param(route.params, 'deviceId');
+      // An encoded '/' would name a module identity; IoT Hub's HTTPS device API is for devices.
+      if (isModuleIdentity(deviceId)) throw new HubError('DeviceNotFound', `${JSON.stringify(deviceId)} is not a device id: the HTTPS device API does not serve module identities`);
       const auth = authenticateDevice(deps.core, req, deviceId);
       if (!auth.ok) refuseDevice(deps.core, auth, { deviceId, connectionId, what });
       // Defence in depth: the path, not the credential, names whose queue and telemetry this is.

@@ -17,9 +17,6 @@ function def(method: string, path: string, operation: string): NotImplementedDef
 
 export const NOT_IMPLEMENTED: NotImplementedDef[] = [
   def('PUT', '/twins/:deviceId', 'replace twin (PUT /twins/{id})'),
-  def('*', '/devices/:deviceId/modules', 'module identities'),
-  def('*', '/devices/:deviceId/modules/*rest', 'module identities'),
-  def('*', '/twins/:deviceId/modules/*rest', 'module twins and module methods'),
   def('POST', '/devices/:deviceId/applyConfigurationContent', 'applyConfigurationContentOnDevice (IoT Edge deployments)'),
   def('*', '/configurations', 'automatic device configurations'),
   def('*', '/configurations/*rest', 'automatic device configurations'),

@@ -144,6 +144,7 @@ export function deviceStatistics(ctx: RequestContext): void {
 
 /** GET /statistics/service */
 export function serviceStatistics(ctx: RequestContext): void {
-  const connected = new Set(ctx.deps.service.stats().connectedIdentities.map((c) => c.deviceId));
+  // A connected module does not make its device connected.
+  const connected = new Set(ctx.deps.service.stats().connectedIdentities.filter((c) => c.moduleId === undefined).map((c) => c.deviceId));
   sendJson(ctx.res, 200, { connectedDeviceCount: connected.size });
 }

@@ -18,6 +18,13 @@ export type RouteName =
   | 'twin-get'
   | 'twin-patch'
   | 'method-invoke'
+  | 'module-list'
+  | 'module-get'
+  | 'module-put'
+  | 'module-delete'
+  | 'module-twin-get'
+  | 'module-twin-patch'
+  | 'module-method-invoke'
   | 'device-bulk'
   | 'device-query'
   | 'statistics-devices'
@@ -77,6 +84,13 @@ const ROUTES: RouteDef[] = [
   def('GET', '/twins/:deviceId', 'twin-get', 'service', true),
   def('PATCH', '/twins/:deviceId', 'twin-patch', 'service', true),
   def('POST', '/twins/:deviceId/methods', 'method-invoke', 'service', true),
+  def('GET', '/devices/:deviceId/modules', 'module-list', 'service', true),
+  def('GET', '/devices/:deviceId/modules/:moduleId', 'module-get', 'service', true),
+  def('PUT', '/devices/:deviceId/modules/:moduleId', 'module-put', 'service', true),
+  def('DELETE', '/devices/:deviceId/modules/:moduleId', 'module-delete', 'service', true),
+  def('GET', '/twins/:deviceId/modules/:moduleId', 'module-twin-get', 'service', true),
+  def('PATCH', '/twins/:deviceId/modules/:moduleId', 'module-twin-patch', 'service', true),
+  def('POST', '/twins/:deviceId/modules/:moduleId/methods', 'module-method-invoke', 'service', true),
 
   def('POST', '/local/devices/:deviceId/c2d', 'local-c2d', 'service', false),
   def('GET', '/local/devices/:deviceId/telemetry', 'local-telemetry', 'service', false),
@@ -94,6 +108,7 @@ const ROUTES: RouteDef[] = [
 
 export interface RouteParams {
   deviceId?: string;
+  moduleId?: string;
   lockToken?: string;
   correlationId?: string;
   blobPath?: string;

@@ -14,7 +14,8 @@ import { describeZodError } from './wire.ts';
 const NEVER = '0001-01-01T00:00:00Z';
 
 export function connectionState(stats: HubStats, deviceId: string): 'Connected' | 'Disconnected' {
-  return stats.connectedIdentities.some((c) => c.deviceId === deviceId) ? 'Connected' : 'Disconnected';
+  // A connected module of the device does not make the device itself connected.
+  return stats.connectedIdentities.some((c) => c.deviceId === deviceId && c.moduleId === undefined) ? 'Connected' : 'Disconnected';
 }
 
 function authenticationJson(auth: DeviceAuthentication): Record<string, unknown> {

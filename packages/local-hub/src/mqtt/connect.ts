@@ -50,17 +50,24 @@ export function parseUsername(username: string | undefined): ParsedUsername | un
 const DEVICE_ID = /^[A-Za-z0-9\-.%_*?!(),:=@$'+;#]{1,128}$/;
 
 export type ClientIdCheck =
-  | { ok: true; deviceId: string }
+  | { ok: true; deviceId: string; moduleId?: string }
   | { ok: false; returnCode: number; why: string };
 
+/** `<deviceId>` for a device, `<deviceId>/<moduleId>` for a module identity, as the Azure SDK sends them. */
 export function checkClientId(clientId: string): ClientIdCheck {
-  if (clientId.includes('/')) {
-    return { ok: false, returnCode: CONNACK.identifierRejected, why: 'module identities (deviceId/moduleId) are not supported by the local hub' };
+  const parts = clientId.split('/');
+  if (parts.length > 2) {
+    return { ok: false, returnCode: CONNACK.identifierRejected, why: 'client id must be <deviceId> or <deviceId>/<moduleId>' };
   }
-  if (!DEVICE_ID.test(clientId)) {
+  const [deviceId = '', moduleId] = parts;
+  if (!DEVICE_ID.test(deviceId)) {
     return { ok: false, returnCode: CONNACK.identifierRejected, why: 'client id is not a valid IoT Hub device id' };
   }
-  return { ok: true, deviceId: clientId };
+  if (moduleId === undefined) return { ok: true, deviceId };
+  if (!DEVICE_ID.test(moduleId)) {
+    return { ok: false, returnCode: CONNACK.identifierRejected, why: 'client id does not end in a valid IoT Hub module id' };
+  }
+  return { ok: true, deviceId, moduleId };
 }
 
 /** Both thumbprint flavours IoT Hub accepts for self-signed device certificates. */

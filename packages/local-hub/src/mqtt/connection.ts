@@ -14,8 +14,10 @@ import type { FaultInjector } from '../faults/injector.ts';
 import { resetSocket, streamFaultTarget } from '../faults/targets.ts';
 import type { PersistentSubscriptions } from './subscriptions.ts';
 import { CONNACK, certificateThumbprints, checkClientId, keepAliveTimeoutMs, parseUsername } from './connect.ts';
+import { identityId } from '../core/identity.ts';
 import {
   c2dTopic,
+  checkSubscription,
   classifyPublishTopic,
   classifySubscription,
   desiredPatchTopic,
@@ -58,6 +60,7 @@ export class MqttConnection {
   readonly closed: Promise<void>;
   private state: State = 'awaiting-connect';
   private readonly parser: Parser;
+  /** The identity id once CONNECT succeeded: the device id, or `<deviceId>/<moduleId>` for a module. */
   private deviceId: string | undefined;
   private session: DeviceSession | undefined;
   private clean = true;
@@ -177,13 +180,14 @@ export class MqttConnection {
       this.refuseConnect(client.returnCode, client.why, packet.clientId);
       return;
     }
-    const deviceId = client.deviceId;
+    // A module connects as its own identity, `<deviceId>/<moduleId>`, beside (not instead of) its device.
+    const deviceId = identityId(client.deviceId, client.moduleId);
     if (this.settings.faults?.admitConnection(deviceId, this.protocol, this.id) === false) {
       this.stream.destroy();
       return;
     }
     const username = parseUsername(packet.username);
-    if (username === undefined || username.deviceId !== deviceId || username.moduleId !== undefined) {
+    if (username === undefined || username.deviceId !== client.deviceId || username.moduleId !== client.moduleId) {
       this.refuseConnect(CONNACK.notAuthorized, 'username must be <host>/<clientId>/?api-version=…', deviceId);
       return;
     }
@@ -356,10 +360,11 @@ export class MqttConnection {
     const deviceId = this.requireDevice();
     const granted: number[] = [];
     for (const { topic, qos } of packet.subscriptions) {
-      const kind = classifySubscription(deviceId, topic);
-      if (kind === undefined) {
+      const check = checkSubscription(deviceId, topic);
+      const kind = check.ok ? check.kind : undefined;
+      if (!check.ok || kind === undefined) {
         granted.push(0x80);
-        this.settings.core.logRefusal({ deviceId, protocol: this.protocol, connectionId: this.id, what: `SUBSCRIBE ${topic}`, why: 'not one of the device\'s own topic filters' });
+        this.settings.core.logRefusal({ deviceId, protocol: this.protocol, connectionId: this.id, what: `SUBSCRIBE ${topic}`, why: check.ok ? 'unknown filter' : check.why });
       } else if (!this.subscriptions.has(topic) && this.subscriptions.size >= MAX_SUBSCRIPTIONS) {
         granted.push(0x80);
         this.settings.core.logRefusal({ deviceId, protocol: this.protocol, connectionId: this.id, what: `SUBSCRIBE ${topic}`, why: `at most ${MAX_SUBSCRIPTIONS} subscriptions per device` });

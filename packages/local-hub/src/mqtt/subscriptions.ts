@@ -9,19 +9,20 @@ import type { HubStore } from '../store/index.ts';
 export class PersistentSubscriptions {
   constructor(
     private readonly store: Pick<HubStore, 'getSubscriptions' | 'setSubscriptions'>,
-    private readonly core: Pick<HubCore, 'getDevice'>,
+    private readonly core: Pick<HubCore, 'hasIdentity'>,
   ) {}
 
+  // `deviceId` is the identity id: a module's persistent session is its own.
   get(deviceId: string): string[] {
-    return this.core.getDevice(deviceId) ? this.store.getSubscriptions(deviceId) : [];
+    return this.core.hasIdentity(deviceId) ? this.store.getSubscriptions(deviceId) : [];
   }
 
   set(deviceId: string, topicFilters: readonly string[]): void {
-    if (!this.core.getDevice(deviceId)) throw new HubError('DeviceNotFound', `Device '${deviceId}' is not registered.`);
+    if (!this.core.hasIdentity(deviceId)) throw new HubError('DeviceNotFound', `Identity '${deviceId}' is not registered.`);
     this.store.setSubscriptions(deviceId, [...new Set(topicFilters)]);
   }
 
   clear(deviceId: string): void {
-    if (this.core.getDevice(deviceId)) this.store.setSubscriptions(deviceId, []);
+    if (this.core.hasIdentity(deviceId)) this.store.setSubscriptions(deviceId, []);
   }
 }

@@ -1,5 +1,6 @@
 // IoT Hub's MQTT topic grammar: the handful of topics and filters a device may use, and the
 // url-encoded property bags that carry message properties inside topic names.
+import { parseIdentityId } from '../core/identity.ts';
 import type { LockedC2DMessage, SystemProperties } from '../core/types.ts';
 
 /** One decoded `k=v` pair of a property bag, in wire order (duplicates kept; last one wins later). */
@@ -79,8 +80,15 @@ function withRid(rest: string, build: (rid: string) => PublishTarget): PublishTa
   return build(rid);
 }
 
-export function classifyPublishTopic(deviceId: string, topic: string): PublishTarget {
-  const events = `devices/${deviceId}/messages/events`;
+/** `devices/<d>/messages/events`, or `devices/<d>/modules/<m>/messages/events` for a module identity. */
+export function telemetryTopic(identity: string): string {
+  const ref = parseIdentityId(identity);
+  return ref?.moduleId === undefined ? `devices/${identity}/messages/events` : `devices/${ref.deviceId}/modules/${ref.moduleId}/messages/events`;
+}
+
+/** `identity` is a device id or `<deviceId>/<moduleId>` (the MQTT client id). */
+export function classifyPublishTopic(identity: string, topic: string): PublishTarget {
+  const events = telemetryTopic(identity);
   if (topic === events) return { kind: 'telemetry', bag: '' };
   if (topic.startsWith(`${events}/`)) {
     let bag = topic.slice(events.length + 1);
@@ -101,13 +109,34 @@ export function classifyPublishTopic(deviceId: string, topic: string): PublishTa
 
 export type SubscriptionKind = 'c2d' | 'methods' | 'twin-responses' | 'twin-desired';
 
-/** IoT Hub accepts exactly these filters (no other wildcards), and only for the device's own id. */
-export function classifySubscription(deviceId: string, filter: string): SubscriptionKind | undefined {
-  if (filter === `devices/${deviceId}/messages/devicebound/#`) return 'c2d';
-  if (filter === '$iothub/methods/POST/#') return 'methods';
-  if (filter === '$iothub/twin/res/#') return 'twin-responses';
-  if (filter === '$iothub/twin/PATCH/properties/desired/#') return 'twin-desired';
-  return undefined;
+export type SubscriptionCheck = { ok: true; kind: SubscriptionKind } | { ok: false; why: string };
+
+/**
+ * IoT Hub accepts exactly these filters (no other wildcards), and only for the identity's own id.
+ * A module has twin and method topics but no cloud-to-device queue; its input topic belongs to IoT
+ * Edge, which routes messages between modules, and IoT Hub itself never publishes there.
+ */
+export function checkSubscription(identity: string, filter: string): SubscriptionCheck {
+  if (filter === '$iothub/methods/POST/#') return { ok: true, kind: 'methods' };
+  if (filter === '$iothub/twin/res/#') return { ok: true, kind: 'twin-responses' };
+  if (filter === '$iothub/twin/PATCH/properties/desired/#') return { ok: true, kind: 'twin-desired' };
+  const ref = parseIdentityId(identity);
+  if (ref?.moduleId === undefined) {
+    if (filter === `devices/${identity}/messages/devicebound/#`) return { ok: true, kind: 'c2d' };
+    return { ok: false, why: 'not one of the device\'s own topic filters' };
+  }
+  if (filter === `devices/${ref.deviceId}/modules/${ref.moduleId}/inputs/#`) {
+    return { ok: false, why: 'module input messages are routed by IoT Edge; IoT Hub sends no cloud-to-device or input messages to a module identity' };
+  }
+  if (filter === `devices/${ref.deviceId}/messages/devicebound/#`) {
+    return { ok: false, why: 'cloud-to-device messages are for devices; IoT Hub has no cloud-to-device queue for a module identity' };
+  }
+  return { ok: false, why: 'not one of the module\'s own topic filters' };
+}
+
+export function classifySubscription(identity: string, filter: string): SubscriptionKind | undefined {
+  const check = checkSubscription(identity, filter);
+  return check.ok ? check.kind : undefined;
 }
 
 /** C2D system fields the core contract does not model (yet); emitted when a core supplies them. */

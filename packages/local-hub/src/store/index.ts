@@ -2,6 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { SwitchyardError } from '@switchyard/errors';
+import type { ModuleRecord } from '../core/module-types.ts';
 import type { DeviceRecord, HubLogger } from '../core/types.ts';
 import { Journal, JournalCorruptError } from './journal.ts';
 import { acquireStateDirLock, StateDirBusyError, type StateDirLock } from './lock.ts';
@@ -18,8 +19,14 @@ export interface HubStore {
   readonly path: string | undefined;
   loadDevices(): DeviceRecord[];
   putDevice(device: DeviceRecord): void;
-  /** Drops the device with its twin, queue and subscriptions, atomically. */
+  /** Drops the device with its twin, queue, subscriptions and modules, atomically. */
   deleteDevice(deviceId: string): void;
+  loadModules(): ModuleRecord[];
+  /** The module's device must be in the store. */
+  putModule(module: ModuleRecord): void;
+  /** Drops the module with its twin and subscriptions, atomically. */
+  deleteModule(deviceId: string, moduleId: string): void;
+  /** Twins and subscriptions are keyed by identity id: a device id, or `<deviceId>/<moduleId>`. */
   loadTwin(deviceId: string): StoredTwin | undefined;
   putTwin(deviceId: string, twin: StoredTwin): void;
   /** Oldest first. */
@@ -134,6 +141,9 @@ function createStore(state: HubState, disk: { journal: Journal; lock: StateDirLo
     loadDevices: () => [...state.devices.values()].map((device) => structuredClone(device)),
     putDevice: (device) => write({ op: 'device', device }),
     deleteDevice: (deviceId) => write({ op: 'deleteDevice', deviceId }),
+    loadModules: () => [...state.modules.values()].map((module) => structuredClone(module)),
+    putModule: (module) => write({ op: 'module', module }),
+    deleteModule: (deviceId, moduleId) => write({ op: 'deleteModule', deviceId, moduleId }),
     loadTwin: (deviceId) => {
       const twin = state.twins.get(deviceId);
       return twin && structuredClone(twin);

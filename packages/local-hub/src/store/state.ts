@@ -1,4 +1,5 @@
 import { SwitchyardError } from '@switchyard/errors';
+import type { ModuleRecord } from '../core/module-types.ts';
 import type { C2DMessage, DeviceRecord, TwinMetadata } from '../core/types.ts';
 
 /** A twin as persisted: both sections carry their own `$version`; `version` is the twin's. */
@@ -25,10 +26,14 @@ type WireC2D = { id: string; message: Omit<C2DMessage, 'body'> & { body: string 
 export type StateRecord =
   | { op: 'device'; device: DeviceRecord }
   | { op: 'deleteDevice'; deviceId: string }
+  | { op: 'module'; module: ModuleRecord }
+  | { op: 'deleteModule'; deviceId: string; moduleId: string }
+  /** `deviceId` is an identity id: `<deviceId>/<moduleId>` for a module's twin. */
   | { op: 'twin'; deviceId: string; twin: StoredTwin }
   | ({ op: 'c2d' } & WireC2D)
   | { op: 'c2dDeliveryCount'; id: string; deliveryCount: number }
   | { op: 'c2dDelete'; id: string }
+  /** `deviceId` is an identity id, as for twins. */
   | { op: 'subscriptions'; deviceId: string; topicFilters: string[] }
   | { op: 'policy'; policy: string; key: string }
   | SnapshotRecord;
@@ -38,13 +43,22 @@ export interface SnapshotRecord {
   /** Bumped when a record's meaning changes, so an older hub refuses a newer journal. */
   format: typeof FORMAT;
   devices: DeviceRecord[];
+  /** Absent in format 1, which had no module identities. */
+  modules?: ModuleRecord[];
   twins: [string, StoredTwin][];
   c2d: WireC2D[];
   subscriptions: [string, string[]][];
   policies: [string, string][];
 }
 
-const FORMAT = 1;
+// 2 added module identities; a format-1 journal reads as one without modules.
+const FORMAT = 2;
+const READABLE_FORMATS: readonly unknown[] = [1, 2];
+
+/** Modules are keyed like their identity id, `<deviceId>/<moduleId>`. */
+function moduleKey(deviceId: string, moduleId: string): string {
+  return `${deviceId}/${moduleId}`;
+}
 
 export function toWire({ id, message }: StoredC2D): WireC2D {
   return { id, message: { ...message, body: message.body.toString('base64') } };
@@ -57,6 +71,7 @@ export function toWire({ id, message }: StoredC2D): WireC2D {
  */
 export class HubState {
   readonly devices = new Map<string, DeviceRecord>();
+  readonly modules = new Map<string, ModuleRecord>();
   readonly twins = new Map<string, StoredTwin>();
   /** Oldest first. */
   readonly c2d = new Map<string, StoredC2D>();
@@ -75,8 +90,13 @@ export class HubState {
         return true;
       case 'deleteDevice':
         return this.devices.has(record.deviceId);
+      case 'module':
+        this.#requireDevice(record.module.deviceId, `module ${record.module.moduleId}`);
+        return true;
+      case 'deleteModule':
+        return this.modules.has(moduleKey(record.deviceId, record.moduleId));
       case 'twin':
-        this.#requireDevice(record.deviceId, 'a twin');
+        this.#requireIdentity(record.deviceId, 'a twin');
         return true;
       case 'c2d':
         this.#requireDevice(record.message.deviceId, 'a cloud-to-device message');
@@ -90,9 +110,15 @@ export class HubState {
         return this.c2d.has(record.id);
       case 'subscriptions':
         if (record.topicFilters.length === 0) return this.subscriptions.has(record.deviceId);
-        this.#requireDevice(record.deviceId, 'subscriptions');
+        this.#requireIdentity(record.deviceId, 'subscriptions');
         return true;
     }
+  }
+
+  /** A device id, or a module's `<deviceId>/<moduleId>`. */
+  #requireIdentity(id: string, what: string): void {
+    if (!id.includes('/')) return this.#requireDevice(id, what);
+    if (!this.modules.has(id)) throw new SwitchyardError('INTERNAL', `The hub store cannot keep ${what} for module ${id}, which is not in the registry.`);
   }
 
   #requireDevice(deviceId: string, what: string): void {
@@ -109,6 +135,14 @@ export class HubState {
         this.twins.delete(record.deviceId);
         this.subscriptions.delete(record.deviceId);
         for (const [id, entry] of this.c2d) if (entry.message.deviceId === record.deviceId) this.c2d.delete(id);
+        // A device's modules go with it, as in IoT Hub.
+        for (const [key, module] of this.modules) if (module.deviceId === record.deviceId) this.#dropModule(key);
+        return;
+      case 'module':
+        this.modules.set(moduleKey(record.module.deviceId, record.module.moduleId), record.module);
+        return;
+      case 'deleteModule':
+        this.#dropModule(moduleKey(record.deviceId, record.moduleId));
         return;
       case 'twin':
         this.twins.set(record.deviceId, record.twin);
@@ -134,6 +168,7 @@ export class HubState {
       case 'snapshot':
         this.#clear();
         for (const device of record.devices) this.devices.set(device.deviceId, device);
+        for (const module of record.modules ?? []) this.modules.set(moduleKey(module.deviceId, module.moduleId), module);
         for (const [deviceId, twin] of record.twins) this.twins.set(deviceId, twin);
         for (const entry of record.c2d) this.apply({ op: 'c2d', ...entry });
         for (const [deviceId, filters] of record.subscriptions) this.subscriptions.set(deviceId, filters);
@@ -147,6 +182,7 @@ export class HubState {
       op: 'snapshot',
       format: FORMAT,
       devices: [...this.devices.values()],
+      modules: [...this.modules.values()],
       twins: [...this.twins],
       c2d: [...this.c2d.values()].map(toWire),
       subscriptions: [...this.subscriptions],
@@ -154,8 +190,15 @@ export class HubState {
     };
   }
 
+  #dropModule(key: string): void {
+    this.modules.delete(key);
+    this.twins.delete(key);
+    this.subscriptions.delete(key);
+  }
+
   #clear(): void {
     this.devices.clear();
+    this.modules.clear();
     this.twins.clear();
     this.c2d.clear();
     this.subscriptions.clear();
@@ -163,15 +206,15 @@ export class HubState {
   }
 }
 
-const OPS = new Set(['device', 'deleteDevice', 'twin', 'c2d', 'c2dDeliveryCount', 'c2dDelete', 'subscriptions', 'policy', 'snapshot']);
+const OPS = new Set(['device', 'deleteDevice', 'module', 'deleteModule', 'twin', 'c2d', 'c2dDeliveryCount', 'c2dDelete', 'subscriptions', 'policy', 'snapshot']);
 
 /** Checks what a journal record claims to be; the checksum already vouches for its bytes. */
 export function asStateRecord(value: unknown, first: boolean): StateRecord | string {
   const op = (value as { op?: unknown } | null)?.op;
   if (typeof op !== 'string' || !OPS.has(op)) return `unknown record ${JSON.stringify(op)}`;
   if (first !== (op === 'snapshot')) return first ? 'the first record is not a snapshot' : 'a snapshot after the first record';
-  if (op === 'snapshot' && (value as { format?: unknown }).format !== FORMAT) {
-    return `snapshot format ${String((value as { format?: unknown }).format)}, this hub reads format ${FORMAT}`;
+  if (op === 'snapshot' && !READABLE_FORMATS.includes((value as { format?: unknown }).format)) {
+    return `snapshot format ${String((value as { format?: unknown }).format)}, this hub reads formats ${READABLE_FORMATS.join(' and ')}`;
   }
   return value as StateRecord;
 }
