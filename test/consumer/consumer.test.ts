@@ -5,11 +5,15 @@ import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { ROOT, createConsumerProject, listTarball, readFromTarball, runIn, startIn, type ConsumerProject } from '../../scripts/consumer-project.ts';
 
 const PROTOCOLS = ['mqtt', 'mqtt-ws', 'amqp', 'amqp-ws', 'https'];
+
+// Each step here is a whole process (strict tsc over the installed types takes ~20 s alone); on
+// two cores shared with the rest of the suite, 30 s per test is not enough headroom.
+vi.setConfig({ testTimeout: 180_000 });
 
 interface HubInfo { hostName: string; address: string; ports: { mqtt: number }; ca: string; devices: Record<string, string> }
 let project: ConsumerProject;
