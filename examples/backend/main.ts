@@ -383,7 +383,15 @@ async function main(): Promise<void> {
   }
   // With --json, stdout carries the summary alone; the running commentary goes to stderr.
   const say = (line: string): void => void (options.json ? process.stderr : process.stdout).write(`${line}\n`);
-  const summary = await runBackend(options, say);
+  let summary: BackendSummary;
+  try {
+    summary = await runBackend(options, say);
+  } catch (error) {
+    // Only starting the embedded hub fails outside a step.
+    console.error(`backend failed: ${message(error)}`);
+    process.exitCode = 1;
+    return;
+  }
   if (options.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   else print(summary);
   process.exitCode = summary.ok ? 0 : 1;
