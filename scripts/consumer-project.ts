@@ -13,7 +13,17 @@ const run = promisify(execFile);
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Versions a user installs beside ours: the transports are optional peers, chosen per protocol. */
-const THIRD_PARTY = ['azure-iot-device-mqtt@1.16.4', 'azure-iot-device-amqp@1.14.4', 'azure-iot-device-http@1.14.4', 'typescript@~5.9.3', '@types/node@^20.19.0'];
+const THIRD_PARTY = [
+  'azure-iot-device-mqtt@1.16.4',
+  'azure-iot-device-amqp@1.14.4',
+  'azure-iot-device-http@1.14.4',
+  // The backend's libraries, for the local hub's service side as a consumer uses it.
+  'azure-iothub@1.16.6',
+  '@azure/event-hubs@^6.0.4',
+  'ws@^8.18.0',
+  'typescript@~5.9.3',
+  '@types/node@^20.19.0',
+];
 
 /**
  * The environment of a user's shell: no `source` export condition (which the workspace's own test

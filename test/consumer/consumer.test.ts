@@ -54,6 +54,12 @@ describe('a consumer project', () => {
     expect(out.find((l) => 'gateway' in l)).toEqual({ gateway: 2, telemetry: [1, 1] });
   });
 
+  it('serves the backend\'s half to azure-iothub and @azure/event-hubs, unchanged, from the installed hub', async () => {
+    const result = await runIn(project.dir, process.execPath, ['backend.mjs']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(lines(result.stdout)).toEqual([{ registered: 'backend-1', body: { temperature: 21 }, kind: 'reading', messageId: 'b-1' }]);
+  });
+
   it('runs the same from CommonJS with require()', async () => {
     const result = await runIn(project.dir, process.execPath, ['round-trip.cjs']);
     expect(result.code, result.stderr).toBe(0);
