@@ -1,6 +1,9 @@
 // One AMQP connection as IoT Hub sees it: a set of device identities, each proven by its own CBS
 // put-token (or by the TLS client certificate), and the links each identity attached. A failure
 // of one identity (bad token, expiry, kick) detaches that identity's links only.
+// One file because it is one handler per connection whose link, identity and CBS tables every
+// rhea event reaches; addresses, CBS parsing, message mapping, the service side and the Event Hubs
+// route are already apart (address.ts, cbs.ts, mapping.ts, service-links.ts, route.ts).
 import { createHash } from 'node:crypto';
 import type { Delivery, EventContext, Message, Receiver, Sender } from 'rhea';
 import { redactSecrets } from '@switchyard/errors';

@@ -1,6 +1,9 @@
 // One device connection to the MQTT front-end: CONNECT/auth, topic rules, C2D window, twins, methods.
 // IoT Hub answers protocol misuse by dropping the connection rather than with error packets, so
 // every refusal here ends in close(); nothing may throw out of a socket callback.
+// One file because it is one state machine per socket (connect, session, subscriptions, in-flight
+// C2D and twin requests) whose handlers share its private state; topic parsing, CONNECT checks and
+// persistent subscriptions are already apart (topics.ts, connect.ts, subscriptions.ts).
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
