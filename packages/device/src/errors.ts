@@ -166,7 +166,10 @@ export function translateError(err: unknown, context: ErrorContext = {}): Switch
   const hint = kind === 'tls' ? ' (TLS verification failed: pass the hub CA as `ca`)' : '';
   // The SDK's own words for a network failure mislead ("Failure on first connection (Not
   // authorized)", "rhea: connection disconnected"): say what happened; the cause keeps theirs.
-  const said = code === 'CONNECT_FAILED' && kind === 'network'
+  // Only where the hub was in fact not reached: a link the hub detached mid-connection is also
+  // a ServiceUnavailableError, and saying "could not reach the hub" of it sends users to the wrong place.
+  const unreached = code === 'CONNECT_FAILED' && kind === 'network' && (connecting || networkReason(err) !== undefined);
+  const said = unreached
     ? `could not reach the hub (${networkReason(err) ?? 'no answer'}): a network failure, not a credentials one; check the host, the port and that the network lets this protocol out`
     : message;
   return new SwitchyardError(code, `${prefix}${said}${hint}`, {

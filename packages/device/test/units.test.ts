@@ -67,6 +67,14 @@ describe('connect() option validation names the field', () => {
 
 describe('translateError', () => {
   const { errors } = azureCommon;
+  it('says "could not reach the hub" only when it was not reached, not of a link the hub detached', () => {
+    const detached = translateError(new errors.ServiceUnavailableError('AMQP link /devices/d/messages/events detached by the hub'), { protocol: 'amqp', operation: 'connection' });
+    expect(detached.message).toContain('detached by the hub');
+    expect(detached.message).not.toContain('could not reach');
+    const refused = translateError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }), { protocol: 'mqtt', operation: 'sendEvent' });
+    expect(refused.message).toContain('could not reach the hub (connect ECONNREFUSED 127.0.0.1:1)');
+    expect(translateError(new errors.NotConnectedError('rhea: connection disconnected'), { protocol: 'amqp', operation: 'connect' }).message).toContain('could not reach the hub');
+  });
   it.each([
     [new errors.UnauthorizedError('Not authorized'), 'AUTH_FAILED'],
     [new errors.ThrottlingError('slow down'), 'THROTTLED'],
