@@ -73,7 +73,8 @@ export function messageIdToString(value: unknown): string | undefined {
   return undefined;
 }
 
-function stringProperty(value: unknown): string | undefined {
+/** An application property as the text IoT Hub carries: strings as they are, other values rendered. */
+export function stringProperty(value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') return value;
   if (Buffer.isBuffer(value)) return value.toString('utf8');

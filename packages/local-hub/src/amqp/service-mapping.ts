@@ -3,7 +3,7 @@
 // testable without sockets.
 import type { C2DSendInput } from '../core/types.ts';
 import type { AmqpMessageLike } from './mapping.ts';
-import { bodyToBuffer, messageIdToString } from './mapping.ts';
+import { bodyToBuffer, messageIdToString, stringProperty } from './mapping.ts';
 
 export const C2D_SEND_ADDRESS = '/messages/devicebound';
 
@@ -44,15 +44,6 @@ export type C2DSendParse = { ok: true; deviceId: string; input: C2DSendInput } |
 const DEVICEBOUND_TO = /^\/devices\/([^/]+)\/messages\/devicebound\/?$/;
 const ACKS = new Set(['none', 'positive', 'negative', 'full']);
 
-function text(value: unknown): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  return JSON.stringify(value);
-}
-
 function epochMs(value: unknown): number | undefined {
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : value.getTime();
   if (typeof value === 'number' && Number.isFinite(value)) return value;
@@ -80,7 +71,7 @@ export function c2dFromServiceMessage(msg: AmqpMessageLike, now: number): C2DSen
   const input: C2DSendInput = { body: bodyToBuffer(msg.body) };
   const properties: Record<string, string> = {};
   for (const [key, value] of Object.entries(record(msg.application_properties))) {
-    const v = text(value);
+    const v = stringProperty(value);
     if (v === undefined) continue;
     if (key === 'iothub-ack') {
       if (!ACKS.has(v)) return { ok: false, why: `iothub-ack must be none, positive, negative or full, not ${v}` };
@@ -94,9 +85,9 @@ export function c2dFromServiceMessage(msg: AmqpMessageLike, now: number): C2DSen
   if (messageId !== undefined) input.messageId = messageId;
   const correlationId = messageIdToString(msg.correlation_id);
   if (correlationId !== undefined) input.correlationId = correlationId;
-  const contentType = text(msg.content_type);
+  const contentType = stringProperty(msg.content_type);
   if (contentType !== undefined) input.contentType = contentType;
-  const contentEncoding = text(msg.content_encoding);
+  const contentEncoding = stringProperty(msg.content_encoding);
   if (contentEncoding !== undefined) input.contentEncoding = contentEncoding;
   if (msg.absolute_expiry_time !== undefined && msg.absolute_expiry_time !== null) {
     const expiry = epochMs(msg.absolute_expiry_time);

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { ModuleInput, ModuleRecord, ModuleTwin } from '../core/module-types.ts';
 import type { DeviceAuthentication, HubStats } from '../core/types.ts';
 import { ifMatch, param, readJson, type RequestContext } from './context.ts';
+import { authenticationFromBody } from './service-api.ts';
 import { badRequest, sendEmpty, sendJson } from './respond.ts';
 
 /** IoT Hub's "never" timestamp in registry documents. */
@@ -53,25 +54,6 @@ const modulePutBody = z.object({
     .nullish(),
 });
 
-function authenticationFromBody(auth: z.infer<typeof modulePutBody>['authentication']): DeviceAuthentication | undefined {
-  if (!auth) return undefined;
-  const type = auth.type ?? (auth.x509Thumbprint?.primaryThumbprint ? 'selfSigned' : 'sas');
-  if (type === 'sas') {
-    const primaryKey = auth.symmetricKey?.primaryKey || undefined;
-    const secondaryKey = auth.symmetricKey?.secondaryKey || undefined;
-    // Neither key: the hub generates both, as IoT Hub does. The core checks the keys' shape.
-    if (primaryKey === undefined && secondaryKey === undefined) return undefined;
-    if (primaryKey === undefined || secondaryKey === undefined) throw badRequest('authentication.symmetricKey needs both primaryKey and secondaryKey, or neither to have them generated');
-    return { type: 'sas', primaryKey, secondaryKey };
-  }
-  if (type === 'selfSigned') {
-    const primaryThumbprint = auth.x509Thumbprint?.primaryThumbprint || undefined;
-    if (primaryThumbprint === undefined) throw badRequest('authentication.x509Thumbprint.primaryThumbprint is required for type selfSigned');
-    const secondaryThumbprint = auth.x509Thumbprint?.secondaryThumbprint || undefined;
-    return { type: 'x509-thumbprint', primaryThumbprint, ...(secondaryThumbprint === undefined ? {} : { secondaryThumbprint }) };
-  }
-  throw badRequest(`authentication.type ${type} is not supported by the local hub (use sas or selfSigned)`);
-}
 
 export function listModules(ctx: RequestContext): void {
   const modules = ctx.deps.service.listModules(param(ctx.params, 'deviceId'));
@@ -90,7 +72,8 @@ export async function putModule(ctx: RequestContext): Promise<void> {
   const body = await readJson(ctx, modulePutBody.optional());
   if (body?.deviceId !== undefined && body.deviceId !== deviceId) throw badRequest(`deviceId ${JSON.stringify(body.deviceId)} in the body does not match ${JSON.stringify(deviceId)} in the path`);
   if (body?.moduleId !== undefined && body.moduleId !== moduleId) throw badRequest(`moduleId ${JSON.stringify(body.moduleId)} in the body does not match ${JSON.stringify(moduleId)} in the path`);
-  const authentication = authenticationFromBody(body?.authentication);
+  // The same authentication rules as a device's (keys generated when absent, both or neither).
+  const authentication = authenticationFromBody(body?.authentication as Parameters<typeof authenticationFromBody>[0]);
   const input: ModuleInput = { ...(authentication ? { authentication } : {}), ...(typeof body?.managedBy === 'string' ? { managedBy: body.managedBy } : {}) };
   const record = ctx.deps.service.putModule(deviceId, moduleId, input, ifMatch(ctx.req));
   sendJson(ctx.res, 200, moduleJson(record, ctx.deps.service.stats()), { ETag: `"${record.etag}"` });
