@@ -56,7 +56,7 @@ export class AzureClientGateway extends SharedConnectionGateway {
     const identity = new IdentityHandle(core, channel, client);
     owner.identity = identity;
     this.byCore.set(core, identity);
-    try {
+    return this.admit(identity, parsed.deviceId, async () => {
       client.setRetryPolicy(retryPolicy);
       // One setOptions call: the SDK replaces, never merges, its options object. The AMQP
       // transport only keeps it; the channel owns the connection's TLS and agent.
@@ -67,19 +67,7 @@ export class AzureClientGateway extends SharedConnectionGateway {
       if (this.closed) throw new Error('closed');
       await client.open();
       link.opened();
-    } catch (err) {
-      this.pending.delete(parsed.deviceId);
-      await this.closeIdentity(identity);
-      await pool.release(parsed.deviceId);
-      throw this.addFailed(err, parsed.deviceId);
-    }
-    this.pending.delete(parsed.deviceId);
-    if (this.closed) {
-      await this.closeIdentity(identity);
-      throw this.addFailed(undefined, parsed.deviceId);
-    }
-    this.identities.set(parsed.deviceId, identity);
-    return identity;
+    });
   }
 
   /** The Azure client's open(), with its own retry policy; the pool coalesces the attempts. */

@@ -283,6 +283,28 @@ export abstract class SharedConnectionGateway extends GatewayBase<IdentityHandle
   /** The engine's own timers, stopped before its identities close. */
   protected beforeClose(): void {}
 
+  /**
+   * The end of every shared-connection add(): once `opening` settles, the identity is in the
+   * gateway, or nothing of it is left (its client closed, its place in the pool given back).
+   */
+  protected async admit(identity: IdentityHandle, deviceId: string, opening: () => Promise<void>): Promise<IdentityHandle> {
+    try {
+      await opening();
+    } catch (err) {
+      this.pending.delete(deviceId);
+      await this.closeIdentity(identity);
+      await this.pool?.release(deviceId);
+      throw this.addFailed(err, deviceId);
+    }
+    this.pending.delete(deviceId);
+    if (this.closed) {
+      await this.closeIdentity(identity);
+      throw this.addFailed(undefined, deviceId);
+    }
+    this.identities.set(deviceId, identity);
+    return identity;
+  }
+
   /** What add() throws when connecting failed: the gateway's close, if that is why, else the failure. */
   protected addFailed(err: unknown, deviceId: string): SwitchyardError {
     if (this.closed) return new SwitchyardError('NOT_CONNECTED', `identity ${deviceId}: the gateway was closed while the identity connected`, { details: { deviceId } });

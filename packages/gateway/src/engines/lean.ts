@@ -56,22 +56,7 @@ export class LeanAmqpGateway extends SharedConnectionGateway implements Identity
     const identity = new IdentityHandle(core, channel);
     this.byCore.set(core, identity);
     this.#links.add(link);
-    try {
-      await link.open();
-    } catch (err) {
-      this.pending.delete(parsed.deviceId);
-      this.#links.delete(link);
-      await this.closeIdentity(identity);
-      await pool.release(parsed.deviceId);
-      throw this.addFailed(err, parsed.deviceId);
-    }
-    this.pending.delete(parsed.deviceId);
-    if (this.closed) {
-      await this.closeIdentity(identity);
-      throw this.addFailed(undefined, parsed.deviceId);
-    }
-    this.identities.set(parsed.deviceId, identity);
-    return identity;
+    return this.admit(identity, parsed.deviceId, () => link.open());
   }
 
   protected openLink(identity: IdentityHandle): Promise<void> {
