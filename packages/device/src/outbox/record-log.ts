@@ -214,14 +214,18 @@ export class RecordLog {
 
   /** Writes what is pending; resolves when every append made so far is written and synced. */
   async flush(): Promise<void> {
-    while (this.#flushing !== undefined) await this.#flushing;
-    if (this.#next.frames.length > 0) await this.#schedule();
-    while (this.#flushing !== undefined) await this.#flushing;
+    for (let round = 0; round < 1000; round++) {
+      if (this.#flushing !== undefined) await this.#flushing;
+      else if (this.#next.frames.length > 0 && this.#failed === undefined) await this.#schedule();
+      else return;
+    }
   }
 
   #schedule(): Promise<void> {
     this.#flushing ??= this.#drain().finally(() => {
       this.#flushing = undefined;
+      // Appends made after the loop saw an empty batch, but before this ran, start the next one.
+      if (this.#next.frames.length > 0 && this.#failed === undefined) void this.#schedule();
     });
     return this.#flushing;
   }
