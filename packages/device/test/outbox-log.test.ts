@@ -39,7 +39,7 @@ describe('outbox log format', () => {
 
   it('stops at a record whose checksum does not match (a flipped byte)', () => {
     const second = encodeRecord(add(2));
-    second[second.length - 2] ^= 0xff;
+    second.writeUInt8(second.readUInt8(second.length - 2) ^ 0xff, second.length - 2);
     const { records } = decodeLog(Buffer.concat([encodeRecord(add(1)), second, encodeRecord(add(3))]));
     expect(records).toHaveLength(1);
   });

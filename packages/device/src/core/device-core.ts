@@ -12,7 +12,7 @@ import { featureUnsupported, isRetryable, translateError, type ErrorContext } fr
 import type { DeviceLink, LinkDown, LinkListener, LinkMessage, Settlement } from '../links/link.ts';
 import { queueIterator, type MessageQueue } from '../message-queue.ts';
 import type { DeviceMessage, OutgoingMessage } from '../message.ts';
-import { Outbox, type OutboxDroppedEvent, type OutboxHost } from '../outbox/outbox.ts';
+import type { Outbox, OutboxDroppedEvent, OutboxHost } from '../outbox/outbox.ts';
 import type { PollEvent } from '../poll-scheduler.ts';
 import type { C2DMessage, DeviceClient, MethodHandler, MethodRequest, MethodResult, OperationOptions, SendOptions, TwinDocument } from '../types.ts';
 import { abortedError, Operation, type OperationHost } from './operation.ts';
