@@ -220,7 +220,11 @@ export class Outbox implements OutboxView {
       entry.seq = ++this.#seq;
       this.#push(entry);
     }
-    const queued = this.#log?.add(entries.map((e): AddRecord => ({ a: e.seq, i: e.message.messageId, t: e.enqueuedAt, m: storeMessage(e.message) })));
+    // Written before the first attempt either way; 'queued' also waits for the sync.
+    const queued = this.#log?.add(
+      entries.map((e): AddRecord => ({ a: e.seq, i: e.message.messageId, t: e.enqueuedAt, m: storeMessage(e.message) })),
+      options.until === 'queued',
+    );
     let result: Promise<void>;
     if (options.until === 'queued') {
       // A log that fails to write rejects the caller; the messages are still sent from memory.
