@@ -195,7 +195,11 @@ export function parseConnectionString(text: string): ParsedConnectionString {
 
 function invalidOptions(what: string, issues: v.BaseIssue<unknown>[], prefix = ''): SwitchyardError {
   const list = issues.filter((i) => !isUnknownKey(i)).map((i) => {
-    if (i.message === UNKNOWN_OPTION) return { field: (i.input as string[]).map((k) => prefix + k).join(', '), message: i.message };
+    if (i.message === UNKNOWN_OPTION) {
+      // A nested object's unknown keys are named with the path to it (endpoint.ports.mqt).
+      const at = fieldPath(i.path ?? []);
+      return { field: (i.input as string[]).map((k) => prefix + (at === '' ? k : `${at}.${k}`)).join(', '), message: i.message };
+    }
     const path = fieldPath(i.path ?? []);
     return { field: path === '' ? (prefix === '' ? '(options)' : prefix.slice(0, -1)) : prefix + path, message: i.message };
   });
