@@ -26,7 +26,7 @@ const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
 if (hasTaskset) spawnSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 
 const script = fileURLToPath(new URL('./hub-process.ts', import.meta.url));
-const args = ['--conditions=source', '--import', 'tsx', script, '4'];
+const args = ['--conditions=source', '--import', 'tsx', script, '5'];
 const hubChild = hasTaskset ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
 const hubLines = createInterface({ input: hubChild.stdout! });
 const [line] = (await once(hubLines, 'line')) as [string];
@@ -84,13 +84,15 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 // 'ids' is the plain client given a fresh messageId per message by the caller: what stable ids
 // alone cost (a longer MQTT topic for the SDK to build and the hub to parse), outbox or not.
+// 'aa' is a second plain client: plain/aa is the noise floor of the same run (A/A).
 const kinds = {
   plain: await client(0, undefined),
+  aa: await client(4, undefined),
   ids: await client(3, undefined),
   memory: await client(1, {}),
   durable: await client(2, { dir }),
 };
-const results: Record<keyof typeof kinds, number[]> = { plain: [], ids: [], memory: [], durable: [] };
+const results: Record<keyof typeof kinds, number[]> = { plain: [], aa: [], ids: [], memory: [], durable: [] };
 for (let round = 0; round < rounds; round++) {
   for (const kind of Object.keys(kinds) as Array<keyof typeof kinds>) {
     const rate = await measure(kinds[kind], kind === 'ids');
@@ -110,11 +112,11 @@ const summary = {
   inFlight: WINDOW,
   secondsPerRun: seconds,
   rounds,
-  msgsPerSecond: { plain: Math.round(plain), plainWithIds: Math.round(median(results.ids)), memory: Math.round(median(results.memory)), durable: Math.round(median(results.durable)) },
-  ratioVsPlain: { plainWithIds: Number((median(results.ids) / plain).toFixed(3)), memory: Number((median(results.memory) / plain).toFixed(3)), durable: Number((median(results.durable) / plain).toFixed(3)) },
+  msgsPerSecond: { plain: Math.round(plain), aa: Math.round(median(results.aa)), plainWithIds: Math.round(median(results.ids)), memory: Math.round(median(results.memory)), durable: Math.round(median(results.durable)) },
+  ratioVsPlain: { aa: Number((median(results.aa) / plain).toFixed(3)), plainWithIds: Number((median(results.ids) / plain).toFixed(3)), memory: Number((median(results.memory) / plain).toFixed(3)), durable: Number((median(results.durable) / plain).toFixed(3)) },
   ratioVsPlainWithIds: { memory: Number((median(results.memory) / median(results.ids)).toFixed(3)), durable: Number((median(results.durable) / median(results.ids)).toFixed(3)) },
   durableLog: durableFile,
   taskset: hasTaskset,
 };
 console.log(JSON.stringify(summary, null, 2));
-console.log(`durable outbox / plain client at ${WINDOW} in flight: ${summary.ratioVsPlain.durable.toFixed(3)}x (target >= 0.9x); in-memory outbox: ${summary.ratioVsPlain.memory.toFixed(3)}x; plain client with message ids: ${summary.ratioVsPlain.plainWithIds.toFixed(3)}x`);
+console.log(`durable outbox / plain client at ${WINDOW} in flight: ${summary.ratioVsPlain.durable.toFixed(3)}x (target >= 0.9x); in-memory outbox: ${summary.ratioVsPlain.memory.toFixed(3)}x; plain client with message ids: ${summary.ratioVsPlain.plainWithIds.toFixed(3)}x; A/A (a second plain client): ${summary.ratioVsPlain.aa.toFixed(3)}x`);
