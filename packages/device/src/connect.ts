@@ -11,6 +11,7 @@ import { guard } from './core/guard.ts';
 import { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type PollOnce } from './links/azure-client-link.ts';
 import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
 import { translateError, httpStatusOf, neverReachedHub } from './errors.ts';
+import { Outbox } from './outbox/outbox.ts';
 import { parseConnectOptions, type ConnectOptionsInput, type ParsedConnectOptions, type ParsedConnectionString } from './options.ts';
 import type { PollOutcome } from './poll-scheduler.ts';
 import { loadTransport, quietRheaDisconnects, type ModuleImporter, type TransportConstructor } from './transport-factory.ts';
@@ -179,6 +180,8 @@ export async function connect<const P extends ProfileDefinition | string | undef
     return built;
   };
 
+  // Read before any socket opens: an unusable directory fails connect() with STATE_FAILED.
+  const outbox = parsed.outbox === undefined ? undefined : await Outbox.open(parsed.outbox);
   for (let i = 0; i < candidates.length; i++) {
     const protocol = candidates[i]!;
     const Transport = await loadTransport(protocol, internals.importer);
@@ -195,6 +198,7 @@ export async function connect<const P extends ProfileDefinition | string | undef
         parsed.onFallback?.(event);
         continue;
       }
+      await outbox?.close();
       throw error;
     }
     const used: Decision =
@@ -222,6 +226,7 @@ export async function connect<const P extends ProfileDefinition | string | undef
     });
     const client = new DeviceCore({
       link,
+      ...(outbox === undefined ? {} : { outbox }),
       decision: used,
       initialState: 'connected',
       operationTimeoutMs: parsed.operationTimeoutMs,

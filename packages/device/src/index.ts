@@ -39,5 +39,8 @@ export type {
   MethodRequest,
   MethodResult,
   OperationOptions,
+  SendOptions,
   TwinDocument,
 } from './types.ts';
+export type { OutboxOptions, WhenFull } from './outbox/options.ts';
+export type { OutboxView, OutboxDroppedEvent, OutboxDropReason } from './outbox/outbox.ts';

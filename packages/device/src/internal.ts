@@ -11,7 +11,7 @@ export { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type AzureCl
 export { translateError, classifyFailure, featureUnsupported, isRetryable, neverReachedHub, type ErrorContext, type FailureKind } from './errors.ts';
 export { TRANSPORTS, loadTransport, type TransportSpec, type TransportConstructor, type ModuleImporter } from './transport-factory.ts';
 export { RedirectAgent, type Endpoint } from './endpoint.ts';
-export { parseConnectOptions, parseConnectionString, connectOptionsSchema, type ConnectOptionsInput } from './options.ts';
+export { parseConnectOptions, parseConnectionString, parseOutboxOptions, connectOptionsSchema, type ConnectOptionsInput } from './options.ts';
 export {
   INITIAL_POLL_STATE,
   pollStarted,
@@ -27,3 +27,6 @@ export {
 } from './poll-scheduler.ts';
 export { MessageQueue, queueIterator } from './message-queue.ts';
 export { toAzureMessage, fromAzureMessage } from './message.ts';
+export { Outbox, OUTBOX_WINDOW, type OutboxHost } from './outbox/outbox.ts';
+export { RecordLog, decodeLog, encodeRecord, liveEntries, shouldCompact, truncateLogFile, LOG_FILE, DEFAULT_COMPACTION } from './outbox/record-log.ts';
+export { outboxSettings, OUTBOX_DEFAULTS } from './outbox/options.ts';

@@ -62,6 +62,15 @@ const signalSchema = v.custom<AbortSignal>((value) => value instanceof AbortSign
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && [Object.prototype, null].includes(Object.getPrototypeOf(value));
 
+/** The outbox (outbox/options.ts), for connect() and each gateway identity. */
+export const outboxSchema = strict({
+  dir: v.optional(nonEmpty('must be the path of a directory for the outbox log')),
+  maxMessages: v.optional(v.pipe(int, atLeast(1))),
+  maxBytes: v.optional(v.pipe(int, atLeast(1))),
+  whenFull: v.optional(v.picklist(['reject-new', 'drop-oldest'], 'must be "reject-new" or "drop-oldest"')),
+  ttlMs: v.optional(v.pipe(int, atLeast(1))),
+});
+
 export const connectOptionsSchema = strict({
   connectionString: v.pipe(
     v.string('is required: the device connection string "HostName=...;DeviceId=...;SharedAccessKey=..." (or ...;x509=true with cert and key)'),
@@ -116,6 +125,8 @@ export const connectOptionsSchema = strict({
   ),
   onFallback: v.optional(v.custom<(event: { from: Protocol; to: Protocol; reason: string }) => void>((value) => typeof value === 'function', 'must be a function')),
   productInfo: v.optional(v.string(expected('string'))),
+  /** Record every send before sending it, and replay what the hub has not acknowledged. Off by default. */
+  outbox: v.optional(outboxSchema),
 });
 
 export type ConnectOptionsInput = v.InferInput<typeof connectOptionsSchema>;
@@ -182,19 +193,32 @@ export function parseConnectionString(text: string): ParsedConnectionString {
   return out;
 }
 
+function invalidOptions(what: string, issues: v.BaseIssue<unknown>[], prefix = ''): SwitchyardError {
+  const list = issues.filter((i) => !isUnknownKey(i)).map((i) => {
+    if (i.message === UNKNOWN_OPTION) {
+      // A nested object's unknown keys are named with the path to it (endpoint.ports.mqt).
+      const at = fieldPath(i.path ?? []);
+      return { field: (i.input as string[]).map((k) => prefix + (at === '' ? k : `${at}.${k}`)).join(', '), message: i.message };
+    }
+    const path = fieldPath(i.path ?? []);
+    return { field: path === '' ? (prefix === '' ? '(options)' : prefix.slice(0, -1)) : prefix + path, message: i.message };
+  });
+  return new SwitchyardError('CONFIG_INVALID', `invalid ${what} options: ${list.map((i) => `${i.field}: ${i.message}`).join('; ')}`, {
+    details: { field: list[0]?.field, issues: list },
+  });
+}
+
+/** Validates an `outbox` option on its own (the gateway's); `field` prefixes the names in errors. */
+export function parseOutboxOptions(input: unknown, field = 'outbox'): v.InferOutput<typeof outboxSchema> {
+  const result = v.safeParse(outboxSchema, input);
+  if (!result.success) throw invalidOptions('gateway', result.issues, `${field}.`);
+  return result.output;
+}
+
 /** Validates connect() options; throws CONFIG_INVALID naming each bad field. */
 export function parseConnectOptions(input: unknown): ParsedConnectOptions & { connection: ParsedConnectionString } {
   const result = v.safeParse(connectOptionsSchema, input);
-  if (!result.success) {
-    const issues = result.issues.filter((i) => !isUnknownKey(i)).map((i) => {
-      if (i.message === UNKNOWN_OPTION) return { field: (i.input as string[]).join(', '), message: i.message };
-      const path = fieldPath(i.path ?? []);
-      return { field: path === '' ? '(options)' : path, message: i.message };
-    });
-    throw new SwitchyardError('CONFIG_INVALID', `invalid connect() options: ${issues.map((i) => `${i.field}: ${i.message}`).join('; ')}`, {
-      details: { field: issues[0]?.field, issues },
-    });
-  }
+  if (!result.success) throw invalidOptions('connect()', result.issues);
   const options = result.output;
   const connection = parseConnectionString(options.connectionString);
   if (connection.moduleId !== undefined) {

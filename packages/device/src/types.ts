@@ -6,6 +6,7 @@ import type { Decision } from '@switchyard/selector';
 import type { C2DMessageData, OutgoingMessage } from './message.ts';
 import type { PollEvent } from './poll-scheduler.ts';
 import type { ConnectionState, StateChange } from './core/state.ts';
+import type { OutboxDroppedEvent, OutboxView } from './outbox/outbox.ts';
 
 export type { ConnectionState, StateChange } from './core/state.ts';
 
@@ -13,6 +14,15 @@ export interface OperationOptions {
   signal?: AbortSignal;
   /** Overrides the client's operationTimeoutMs for this call. */
   timeoutMs?: number;
+}
+
+export interface SendOptions extends OperationOptions {
+  /**
+   * With an outbox, 'queued' resolves once the message is recorded (fsynced when `outbox.dir` is
+   * set) and the outbox then sends it by itself; the default, 'acknowledged', waits for the hub.
+   * Without an outbox both wait for the hub.
+   */
+  until?: 'queued' | 'acknowledged';
 }
 
 export interface C2DBase extends C2DMessageData {
@@ -73,6 +83,8 @@ export interface ClientEvents<M> {
   desired: [Record<string, unknown>];
   warning: [string];
   error: [SwitchyardError];
+  /** Messages that left the outbox unsent: it was full (drop-oldest), their TTL passed, or the hub can never take them. */
+  'outbox-dropped': [OutboxDroppedEvent];
 }
 
 export interface BaseClient<M> {
@@ -80,12 +92,14 @@ export interface BaseClient<M> {
   readonly decision: Decision | undefined;
   readonly deviceId: string;
   readonly state: ConnectionState;
-  sendEvent(message: OutgoingMessage, options?: OperationOptions): Promise<void>;
+  /** The outbox (the `outbox` option of connect() or the gateway); undefined when it is off. */
+  readonly outbox: OutboxView | undefined;
+  sendEvent(message: OutgoingMessage, options?: SendOptions): Promise<void>;
   /**
    * Sends several messages: one request over HTTPS, pipelined on the one link over AMQP (the
    * SDK has no AMQP batch), one after another over MQTT.
    */
-  sendEventBatch(messages: readonly OutgoingMessage[], options?: OperationOptions): Promise<void>;
+  sendEventBatch(messages: readonly OutgoingMessage[], options?: SendOptions): Promise<void>;
   /** Received messages until close() or the signal aborts; enables C2D on first use. */
   messages(options?: { signal?: AbortSignal }): AsyncIterableIterator<M>;
   on<E extends keyof ClientEvents<M>>(event: E, listener: (...args: ClientEvents<M>[E]) => void): this;

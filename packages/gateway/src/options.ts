@@ -1,5 +1,7 @@
 // The gateway's options, checked without the network so a typo fails createGateway, and its
 // identities' connection strings, parsed once.
+import { join } from 'node:path';
+import { parseOutboxOptions, type OutboxOptions } from '@switchyard/device/internal';
 import { SwitchyardError } from '@switchyard/errors';
 import { backoffDelay } from '@switchyard/time';
 import azureCommon from 'azure-iot-common';
@@ -63,6 +65,13 @@ export interface GatewaySettings {
   openTimeoutMs: number;
   closeTimeoutMs: number;
   reconnect: ReconnectPolicy;
+  outbox: OutboxOptions | undefined;
+}
+
+/** Identity `deviceId`'s outbox: the gateway's options, in a directory of its own. */
+export function identityOutbox(outbox: OutboxOptions | undefined, deviceId: string): OutboxOptions | undefined {
+  if (outbox === undefined) return undefined;
+  return outbox.dir === undefined ? { ...outbox } : { ...outbox, dir: join(outbox.dir, encodeURIComponent(deviceId)) };
 }
 
 /**
@@ -92,6 +101,7 @@ export function validateOptions(options: GatewayOptions): GatewaySettings {
       initialDelayMs: positiveInteger(options.reconnect?.initialDelayMs, 'reconnect.initialDelayMs', 1_000),
       maxDelayMs: positiveInteger(options.reconnect?.maxDelayMs, 'reconnect.maxDelayMs', 60_000),
     },
+    outbox: options.outbox === undefined ? undefined : parseOutboxOptions(options.outbox),
   };
   if (settings.reconnect.maxDelayMs < settings.reconnect.initialDelayMs) {
     throw invalid('reconnect.maxDelayMs', `must be >= reconnect.initialDelayMs (${settings.reconnect.initialDelayMs})`);

@@ -4,7 +4,7 @@ import type { Agent } from 'node:https';
 import type { Client } from 'azure-iot-device';
 import type { RetryPolicy } from 'azure-iot-common';
 import type { SwitchyardError } from '@switchyard/errors';
-import type { ConnectionState, DeviceClient } from '@switchyard/device';
+import type { ConnectionState, DeviceClient, OutboxOptions } from '@switchyard/device';
 import type { ProfileDefinition, Protocol } from '@switchyard/profile';
 import type { Decision } from '@switchyard/selector';
 import type { Clock } from '@switchyard/time';
@@ -80,6 +80,12 @@ export interface GatewayOptions {
    * six times the memory per identity (see the README's Memory section).
    */
   engine?: GatewayEngine;
+  /**
+   * An outbox for every identity, each its own (the `outbox` option of `@switchyard/device`'s
+   * connect()): its sends are recorded first and replayed, in order, until the hub acknowledges
+   * them. With `dir`, identity `id` keeps its log in `<dir>/<encodeURIComponent(id)>/`. Off by default.
+   */
+  outbox?: OutboxOptions;
 }
 
 export type GatewayEngine = 'azure-client' | 'lean';

@@ -14,9 +14,10 @@ import { systemClock, type Clock } from '@switchyard/time';
 import { featureUnsupported, isRetryable, translateError, type ErrorContext } from '../errors.ts';
 import type { DeviceLink, LinkDown, LinkListener, LinkMessage, Settlement } from '../links/link.ts';
 import { queueIterator, type MessageQueue } from '../message-queue.ts';
-import type { OutgoingMessage } from '../message.ts';
+import type { DeviceMessage, OutgoingMessage } from '../message.ts';
+import type { Outbox, OutboxDroppedEvent, OutboxHost } from '../outbox/outbox.ts';
 import type { PollEvent } from '../poll-scheduler.ts';
-import type { C2DMessage, DeviceClient, MethodHandler, MethodRequest, MethodResult, OperationOptions, TwinDocument } from '../types.ts';
+import type { C2DMessage, DeviceClient, MethodHandler, MethodRequest, MethodResult, OperationOptions, SendOptions, TwinDocument } from '../types.ts';
 import { abortedError, Operation, type OperationHost } from './operation.ts';
 import { startPolling, type PollingOptions, type PollingHandle } from './polling.ts';
 import { ConnectionStateMachine, type ConnectionState, type StateChange } from './state.ts';
@@ -40,6 +41,8 @@ export interface DeviceCoreOptions extends PollingOptions {
    * gateway's identities), so that following them costs no closure per identity.
    */
   observer?: CoreObserver;
+  /** An outbox from Outbox.open() (its directory already read); every send goes through it. */
+  outbox?: Outbox;
 }
 
 export interface CoreObserver {
@@ -58,7 +61,7 @@ function messageIdOf(message: OutgoingMessage): string | undefined {
 
 const isMqtt = (protocol: Protocol): boolean => protocol === 'mqtt' || protocol === 'mqtt-ws';
 
-export class DeviceCore extends EventEmitter implements DeviceClient, LinkListener, OperationHost {
+export class DeviceCore extends EventEmitter implements DeviceClient, LinkListener, OperationHost, OutboxHost {
   readonly protocol: Protocol;
   readonly decision: Decision | undefined;
   readonly deviceId: string;
@@ -76,6 +79,7 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
   #desired = false;
   #polling: PollingHandle | undefined;
   #closing: Promise<void> | undefined;
+  readonly #outbox: Outbox | undefined;
 
   constructor(options: DeviceCoreOptions) {
     super();
@@ -90,6 +94,13 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
     this.#machine = new ConnectionStateMachine(options.initialState ?? 'connecting', this.#changed);
     this.#machine.nextEpoch();
     options.link.bind(this);
+    this.#outbox = options.outbox?.bind(this);
+    if (this.#machine.current === 'connected') this.#outbox?.resume();
+  }
+
+  /** The outbox's counters; undefined without the `outbox` option. */
+  get outbox(): Outbox | undefined {
+    return this.#outbox;
   }
 
   get state(): ConnectionState {
@@ -108,12 +119,15 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
     if (change.to === 'connected') {
       this.emit('connected');
       this.#release();
+      this.#outbox?.resume();
     } else if (change.to === 'reconnecting' || change.to === 'disconnected') {
       const event = { reason: change.reason, willRetry: change.to === 'reconnecting', ...(change.error === undefined ? {} : { error: change.error }) };
       this.emit('disconnected', event);
       // Nothing brings a disconnected link back by itself: held operations go to the link now,
       // which fails them or reconnects on demand, rather than waiting out their deadline.
       if (change.to === 'disconnected') this.#release();
+      if (change.to === 'disconnected') this.#outbox?.retryLater();
+      else this.#outbox?.pause();
     }
   };
 
@@ -259,7 +273,8 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
    * The hot path: no async function, one Operation, and the link gets the operation's callback,
    * so an SDK link builds no promise of its own (bench/README.md, "Where the CPU went").
    */
-  sendEvent(message: OutgoingMessage, options?: OperationOptions): Promise<void> {
+  sendEvent(message: OutgoingMessage, options?: SendOptions): Promise<void> {
+    if (this.#outbox !== undefined) return this.#outbox.send('sendEvent', [message], this.#outboxOptions(options));
     const signal = options?.signal;
     if (this.#machine.desired === 'closed') return Promise.reject(this.#closedError('sendEvent'));
     if (signal?.aborted === true) return Promise.reject(abortedError(signal, 'sendEvent'));
@@ -287,7 +302,24 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
     else operation.done(err);
   }
 
-  sendEventBatch(messages: readonly OutgoingMessage[], options?: OperationOptions): Promise<void> {
+  #outboxOptions(options: SendOptions | undefined): { signal: AbortSignal | undefined; timeoutMs: number; until: 'queued' | 'acknowledged' } {
+    return { signal: options?.signal, timeoutMs: options?.timeoutMs ?? this.#timeoutMs, until: options?.until ?? 'acknowledged' };
+  }
+
+  /** OutboxHost: one attempt at one queued message, under the client's deadline. */
+  attempt(message: DeviceMessage, done: (err?: unknown) => void): void {
+    const operation = new Operation<void>(this, 'sendEvent', this.#timeoutMs, undefined, () => done(), done, message.messageId);
+    if (this.#mustHold()) this.#hold(() => this.#sendNow(operation, message));
+    else this.#sendNow(operation, message);
+  }
+
+  /** OutboxHost: messages left the outbox unsent. */
+  dropped(event: OutboxDroppedEvent): void {
+    this.emit('outbox-dropped', event);
+  }
+
+  sendEventBatch(messages: readonly OutgoingMessage[], options?: SendOptions): Promise<void> {
+    if (this.#outbox !== undefined && messages.length > 0) return this.#outbox.send('sendEventBatch', messages, this.#outboxOptions(options));
     if (messages.length === 0) {
       try {
         this.#assertOpen('sendEventBatch');
@@ -420,6 +452,7 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
     this.#queues?.clear();
     // Held operations see the closed state when released and are refused with delivered: 'no'.
     this.#release();
+    await this.#outbox?.close();
     await this.#polling?.stop();
     const timeoutMs = options?.timeoutMs ?? this.#timeoutMs;
     let timer: ReturnType<Clock['setTimeout']> | undefined;

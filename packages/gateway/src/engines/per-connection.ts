@@ -5,6 +5,7 @@ import { SwitchyardError } from '@switchyard/errors';
 import { connect, translateError, type DeviceCore } from '@switchyard/device/internal';
 import type { ConnectionInfo } from '../amqp/pool.ts';
 import type { GatewayIdentity, GatewayIdentityInput, GatewayOptions } from '../types.ts';
+import { identityOutbox } from '../options.ts';
 import { GatewayBase } from './base.ts';
 import { IdentityHandle } from './identity.ts';
 
@@ -27,6 +28,7 @@ export class PerConnectionGateway extends GatewayBase<IdentityHandle> {
         ...(endpoint === undefined ? {} : { endpoint: { host: endpoint.host, ports: this.ports(endpoint) } }),
         ...(tokenRenewal === undefined ? {} : { tokenRenewal }),
         connectTimeoutMs: this.settings.openTimeoutMs,
+        ...(this.settings.outbox === undefined ? {} : { outbox: identityOutbox(this.settings.outbox, parsed.deviceId)! }),
       });
       // connect() builds the one core; its client is that core.
       device = result.client as unknown as DeviceCore;

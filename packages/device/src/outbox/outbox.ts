@@ -1,0 +1,486 @@
+// The outbox: every telemetry message is recorded before it is sent, and leaves only when the hub
+// acknowledged it. Messages go to the link in the order they were queued, several at a time; a
+// failed attempt stops the flow until the connection is back (the core's `connected`) or a
+// back-off passes, and then everything unacknowledged is sent again from the oldest. Each message
+// carries a stable message id, the same on every attempt and after a restart, so a hub (or a
+// consumer) can drop the copies an at-least-once replay produces.
+import { randomUUID } from 'node:crypto';
+import { SwitchyardError } from '@switchyard/errors';
+import type { Protocol } from '@switchyard/profile';
+import { backoffDelay, type Clock, type TimerHandle } from '@switchyard/time';
+import { clearDeadline, DeadlineNode, startDeadline } from '../core/deadlines.ts';
+import { abortedError } from '../core/operation.ts';
+import { translateError } from '../errors.ts';
+import type { DeviceMessage, OutgoingMessage } from '../message.ts';
+import { outboxSettings, type OutboxOptions, type OutboxSettings } from './options.ts';
+import { RecordLog, type AddRecord } from './record-log.ts';
+import { loadMessage, messageBytes, storeMessage, withMessageId } from './stored-message.ts';
+
+/** Attempts the link carries at once; more than any caller's window, so it never limits one. */
+export const OUTBOX_WINDOW = 64;
+const RETRY = { baseMs: 500, maxMs: 30_000, maxRetries: Infinity, jitter: 0.5 };
+/** Errors that say this message can never be sent: it is dropped rather than blocking the queue. */
+const UNSENDABLE = new Set(['MESSAGE_TOO_LARGE', 'CONFIG_INVALID', 'FEATURE_UNSUPPORTED']);
+
+export type OutboxDropReason = 'full' | 'expired' | 'unsendable';
+
+export interface OutboxDroppedEvent {
+  reason: OutboxDropReason;
+  messageIds: string[];
+  /** For 'unsendable': what the hub or the link said. */
+  error?: SwitchyardError;
+}
+
+/** What `client.outbox` shows. */
+export interface OutboxView {
+  /** Messages queued and not yet acknowledged by the hub. */
+  readonly depth: number;
+  /** Their body and property bytes. */
+  readonly bytes: number;
+  /** Age of the oldest of them on the client's clock, ms; 0 when empty. */
+  readonly oldestAgeMs: number;
+  /** Resolves when every message queued so far was acknowledged (or dropped). */
+  drain(): Promise<void>;
+}
+
+export type Until = 'queued' | 'acknowledged';
+
+export interface OutboxSendOptions {
+  signal?: AbortSignal | undefined;
+  timeoutMs: number;
+  until: Until;
+}
+
+/** What the outbox needs from the client that owns it. */
+export interface OutboxHost {
+  readonly protocol: Protocol;
+  readonly clock: Clock;
+  readonly identity: string | undefined;
+  /** One attempt at one message; `done` once, without an error when the hub acknowledged it. */
+  attempt(message: DeviceMessage, done: (err?: unknown) => void): void;
+  dropped(event: OutboxDroppedEvent): void;
+}
+
+class Entry {
+  inFlight = false;
+  done = false;
+  waiter: Waiter | undefined = undefined;
+  readonly settle = (err?: unknown): void => this.outbox.settled(this, err);
+  constructor(
+    readonly outbox: Outbox,
+    public seq: number,
+    readonly message: DeviceMessage & { messageId: string },
+    readonly bytes: number,
+    readonly enqueuedAt: number,
+  ) {}
+}
+
+/** One sendEvent or sendEventBatch call waiting for its messages, under its deadline. */
+class Waiter extends DeadlineNode {
+  #done = false;
+  sent = false;
+  constructor(
+    readonly host: OutboxHost,
+    readonly what: string,
+    public remaining: number,
+    readonly firstId: string,
+    readonly timeoutMs: number,
+    readonly signal: AbortSignal | undefined,
+    readonly resolve: () => void,
+    readonly reject: (error: unknown) => void,
+  ) {
+    super();
+    startDeadline(this, timeoutMs, host.clock);
+    signal?.addEventListener('abort', this, { once: true });
+  }
+
+  expire(): void {
+    if (!this.#finish()) return;
+    const details: Record<string, unknown> = { protocol: this.host.protocol, operation: this.what, timeoutMs: this.timeoutMs, delivered: this.sent ? 'unknown' : 'no', messageId: this.firstId, queued: true };
+    if (this.host.identity !== undefined) details.deviceId = this.host.identity;
+    this.reject(
+      new SwitchyardError('TIMEOUT', `${this.host.protocol} ${this.what} was not acknowledged within ${this.timeoutMs} ms; it stays in the outbox and is still sent (de-duplicate on messageId ${this.firstId})`, { details }),
+    );
+  }
+
+  handleEvent(): void {
+    if (this.#finish()) this.reject(abortedError(this.signal!, this.what));
+  }
+
+  entryDone(): void {
+    if (--this.remaining === 0 && this.#finish()) this.resolve();
+  }
+
+  failed(error: unknown): void {
+    if (this.#finish()) this.reject(error);
+  }
+
+  #finish(): boolean {
+    if (this.#done) return false;
+    this.#done = true;
+    clearDeadline(this);
+    this.signal?.removeEventListener('abort', this);
+    return true;
+  }
+}
+
+export class Outbox implements OutboxView {
+  #host!: OutboxHost;
+  readonly #settings: OutboxSettings;
+  readonly #log: RecordLog | undefined;
+  /** Oldest first; entries before #head are done. */
+  #entries: Entry[] = [];
+  #head = 0;
+  /** Where the pump looks for the next entry to send. */
+  #cursor = 0;
+  #inFlight = 0;
+  #depth = 0;
+  #bytes = 0;
+  #seq = 0;
+  #online = false;
+  #closed = false;
+  #retries = 0;
+  #retryTimer: TimerHandle | undefined;
+  #ttlTimer: TimerHandle | undefined;
+  #ttlAt = 0;
+  #acks: number[] = [];
+  #drains: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+
+  private constructor(settings: OutboxSettings, log: RecordLog | undefined) {
+    this.#settings = settings;
+    this.#log = log;
+    if (log !== undefined) log.liveRecords = () => this.#liveRecords();
+  }
+
+  /** An outbox with what its directory still holds from an earlier run, queued first. */
+  static async open(options: OutboxOptions): Promise<Outbox> {
+    const settings = outboxSettings(options);
+    if (settings.dir === undefined) return new Outbox(settings, undefined);
+    const { log, entries } = await RecordLog.open(settings.dir);
+    const outbox = new Outbox(settings, log);
+    for (const recovered of entries) {
+      const message = loadMessage(recovered.message);
+      outbox.#push(new Entry(outbox, recovered.seq, message, messageBytes(message), recovered.enqueuedAt));
+      outbox.#seq = recovered.seq;
+    }
+    return outbox;
+  }
+
+  /** Gives the outbox the client it sends through; once, before anything is sent. */
+  bind(host: OutboxHost): this {
+    this.#host = host;
+    this.#armTtl();
+    return this;
+  }
+
+  get depth(): number {
+    return this.#depth;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get oldestAgeMs(): number {
+    const oldest = this.#oldest();
+    return oldest === undefined ? 0 : Math.max(0, this.#host.clock.now() - oldest.enqueuedAt);
+  }
+
+  /** For tests and the bench: the log's size and how often it was rewritten. */
+  get file(): { bytes: number; liveBytes: number; compactions: number } | undefined {
+    const log = this.#log;
+    return log === undefined ? undefined : { bytes: log.fileBytes, liveBytes: log.liveBytes, compactions: log.compactions };
+  }
+
+  drain(): Promise<void> {
+    if (this.#depth === 0) return Promise.resolve();
+    if (this.#closed) return Promise.reject(this.#closedError('drain'));
+    return new Promise((resolve, reject) => this.#drains.push({ resolve, reject }));
+  }
+
+  /** Records `messages` and sends them; resolves as `until` says. */
+  send(what: string, messages: readonly OutgoingMessage[], options: OutboxSendOptions): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError(what));
+    if (options.signal?.aborted === true) return Promise.reject(abortedError(options.signal, what));
+    const now = this.#host.clock.now();
+    const entries: Entry[] = [];
+    let total = 0;
+    try {
+      for (const input of messages) {
+        const message = withMessageId(input, randomUUID);
+        const bytes = messageBytes(message);
+        total += bytes;
+        entries.push(new Entry(this, 0, message, bytes, now));
+      }
+      this.#makeRoom(what, entries.length, total, entries[0]!.message.messageId);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    for (const entry of entries) {
+      entry.seq = ++this.#seq;
+      this.#push(entry);
+    }
+    // Written before the first attempt either way; 'queued' also waits for the sync.
+    const queued = this.#log?.add(
+      entries.map((e): AddRecord => ({ a: e.seq, i: e.message.messageId, t: e.enqueuedAt, m: storeMessage(e.message) })),
+      options.until === 'queued',
+    );
+    let result: Promise<void>;
+    if (options.until === 'queued') {
+      // A log that fails to write rejects the caller; the messages are still sent from memory.
+      result = queued ?? Promise.resolve();
+    } else {
+      queued?.catch(() => undefined);
+      result = new Promise<void>((resolve, reject) => {
+        const waiter = new Waiter(this.#host, what, entries.length, entries[0]!.message.messageId, options.timeoutMs, options.signal, resolve, reject);
+        for (const entry of entries) entry.waiter = waiter;
+      });
+    }
+    this.#armTtl();
+    this.#pump();
+    return result;
+  }
+
+  /** The connection is (back) up: send everything unacknowledged, oldest first. */
+  resume(): void {
+    if (this.#closed) return;
+    this.#host.clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#retries = 0;
+    this.#online = true;
+    this.#cursor = this.#head;
+    this.#pump();
+  }
+
+  /** The connection is being re-opened: hold new attempts until resume(). */
+  pause(): void {
+    this.#online = false;
+  }
+
+  /** Nothing re-opens the connection by itself: an attempt after a back-off asks the link to. */
+  retryLater(): void {
+    this.#online = false;
+    this.#scheduleRetry();
+  }
+
+  /** Called by an entry when its attempt ended. */
+  settled(entry: Entry, err: unknown): void {
+    entry.inFlight = false;
+    this.#inFlight--;
+    if (entry.done || this.#closed) return;
+    if (!err) {
+      this.#retries = 0;
+      this.#finish(entry);
+      this.#queueAck(entry.seq);
+      entry.waiter?.entryDone();
+      this.#pump();
+      return;
+    }
+    const error = translateError(err, this.#host.identity === undefined ? { protocol: this.#host.protocol, operation: 'sendEvent' } : { protocol: this.#host.protocol, operation: 'sendEvent', identity: this.#host.identity });
+    if (UNSENDABLE.has(error.code)) {
+      this.#drop([entry], 'unsendable', () => error, error);
+      this.#pump();
+      return;
+    }
+    if (this.#expired(entry, this.#host.clock.now())) {
+      this.#dropExpired([entry]);
+      return;
+    }
+    // Later entries may still be acknowledged; this one and any that fail go again, in order, once
+    // the link is back.
+    if (this.#online) {
+      this.#online = false;
+      this.#scheduleRetry();
+    }
+    this.#cursor = Math.min(this.#cursor, this.#head);
+    this.#armTtl();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#online = false;
+    this.#host.clock.clearTimeout(this.#retryTimer);
+    this.#host.clock.clearTimeout(this.#ttlTimer);
+    this.#flushAcks();
+    for (let i = this.#head; i < this.#entries.length; i++) this.#entries[i]!.waiter?.failed(this.#closedError('sendEvent'));
+    for (const drain of this.#drains.splice(0)) drain.reject(this.#closedError('drain'));
+    await this.#log?.close();
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  #closedError(what: string): SwitchyardError {
+    const kept = this.#log === undefined ? 'it was in memory only and is lost' : 'it stays in the outbox directory and is sent after the next start';
+    return new SwitchyardError('NOT_CONNECTED', `${what}: the client was closed before the hub acknowledged the message; ${kept}`, {
+      details: { protocol: this.#host.protocol, operation: what, delivered: 'unknown', queued: this.#log !== undefined },
+    });
+  }
+
+  #push(entry: Entry): void {
+    this.#entries.push(entry);
+    this.#depth++;
+    this.#bytes += entry.bytes;
+  }
+
+  #oldest(): Entry | undefined {
+    for (let i = this.#head; i < this.#entries.length; i++) if (!this.#entries[i]!.done) return this.#entries[i];
+    return undefined;
+  }
+
+  #finish(entry: Entry): void {
+    entry.done = true;
+    this.#depth--;
+    this.#bytes -= entry.bytes;
+    const entries = this.#entries;
+    while (this.#head < entries.length && entries[this.#head]!.done) this.#head++;
+    // Drop the done prefix now and then, so the array does not grow with everything ever sent.
+    if (this.#head > 1024 && this.#head * 2 > entries.length) {
+      this.#entries = entries.slice(this.#head);
+      this.#cursor = Math.max(0, this.#cursor - this.#head);
+      this.#head = 0;
+    }
+    if (this.#depth === 0) for (const drain of this.#drains.splice(0)) drain.resolve();
+  }
+
+  // Acks of one turn go to the log as one record.
+  #queueAck(seq: number): void {
+    if (this.#log === undefined) return;
+    if (this.#acks.length === 0) queueMicrotask(() => this.#flushAcks());
+    this.#acks.push(seq);
+  }
+
+  #flushAcks(): void {
+    if (this.#acks.length === 0) return;
+    const acks = this.#acks;
+    this.#acks = [];
+    this.#log?.remove(acks);
+  }
+
+  #pump(): void {
+    if (!this.#online || this.#closed) return;
+    const entries = this.#entries;
+    const now = this.#host.clock.now();
+    let expired: Entry[] | undefined;
+    while (this.#inFlight < OUTBOX_WINDOW && this.#cursor < entries.length) {
+      const entry = entries[this.#cursor++]!;
+      if (entry.done || entry.inFlight) continue;
+      if (this.#expired(entry, now)) {
+        (expired ??= []).push(entry);
+        continue;
+      }
+      entry.inFlight = true;
+      this.#inFlight++;
+      if (entry.waiter !== undefined) entry.waiter.sent = true;
+      this.#host.attempt(entry.message, entry.settle);
+    }
+    if (expired !== undefined) this.#dropExpired(expired);
+  }
+
+  #scheduleRetry(): void {
+    if (this.#closed || this.#retryTimer !== undefined) return;
+    const wait = backoffDelay(RETRY, this.#retries++) ?? RETRY.maxMs;
+    this.#retryTimer = this.#host.clock.setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#online = true;
+      this.#cursor = this.#head;
+      this.#pump();
+    }, wait);
+  }
+
+  #makeRoom(what: string, count: number, bytes: number, messageId: string): void {
+    const { maxMessages, maxBytes, whenFull } = this.#settings;
+    const fits = (): boolean => this.#depth + count <= maxMessages && this.#bytes + bytes <= maxBytes;
+    if (fits()) return;
+    const full = (why: string): SwitchyardError =>
+      new SwitchyardError('QUOTA_EXCEEDED', `${what}: the outbox is full (${this.#depth} of ${maxMessages} messages, ${this.#bytes} of ${maxBytes} bytes); ${why}`, {
+        retryable: true,
+        details: { quota: 'outbox', operation: what, depth: this.#depth, bytes: this.#bytes, maxMessages, maxBytes, whenFull, messageId, delivered: 'no' },
+      });
+    if (count > maxMessages || bytes > maxBytes) throw full('these messages alone are more than it holds');
+    if (whenFull === 'reject-new') throw full('the message was not queued; retry once drain() or depth shows room (whenFull: reject-new)');
+    // drop-oldest: entries on the wire may be acknowledged any moment, so only waiting ones go.
+    const victims: Entry[] = [];
+    let depth = this.#depth;
+    let held = this.#bytes;
+    for (let i = this.#head; i < this.#entries.length && !(depth + count <= maxMessages && held + bytes <= maxBytes); i++) {
+      const entry = this.#entries[i]!;
+      if (entry.done || entry.inFlight) continue;
+      victims.push(entry);
+      depth--;
+      held -= entry.bytes;
+    }
+    if (!(depth + count <= maxMessages && held + bytes <= maxBytes)) throw full('every older message is being sent, so none could be dropped');
+    this.#drop(victims, 'full', (entry) =>
+      new SwitchyardError('QUOTA_EXCEEDED', `sendEvent: message ${entry.message.messageId} was dropped from the full outbox to make room for newer ones (whenFull: drop-oldest)`, {
+        details: { quota: 'outbox', reason: 'dropped', messageId: entry.message.messageId, delivered: 'no' },
+      }),
+    );
+  }
+
+  #drop(entries: readonly Entry[], reason: OutboxDropReason, errorFor: (entry: Entry) => SwitchyardError, cause?: SwitchyardError): void {
+    if (entries.length === 0) return;
+    for (const entry of entries) {
+      this.#finish(entry);
+      entry.waiter?.failed(errorFor(entry));
+    }
+    this.#log?.remove(entries.map((e) => e.seq));
+    this.#host.dropped(cause === undefined ? { reason, messageIds: entries.map((e) => e.message.messageId) } : { reason, messageIds: entries.map((e) => e.message.messageId), error: cause });
+  }
+
+  #expired(entry: Entry, now: number): boolean {
+    return this.#settings.ttlMs !== undefined && now - entry.enqueuedAt >= this.#settings.ttlMs;
+  }
+
+  #dropExpired(entries: readonly Entry[]): void {
+    const ttlMs = this.#settings.ttlMs;
+    this.#drop(entries, 'expired', (entry) =>
+      new SwitchyardError('TIMEOUT', `sendEvent: message ${entry.message.messageId} was not acknowledged within the outbox ttlMs (${ttlMs} ms) and was dropped`, {
+        details: { reason: 'expired', messageId: entry.message.messageId, ttlMs, delivered: 'unknown' },
+      }),
+    );
+  }
+
+  // One timer, for the oldest entry's expiry: entries expire in the order they were queued.
+  #armTtl(): void {
+    const ttlMs = this.#settings.ttlMs;
+    if (ttlMs === undefined || this.#closed) return;
+    // One on the wire is judged when its attempt ends (settled), not by the timer.
+    let oldest: Entry | undefined;
+    for (let i = this.#head; i < this.#entries.length && oldest === undefined; i++) {
+      const entry = this.#entries[i]!;
+      if (!entry.done && !entry.inFlight) oldest = entry;
+    }
+    if (oldest === undefined) return;
+    const at = oldest.enqueuedAt + ttlMs;
+    if (this.#ttlTimer !== undefined && this.#ttlAt <= at) return;
+    this.#host.clock.clearTimeout(this.#ttlTimer);
+    this.#ttlAt = at;
+    this.#ttlTimer = this.#host.clock.setTimeout(() => this.#sweep(), Math.max(0, at - this.#host.clock.now()));
+    // Expiry alone must not keep a process alive; pending sends have their own deadlines.
+    this.#ttlTimer.unref();
+  }
+
+  #sweep(): void {
+    this.#ttlTimer = undefined;
+    const now = this.#host.clock.now();
+    const expired: Entry[] = [];
+    for (let i = this.#head; i < this.#entries.length; i++) {
+      const entry = this.#entries[i]!;
+      if (!this.#expired(entry, now)) break;
+      // One on the wire is judged when its attempt ends: the hub may be acknowledging it now.
+      if (!entry.done && !entry.inFlight) expired.push(entry);
+    }
+    this.#dropExpired(expired);
+    this.#armTtl();
+  }
+
+  #liveRecords(): AddRecord[] {
+    const out: AddRecord[] = [];
+    for (let i = this.#head; i < this.#entries.length; i++) {
+      const entry = this.#entries[i]!;
+      if (!entry.done) out.push({ a: entry.seq, i: entry.message.messageId, t: entry.enqueuedAt, m: storeMessage(entry.message) });
+    }
+    return out;
+  }
+}
