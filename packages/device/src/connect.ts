@@ -209,7 +209,16 @@ export async function connect<const P extends ProfileDefinition | string | undef
       built.abandon('connect failed');
       await settledWithin(built.azure.close(), SETTLE_AFTER_ABANDON_MS);
       destroyAgents(built.agents);
-      throw translateError(err, { protocol, operation: 'connect' });
+      const error = translateError(err, { protocol, operation: 'connect' });
+      // The operation deadline's wording is about messages that may have reached the hub; a
+      // connect attempt has nothing to duplicate.
+      if (error.code === 'TIMEOUT' && error.details.operation === 'connect') {
+        throw new SwitchyardError('TIMEOUT', `${protocol} connect did not complete within ${String(error.details.timeoutMs)} ms; the attempt was abandoned and its sockets closed`, {
+          cause: err,
+          details: { protocol, operation: 'connect', timeoutMs: error.details.timeoutMs },
+        });
+      }
+      throw error;
     }
     built.azure.setRetryPolicy(retryPolicy);
     agents.push(...built.agents);

@@ -74,7 +74,8 @@ describe.each(['mqtt', 'mqtt-ws', 'amqp', 'amqp-ws'] as const)('connect() over %
       () => undefined,
       (e: unknown) => e as { code?: string },
     );
-    expect(err).toMatchObject({ code: 'TIMEOUT' });
+    expect(err).toMatchObject({ code: 'TIMEOUT', details: { protocol, operation: 'connect', timeoutMs: 1_000 } });
+    expect((err as unknown as Error).message).toMatch(/connect did not complete within 1000 ms; the attempt was abandoned/);
     // The attempt reached the listener, so there was a socket to leave behind.
     expect(listener.accepted()).toBeGreaterThan(0);
     await listener.allClosed();
