@@ -1,5 +1,6 @@
 // connect(): options → profile → selector decision → transport factory → Azure client with all
 // SDK options in one setOptions call → open (with fallback on network failures) → DeviceClient.
+import https from 'node:https';
 import { createRequire } from 'node:module';
 import azureDevice from 'azure-iot-device';
 import type { Client } from 'azure-iot-device';
@@ -8,6 +9,7 @@ import { resolveProfile, type ExactProfile, type ProfileDefinition, type Protoco
 import { PROTOCOL_PORTS, select, type Decision } from '@switchyard/selector';
 import { DeviceCore } from './core/device-core.ts';
 import { guard } from './core/guard.ts';
+import { abandonedError, destroyTransportSocket, requestAmqpHeartbeats, SocketSet, swallowUnheardRheaErrors } from './links/abandon.ts';
 import { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type PollOnce } from './links/azure-client-link.ts';
 import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
 import { translateError, httpStatusOf, neverReachedHub } from './errors.ts';
@@ -38,7 +40,24 @@ interface Built {
   azure: AzureClientLike;
   transport: unknown;
   pollOnce?: PollOnce;
-  agents: RedirectAgent[];
+  agents: https.Agent[];
+  /** Destroys this client's sockets (see links/abandon.ts). */
+  abandon: (why: string) => void;
+}
+
+/** How long a failed connect waits for the SDK to settle after its sockets were destroyed. */
+const SETTLE_AFTER_ABANDON_MS = 1_000;
+
+/** Resolves when `promise` settles or after `ms`, whichever comes first; never rejects. */
+function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** Internal seams for tests: which importer loads transport packages. */
@@ -96,8 +115,12 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
   const route = routeFor(protocol, connection.hostName, connection.gatewayHostName, endpoint);
   const uploadTarget = uploadAgentTarget(connection.hostName, connection.gatewayHostName, endpoint);
   const httpsAgent = uploadTarget === undefined ? undefined : new RedirectAgent(uploadTarget);
-  const wsAgent = (protocol === 'mqtt-ws' || protocol === 'amqp-ws') && route.agentTarget !== undefined ? new RedirectAgent(route.agentTarget) : undefined;
-  const agents = [httpsAgent, wsAgent].filter((a): a is RedirectAgent => a !== undefined);
+  // WebSocket transports always get an agent: its sockets are the ones close() can destroy.
+  const ws = protocol === 'mqtt-ws' || protocol === 'amqp-ws';
+  const wsAgent = !ws ? undefined : route.agentTarget !== undefined ? new RedirectAgent(route.agentTarget) : new https.Agent({ keepAlive: true });
+  const agents = [httpsAgent, wsAgent].filter((a): a is https.Agent => a !== undefined);
+  const sockets = new SocketSet();
+  for (const agent of agents) sockets.watch(agent);
   const gateway = route.gatewayHostName === null ? undefined : route.gatewayHostName ?? connection.gatewayHostName;
 
   let transport: unknown;
@@ -105,6 +128,9 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
   let ctor: TransportConstructor = function CapturingTransport(this: unknown, authProvider: unknown) {
     transport = new Transport(authProvider);
     quietRheaDisconnects(transport);
+    swallowUnheardRheaErrors(transport);
+    // Twice the keep-alive, as MQTT's: a silent connection is dropped within 2 x keepAliveSeconds.
+    requestAmqpHeartbeats(transport, options.keepAliveSeconds * 2_000);
     return transport;
   } as unknown as TransportConstructor;
   if (protocol === 'https') {
@@ -137,12 +163,17 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
   if (options.cert !== undefined) sdkOptions.cert = options.cert;
   if (options.key !== undefined) sdkOptions.key = options.key;
   if (options.passphrase !== undefined) sdkOptions.passphrase = options.passphrase;
-  if (options.keepAliveSeconds !== undefined) sdkOptions.keepalive = options.keepAliveSeconds;
+  sdkOptions.keepalive = options.keepAliveSeconds;
   if (options.productInfo !== undefined) sdkOptions.productInfo = options.productInfo;
   if (options.tokenRenewal !== undefined) sdkOptions.tokenRenewal = options.tokenRenewal;
   if (wsAgent !== undefined) sdkOptions[protocol === 'mqtt-ws' ? 'mqtt' : 'amqp'] = { webSocketAgent: wsAgent };
   await guard(protocol, 'setOptions', () => azure.setOptions(sdkOptions as never), { defaultTimeoutMs: options.connectTimeoutMs });
-  return { azure: azure as unknown as Built['azure'], transport, ...(pollOnce === undefined ? {} : { pollOnce }), agents };
+  const abandon = (why: string): void => {
+    const reason = abandonedError(protocol, why);
+    destroyTransportSocket(protocol, transport, reason);
+    sockets.destroyAll(reason);
+  };
+  return { azure: azure as unknown as Built['azure'], transport, ...(pollOnce === undefined ? {} : { pollOnce }), agents, abandon };
 }
 
 /**
@@ -158,8 +189,8 @@ export async function connect<const P extends ProfileDefinition | string | undef
   const candidates: Protocol[] = [decision.protocol, ...(parsed.fallback ? decision.fallbacks : [])];
   const fallbacks: FallbackEvent[] = [];
 
-  const agents: RedirectAgent[] = [];
-  const destroyAgents = (list: RedirectAgent[]): void => {
+  const agents: https.Agent[] = [];
+  const destroyAgents = (list: https.Agent[]): void => {
     for (const agent of list) agent.destroy();
   };
   const retryPolicy = boundedRetryPolicy(parsed.reconnectAttempts);
@@ -171,9 +202,24 @@ export async function connect<const P extends ProfileDefinition | string | undef
     try {
       await guard(protocol, 'connect', () => built.azure.open(), { defaultTimeoutMs: parsed.connectTimeoutMs, ...(openSignal === undefined ? {} : { signal: openSignal }) });
     } catch (err) {
-      await built.azure.close().catch(() => undefined);
+      // Nothing of this attempt may outlive the rejection. The SDK would retry a failed open by
+      // itself, and over a silent network its close never returns (azure-iot-amqp-base defers a
+      // disconnect until the connect finishes): stop the retries, destroy the sockets, then give
+      // the SDK a moment to hear of it and clear its own timers.
+      built.azure.setRetryPolicy(boundedRetryPolicy(0));
+      built.abandon('connect failed');
+      await settledWithin(built.azure.close(), SETTLE_AFTER_ABANDON_MS);
       destroyAgents(built.agents);
-      throw translateError(err, { protocol, operation: 'connect' });
+      const error = translateError(err, { protocol, operation: 'connect' });
+      // The operation deadline's wording is about messages that may have reached the hub; a
+      // connect attempt has nothing to duplicate.
+      if (error.code === 'TIMEOUT' && error.details.operation === 'connect') {
+        throw new SwitchyardError('TIMEOUT', `${protocol} connect did not complete within ${String(error.details.timeoutMs)} ms; the attempt was abandoned and its sockets closed`, {
+          cause: err,
+          details: { protocol, operation: 'connect', timeoutMs: error.details.timeoutMs },
+        });
+      }
+      throw error;
     }
     built.azure.setRetryPolicy(retryPolicy);
     agents.push(...built.agents);
@@ -216,12 +262,13 @@ export async function connect<const P extends ProfileDefinition | string | undef
       deviceId: parsed.connection.deviceId,
       azure: built.azure,
       transport: built.transport,
+      abandon: built.abandon,
       retryPolicy,
       ...(built.pollOnce === undefined ? {} : { pollOnce: built.pollOnce }),
       ...(parsed.clock === undefined ? {} : { clock: parsed.clock }),
       rebuild: async () => {
         const next = await openOne(protocol, Transport);
-        return { azure: next.azure, transport: next.transport, ...(next.pollOnce === undefined ? {} : { pollOnce: next.pollOnce }) };
+        return { azure: next.azure, transport: next.transport, abandon: next.abandon, ...(next.pollOnce === undefined ? {} : { pollOnce: next.pollOnce }) };
       },
     });
     const client = new DeviceCore({

@@ -107,7 +107,8 @@ export const connectOptionsSchema = strict({
       }),
     ),
   ),
-  keepAliveSeconds: v.optional(v.pipe(int, atLeast(1))),
+  /** MQTT keep-alive and half the AMQP idle timeout: a silent connection is replaced within 2 x this. */
+  keepAliveSeconds: v.optional(v.pipe(int, atLeast(1)), 30),
   /** Per-operation deadline in ms where the SDK has none (twin, SUBACK, AMQP settlement). */
   operationTimeoutMs: v.optional(v.pipe(int, atLeast(1)), 30_000),
   /** Deadline for connecting one protocol, in ms. */

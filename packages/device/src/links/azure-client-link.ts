@@ -49,6 +49,12 @@ export interface AzureGeneration {
   azure: AzureClientLike;
   transport?: unknown;
   pollOnce?: PollOnce;
+  /**
+   * Destroys this client's sockets, for a close the network does not let finish; connect()
+   * provides it (links/abandon.ts). Without it, a close over a dead network ends only by the
+   * core's deadline and leaves the SDK's sockets behind.
+   */
+  abandon?: (why: string) => void;
 }
 
 export interface AzureClientLinkOptions extends AzureGeneration {
@@ -88,8 +94,14 @@ export function boundedRetryPolicy(maxAttempts: number, baseMs = 100, maxMs = 5_
   };
 }
 
-/** How long close() lets AMQP feature attaches under way finish before it disconnects. */
-const ATTACH_GRACE_MS = 5_000;
+/**
+ * How long close() lets the SDK end the connection in order (feature attaches under way included)
+ * before it destroys the sockets. On a live connection that takes milliseconds; over a dead one
+ * the SDK would wait for replies for 30 s (MQTT's FIN, AMQP's detaches) or for ever.
+ */
+export const CLOSE_GRACE_MS = 2_000;
+/** After the sockets are destroyed, how long close() lets the SDK settle its callbacks and timers. */
+export const CLOSE_SETTLE_MS = 1_000;
 
 function plainTwin(twin: TwinLike): TwinDocument {
   return { desired: twin.properties.desired, reported: twin.properties.reported };
@@ -193,6 +205,9 @@ export class AzureClientLink implements DeviceLink {
         }
         // The client reports only give-ups; a drop the SDK retries is visible only here.
         if (!(err instanceof Error)) return;
+        // The dropped connection's sockets go now, before the SDK dials again: rhea ends a
+        // WebSocket it dropped as idle with a close handshake that a dead peer never answers.
+        gen.abandon?.('the transport reported the connection lost');
         const willRetry = this.#o.retryPolicy?.shouldRetry(err) ?? isRetryable(err);
         if (willRetry) listener.linkDown(epoch, { error: err, willRetry: true });
       });
@@ -218,10 +233,10 @@ export class AzureClientLink implements DeviceLink {
     if (rebuild === undefined || this.#rebuilding !== undefined || this.#closed || epoch !== this.#epoch) return;
     const listener = this.#listener!;
     listener.linkDown(epoch, { willRetry: true, reason: `${this.protocol} ${what} timed out; replacing the connection` });
-    const old = this.#gen.azure;
+    const oldGen = this.#gen;
     this.#detach();
-    old.on('error', () => undefined);
-    void old.close().catch(() => undefined);
+    oldGen.azure.on('error', () => undefined);
+    void this.#closeGeneration(oldGen, 'replaced after an operation timed out').catch(() => undefined);
     const clock = this.#o.clock ?? systemClock;
     this.#rebuilding = (async () => {
       const attempts = this.#o.retryPolicy === undefined ? 3 : 5;
@@ -402,23 +417,58 @@ export class AzureClientLink implements DeviceLink {
 
   // ---- lifecycle ---------------------------------------------------------------------------
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    await this.#rebuilding?.catch(() => undefined);
-    if (this.#attaches.size > 0) {
-      // Bounded: an attach the hub never answers must not hold close() for longer than this.
-      let timer: ReturnType<Clock['setTimeout']> | undefined;
-      const clock = this.#o.clock ?? systemClock;
-      await Promise.race([Promise.all([...this.#attaches]), new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, ATTACH_GRACE_MS)))]);
+  /** Waits for `promise` at most until `deadline` on the link's clock; true when it settled first. */
+  async #within(promise: Promise<unknown>, deadline: number): Promise<boolean> {
+    const clock = this.#o.clock ?? systemClock;
+    const ms = deadline - clock.now();
+    if (ms <= 0) return false;
+    let timer: ReturnType<Clock['setTimeout']> | undefined;
+    const settled = promise.then(
+      () => true,
+      () => true,
+    );
+    try {
+      return await Promise.race([settled, new Promise<false>((resolve) => (timer = clock.setTimeout(() => resolve(false), ms)))]);
+    } finally {
       clock.clearTimeout(timer);
     }
-    const azure = this.#gen.azure;
+  }
+
+  /**
+   * Closes one Azure client within CLOSE_GRACE_MS + CLOSE_SETTLE_MS: in order when the network
+   * lets it; otherwise its sockets are destroyed and the SDK gets a moment to notice. Rejects
+   * only with the SDK's own close error.
+   */
+  async #closeGeneration(gen: AzureGeneration, why: string, deadline?: number): Promise<void> {
+    const clock = this.#o.clock ?? systemClock;
+    const closing = gen.azure.close();
+    closing.catch(() => undefined);
+    // Even when waits before it used the budget up, the orderly close gets a moment of its own.
+    const until = Math.max(deadline ?? clock.now() + CLOSE_GRACE_MS, clock.now() + 250);
+    if (!(await this.#within(closing, until)) && gen.abandon !== undefined) {
+      gen.abandon(why);
+      await this.#within(closing, clock.now() + CLOSE_SETTLE_MS);
+      return;
+    }
+    await closing;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const clock = this.#o.clock ?? systemClock;
+    // One budget for everything close() waits on: a replacement under way, feature attaches
+    // (azure-iot-device-amqp wedges its disconnect for 45 s when one lands after it began, see
+    // #watchAttaches), and the SDK's orderly disconnect.
+    const deadline = clock.now() + CLOSE_GRACE_MS;
+    if (this.#rebuilding !== undefined) await this.#within(this.#rebuilding, deadline);
+    if (this.#attaches.size > 0) await this.#within(Promise.all([...this.#attaches]), deadline);
+    const gen = this.#gen;
     try {
-      await azure.close();
+      await this.#closeGeneration(gen, 'close() over a connection that did not answer', deadline);
     } finally {
       this.#detach();
       // Keep swallowing late SDK errors after close: nobody listens any more.
-      azure.on('error', () => undefined);
+      gen.azure.on('error', () => undefined);
     }
   }
 }
