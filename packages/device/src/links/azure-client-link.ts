@@ -2,6 +2,8 @@
 // connect() and the gateway's azure-client engine. It adds what the SDK lacks as a link: typed
 // up/down reports with an epoch per Azure client, normalized C2D, callbacks on the send path, and
 // the replacement of an AMQP client whose operations wedge (see #recycle).
+// One file because it is one class over one Azure client generation at a time, whose listeners,
+// feature flags and replacement share its state; abandoning sockets is apart (abandon.ts).
 import { isRetryable } from '../errors.ts';
 import { fromAzureMessage, toAzureMessage, type OutgoingMessage } from '../message.ts';
 import type { PollOutcome } from '../poll-scheduler.ts';

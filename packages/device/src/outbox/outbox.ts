@@ -4,6 +4,8 @@
 // back-off passes, and then everything unacknowledged is sent again from the oldest. Each message
 // carries a stable message id, the same on every attempt and after a restart, so a hub (or a
 // consumer) can drop the copies an at-least-once replay produces.
+// One file because it is one queue whose order, in-flight window, back-off and TTL timer share its
+// state; the log format and the options are apart (outbox/ holds them).
 import { randomUUID } from 'node:crypto';
 import { SwitchyardError } from '@switchyard/errors';
 import type { Protocol } from '@switchyard/profile';
