@@ -42,8 +42,9 @@ const amqpOnly = ['KillAmqpConnection', 'ShutDownAmqp', 'KillAmqpSession', 'Kill
 /** The faults that apply to a protocol: at least twelve kinds over the five protocols' union. */
 // Measured on this suite's first run over connect()'s AMQP clients (azure-iot-device-amqp 1.14):
 // after these faults every telemetry message arrives, but the C2D message queued during the fault
-// is not delivered within 15 s, and after the link kills the twin request times out.
-const AMQP_NOT_YET = 'after the AMQP connection or a link is cut, the C2D message queued meanwhile is not delivered within 15 s, and twin requests can time out; not yet told apart: a C2D link re-attached late, or a message delivered on the cut link and locked for its 60 s (the hub keeps such a lock, as IoT Hub does) (issue 13)';
+// had reached the device on the link the fault cut (locked until the hub's 60 s lock expires), and
+// after the link kills a twin request can time out.
+const AMQP_NOT_YET = 'the C2D message was delivered on the AMQP link the fault then cut, so its complete() is LOCK_LOST and the hub keeps the lock its 60 s, as IoT Hub does: it comes back after this case\'s 15 s bound; twin requests after the link kills can also time out, cause not yet found (issue 13)';
 const AMQP_RECOVERS_FULLY = new Set(['InvokeServiceUnavailable', 'InvokeMaxMessageQuota', 'InvokeAuthError', 'network blackhole', 'network delay']);
 
 export function faultsFor(protocol: Protocol): FaultCase[] {
