@@ -471,6 +471,9 @@ export class AzureClientLink implements DeviceLink {
       this.#detach();
       // Keep swallowing late SDK errors after close: nobody listens any more.
       gen.azure.on('error', () => undefined);
+      // A reconnect the SDK had under way when close() began can still finish afterwards and
+      // leave a live session at the hub: close the client again if it connects after all.
+      gen.azure.on('connect', () => void gen.azure.close().catch(() => undefined));
     }
   }
 }
