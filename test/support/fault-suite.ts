@@ -60,7 +60,7 @@ export function faultsFor(protocol: Protocol): FaultCase[] {
 export function faultSuite(hub: () => LocalHub, protocol: Protocol): void {
   const twinAndMethods = protocol !== 'https';
   for (const fault of faultsFor(protocol)) {
-    if (fault.afterFault !== undefined) it.skip(`${protocol}: ${fault.name}: C2D, twin and method after the fault (known defect: ${fault.afterFault})`, () => undefined);
+    if (fault.afterFault !== undefined) it.skip(`${protocol}: ${fault.name}: C2D, twin and method after the fault (not yet: ${fault.afterFault})`, () => undefined);
   }
   it.each(faultsFor(protocol))(`${protocol}: $name`, async (fault) => {
     const h = hub();

@@ -6,9 +6,8 @@ import azureDevice from 'azure-iot-device';
 import azureDeviceAmqp from 'azure-iot-device-amqp';
 import type { Amqp as BaseAmqpClient } from 'azure-iot-amqp-base';
 import azureCommon from 'azure-iot-common';
-import { AzureClientLink, DeviceCore, Outbox, type AzureClientLike } from '@switchyard/device/internal';
+import { AzureClientLink, DeviceCore, type AzureClientLike } from '@switchyard/device/internal';
 import { IdentityChannel } from '../amqp/identity-channel.ts';
-import { identityOutbox } from '../options.ts';
 import type { GatewayIdentity, GatewayIdentityInput } from '../types.ts';
 import { SharedConnectionGateway } from './base.ts';
 import { IdentityHandle } from './identity.ts';
@@ -53,14 +52,7 @@ export class AzureClientGateway extends SharedConnectionGateway {
     const retryPolicy = this.options.retryPolicy?.() ?? new ExponentialBackOffWithJitter();
     const transport = (client as unknown as { _transport: AmqpTransport })._transport;
     const link = new AzureClientLink({ protocol: this.protocol, deviceId: parsed.deviceId, azure: client as unknown as AzureClientLike, transport, reopenedBy: 'owner', clock: this.clock });
-    let outbox: Outbox | undefined;
-    try {
-      outbox = this.settings.outbox === undefined ? undefined : await Outbox.open(identityOutbox(this.settings.outbox, parsed.deviceId)!);
-    } catch (err) {
-      this.pending.delete(parsed.deviceId);
-      await pool.release(parsed.deviceId);
-      throw this.translate(err, parsed.deviceId, 'connect');
-    }
+    const outbox = await this.openOutbox(parsed.deviceId);
     const core = new DeviceCore({ link, decision: this.decision, identity: parsed.deviceId, clock: this.clock, observer: this, ...(outbox === undefined ? {} : { outbox }) });
     const identity = new IdentityHandle(core, channel, client);
     owner.identity = identity;

@@ -6,11 +6,11 @@ import type { Agent } from 'node:https';
 import { RedirectAgent } from '@switchyard/device/internal';
 import { SwitchyardError } from '@switchyard/errors';
 import type { Decision } from '@switchyard/selector';
-import { isRetryable, translateError, type CoreObserver, type DeviceCore, type StateChange } from '@switchyard/device/internal';
+import { Outbox, isRetryable, translateError, type CoreObserver, type DeviceCore, type StateChange } from '@switchyard/device/internal';
 import { systemClock, type Clock } from '@switchyard/time';
 import { AmqpConnectionPool, type ConnectionInfo } from '../amqp/pool.ts';
 import type { AmqpEndpoint } from '../amqp/connection.ts';
-import { invalid, parseIdentity, reopenDelayMs, type GatewaySettings, type ParsedIdentity } from '../options.ts';
+import { identityOutbox, invalid, parseIdentity, reopenDelayMs, type GatewaySettings, type ParsedIdentity } from '../options.ts';
 import type { IdentityHandle } from './identity.ts';
 import type { Gateway, GatewayEvents, GatewayIdentity, GatewayIdentityInput, GatewayOptions, GatewayProtocol, OpenSummary } from '../types.ts';
 
@@ -303,6 +303,21 @@ export abstract class SharedConnectionGateway extends GatewayBase<IdentityHandle
     }
     this.identities.set(deviceId, identity);
     return identity;
+  }
+
+  /**
+   * The identity's own outbox, when the gateway has one. A failure (an unusable directory) gives
+   * the identity's place back before add() rejects.
+   */
+  protected async openOutbox(deviceId: string): Promise<Outbox | undefined> {
+    if (this.settings.outbox === undefined) return undefined;
+    try {
+      return await Outbox.open(identityOutbox(this.settings.outbox, deviceId)!);
+    } catch (err) {
+      this.pending.delete(deviceId);
+      await this.pool?.release(deviceId);
+      throw this.translate(err, deviceId, 'connect');
+    }
   }
 
   /** What add() throws when connecting failed: the gateway's close, if that is why, else the failure. */

@@ -1,13 +1,13 @@
 // The `lean` engine over AMQP and AMQP-WS: the pool's shared connections and identity channels,
 // and for each identity a DeviceCore over an IdentityLink on its session instead of an Azure
 // Client + transport. Token renewal is one timer for the whole gateway rather than one per identity.
-import { DeviceCore, Outbox } from '@switchyard/device/internal';
+import { DeviceCore } from '@switchyard/device/internal';
 import type { Decision } from '@switchyard/selector';
 import type { TimerHandle } from '@switchyard/time';
 import azureCommon from 'azure-iot-common';
 import { IdentityChannel } from '../amqp/identity-channel.ts';
 import { IdentityLink, type IdentityLinkOwner, type LeanCredentials } from '../amqp/identity-link.ts';
-import { identityOutbox, type GatewaySettings } from '../options.ts';
+import type { GatewaySettings } from '../options.ts';
 import type { GatewayIdentity, GatewayIdentityInput, GatewayOptions } from '../types.ts';
 import { SharedConnectionGateway } from './base.ts';
 import { IdentityHandle } from './identity.ts';
@@ -52,14 +52,7 @@ export class LeanAmqpGateway extends SharedConnectionGateway implements Identity
     const channel = new IdentityChannel(parsed.deviceId, connection, this.#channelHooks);
     const credentials: LeanCredentials = { hubHostName: parsed.hubHostName, ...(fields.SharedAccessKey ? { sharedAccessKey: fields.SharedAccessKey } : { sharedAccessSignature: fields.SharedAccessSignature! }) };
     const link = new IdentityLink(parsed.deviceId, channel, credentials, this);
-    let outbox: Outbox | undefined;
-    try {
-      outbox = this.settings.outbox === undefined ? undefined : await Outbox.open(identityOutbox(this.settings.outbox, parsed.deviceId)!);
-    } catch (err) {
-      this.pending.delete(parsed.deviceId);
-      await pool.release(parsed.deviceId);
-      throw this.translate(err, parsed.deviceId, 'connect');
-    }
+    const outbox = await this.openOutbox(parsed.deviceId);
     const core = new DeviceCore({ link, decision: this.decision, identity: parsed.deviceId, clock: this.clock, operationTimeoutMs: OPERATION_TIMEOUT_MS, observer: this, ...(outbox === undefined ? {} : { outbox }) });
     const identity = new IdentityHandle(core, channel);
     this.byCore.set(core, identity);
