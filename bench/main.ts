@@ -2,13 +2,14 @@
 // local hub. The hub runs in its own process (CPU 0); every measured variant runs in a fresh
 // process (CPU 1), so peak RSS and loaded modules belong to one variant and one protocol. In each
 // round and protocol three children are connected and warmed up, raw, ours and a second raw client
-// (the A/A reference), and take turns sending in short slices (rotating order), so a burst of
-// background load lands on all three; ratios are taken per slice set and the tables show medians
-// beside the A/A figures of the same rounds. Round 0 relays each client through a counting TCP
+// (the A/A reference), and run each slice together on the clients' CPU, so a burst of background
+// load, the hypervisor's steal or a slower hub hits all three alike (--sequential: they take turns
+// instead); ratios are taken per slice set and the tables show medians beside the A/A figures of
+// the same rounds. Round 0 relays each client through a counting TCP
 // proxy to measure bytes on the wire; it is not timed, because the relay's hop would be charged.
 //
 //   pnpm bench [--quick] [--protocols mqtt,amqp] [--rounds N] [--slices N] [--slice-ms MS] [--warmup N]
-//              [--from-source] [--aa] [--json FILE] [--cpu-prof DIR] [--hub-throughput] [--gateway-memory]
+//              [--from-source] [--aa] [--sequential] [--json FILE] [--cpu-prof DIR] [--hub-throughput] [--gateway-memory]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -34,6 +35,9 @@ const USAGE = `usage: pnpm bench [options]
                       instead of as npm installs it from the packed tarballs (the default)
   --aa                the raw client in the ours column too (every round already runs a second
                       raw client beside ours, the A/A reference; this makes all three raw)
+  --sequential        the three clients take turns slice by slice instead of running each slice
+                      together (the default: a burst of load, steal or a slow hub hits all three
+                      at once, so the per-set ratios cancel it)
   --aa-loaded         the A/A client imports ours' module (unused) before it connects: a gap
                       ours/raw that A/A/raw then shows too comes from the code loaded, not the sends
   --json FILE         also write every child's result as JSON
@@ -41,6 +45,8 @@ const USAGE = `usage: pnpm bench [options]
   --cpu-prof DIR      V8 CPU profiles of each measured child's slices (not its connect or
                       warm-up), one directory per child in DIR; compare them with
                       bench/profile-diff.ts (profiles are held in memory: ignore RSS then)
+  --heap-prof DIR     sampled allocation profiles (every 2 KiB, garbage included) of each measured
+                      child's slices; compare them with bench/allocation-diff.ts
   --hub-throughput    afterwards, run the hub's own throughput bench (bench/hub-throughput.ts)
   --gateway-memory    afterwards, run the gateway memory bench (bench/gateway-memory.ts; --quick passed on)`;
 
@@ -65,8 +71,10 @@ const { values: flags } = parseArgs({
     'from-source': { type: 'boolean', default: false },
     aa: { type: 'boolean', default: false },
     'aa-loaded': { type: 'boolean', default: false },
+    sequential: { type: 'boolean', default: false },
     json: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'heap-prof': { type: 'string' },
     'hub-throughput': { type: 'boolean', default: false },
     'gateway-memory': { type: 'boolean', default: false },
     report: { type: 'string' },
@@ -238,7 +246,7 @@ console.log('switchyard bench: device client overhead against the raw Azure clie
 console.log(`git ${gitSha()} | node ${process.version} | ${cpuList.length} x ${cpuList[0]?.model ?? 'unknown CPU'} | load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} at start`);
 console.log(
   `hub: own process${hasTaskset ? ' on CPU 0' : ''}; clients: a fresh process per variant, protocol and round${hasTaskset ? ', on CPU 1' : ''} (taskset ${hasTaskset ? 'on' : 'not available: unpinned'}); ` +
-    `${settings.payloadBytes} B messages; warm-up ${settings.warmup} messages per client; ${rounds} round(s) x ${slices} slices of ${sliceMs} ms per client at W=${settings.windows.join(' and W=')} sends in flight, raw, ours and a second raw client (A/A) in rotating order; ` +
+    `${settings.payloadBytes} B messages; warm-up ${settings.warmup} messages per client; ${rounds} round(s) x ${slices} slices of ${sliceMs} ms per client at W=${settings.windows.join(' and W=')} sends in flight, raw, ours and a second raw client (A/A) ${flags.sequential ? 'taking turns in rotating order' : 'running each slice together on one CPU'}; ` +
     `wire round: ${settings.wireMessages} messages one at a time through a counting TCP proxy`,
 );
 
@@ -302,6 +310,7 @@ function configFor(slot: Slot, protocol: Protocol, wire: boolean): ChildConfig {
     ...(slot === 'aa' && flags['aa-loaded'] ? { preloadOurs: true } : {}),
     ...(wire ? { wireMessages: settings.wireMessages } : {}),
     ...(flags['cpu-prof'] === undefined || wire ? {} : { cpuProfile: join(flags['cpu-prof'], `${slot}-${protocol}-${deviceId}`) }),
+    ...(flags['heap-prof'] === undefined || wire ? {} : { heapProfile: join(flags['heap-prof'], `${slot}-${protocol}-${deviceId}`) }),
   };
 }
 
@@ -346,7 +355,12 @@ async function measuredRound(round: number, protocol: Protocol, offset: number):
       for (const window of settings.windows) {
         const order = ORDERS[(offset + s) % ORDERS.length]!.map((i) => SLOTS[i]!);
         const got: Partial<Record<Slot, SliceResult>> = {};
-        for (const slot of order) got[slot] = await started[slot]!.run(window, sliceMs);
+        if (!flags.sequential) {
+          const runs = await Promise.all(order.map((slot) => started[slot]!.run(window, sliceMs)));
+          order.forEach((slot, i) => (got[slot] = runs[i]));
+        } else {
+          for (const slot of order) got[slot] = await started[slot]!.run(window, sliceMs);
+        }
         sets.push({ round, window, slices: got as Record<Slot, SliceResult> });
       }
     }
@@ -427,7 +441,7 @@ if (failures.length > 0) {
 console.log(`Total ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`);
 
 if (flags.json !== undefined) {
-  const json = { git: gitSha(), node: process.version, cpu: cpuList[0]?.model, cores: cpuList.length, loadAtStart, loadAtEnd, settings: { ...settings, rounds, slices, sliceMs, bundled: !flags['from-source'], aa: flags.aa, aaLoaded: flags['aa-loaded'] }, results, adapter, failures };
+  const json = { git: gitSha(), node: process.version, cpu: cpuList[0]?.model, cores: cpuList.length, loadAtStart, loadAtEnd, settings: { ...settings, rounds, slices, sliceMs, bundled: !flags['from-source'], aa: flags.aa, aaLoaded: flags['aa-loaded'], together: !flags.sequential }, results, adapter, failures };
   writeFileSync(flags.json, JSON.stringify(json, null, 2));
   console.log(`Wrote ${flags.json}.`);
 }

@@ -1,9 +1,9 @@
 // One measured variant (our client or the raw Azure client) on one protocol, in a fresh process,
 // so peak RSS and the loaded-module list belong to that variant alone. Driven by bench/main.ts
-// over stdin/stdout (protocol in overhead-types.ts): the parent alternates short slices between a
-// raw child and an ours child that are both connected, so background load hits both alike.
+// over stdin/stdout (protocol in overhead-types.ts): the parent runs each short slice on a raw
+// child, an ours child and a second raw child at once, so background load hits all alike.
 // Neither variant is imported statically: each loads only what it would load in a real device.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { Session } from 'node:inspector/promises';
 import { createRequire } from 'node:module';
@@ -150,14 +150,41 @@ async function raw(config: ChildConfig, ports: Ports): Promise<Sender> {
   };
 }
 
-// Every GC of the process, counted by the slice that is running (only one slice runs at a time).
-const gcTally = { count: 0, ms: 0 };
+// Every GC of the process, counted by the slice that is running, by kind (minor = scavenge,
+// major = mark-compact, incremental = a step of incremental marking, weakcb = weak callbacks).
+const GC_KINDS: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+const gcTally = { count: 0, ms: 0, byKind: {} as Record<string, { count: number; ms: number }> };
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
     gcTally.count++;
     gcTally.ms += entry.duration;
+    const kind = GC_KINDS[(entry as { detail?: { kind?: number } }).detail?.kind ?? 0] ?? 'other';
+    const k = (gcTally.byKind[kind] ??= { count: 0, ms: 0 });
+    k.count++;
+    k.ms += entry.duration;
   }
 }).observe({ entryTypes: ['gc'] });
+
+/** CPU ns per thread class and context switches so far, from /proc; undefined off Linux. */
+function threadTimes(): { mainNs: number; otherNs: number; voluntarySwitches: number; involuntarySwitches: number } | undefined {
+  try {
+    let mainNs = 0;
+    let otherNs = 0;
+    let voluntarySwitches = 0;
+    let involuntarySwitches = 0;
+    for (const tid of readdirSync('/proc/self/task')) {
+      const ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      if (Number(tid) === process.pid) mainNs += ns;
+      else otherNs += ns;
+      const status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
+      voluntarySwitches += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      involuntarySwitches += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    }
+    return { mainNs, otherNs, voluntarySwitches, involuntarySwitches };
+  } catch {
+    return undefined;
+  }
+}
 
 /** Sends with `window` in flight until `ms` pass or `maxMessages` have been issued. */
 async function runSlice(sender: Sender, window: number, ms: number, maxMessages: number, histogram?: LogHistogram): Promise<SliceResult> {
@@ -165,7 +192,8 @@ async function runSlice(sender: Sender, window: number, ms: number, maxMessages:
   let done = 0;
   let stop = false;
   const timer = setTimeout(() => { stop = true; }, ms);
-  const gcBefore = { ...gcTally };
+  const gcBefore = { count: gcTally.count, ms: gcTally.ms, byKind: structuredClone(gcTally.byKind) };
+  const threadsBefore = threadTimes();
   const cpuBefore = process.cpuUsage();
   const started = process.hrtime.bigint();
   const worker = async (): Promise<void> => {
@@ -180,9 +208,20 @@ async function runSlice(sender: Sender, window: number, ms: number, maxMessages:
   await Promise.all(Array.from({ length: window }, worker));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = process.cpuUsage(cpuBefore);
+  const threadsAfter = threadTimes();
   clearTimeout(timer);
+  const threads =
+    threadsBefore === undefined || threadsAfter === undefined
+      ? undefined
+      : {
+          mainNs: threadsAfter.mainNs - threadsBefore.mainNs,
+          otherNs: threadsAfter.otherNs - threadsBefore.otherNs,
+          // voluntary_ctxt_switches of a thread that ended in the slice drop out; threads rarely end mid-run.
+          voluntarySwitches: threadsAfter.voluntarySwitches - threadsBefore.voluntarySwitches,
+          involuntarySwitches: threadsAfter.involuntarySwitches - threadsBefore.involuntarySwitches,
+        };
   // GC entries arrive on a later turn; the few of the slice's last moments land in the next slice.
-  return { window, messages: done, seconds, cpuUs: cpu.user + cpu.system, systemUs: cpu.system, gcCount: gcTally.count - gcBefore.count, gcMs: gcTally.ms - gcBefore.ms };
+  return { window, messages: done, seconds, cpuUs: cpu.user + cpu.system, systemUs: cpu.system, gcCount: gcTally.count - gcBefore.count, gcMs: gcTally.ms - gcBefore.ms, gcByKind: Object.fromEntries(Object.entries(gcTally.byKind).map(([kind, k]) => [kind, { count: k.count - (gcBefore.byKind[kind]?.count ?? 0), ms: k.ms - (gcBefore.byKind[kind]?.ms ?? 0) }])), ...(threads === undefined ? {} : { threads }) };
 }
 
 async function sendSequential(sender: Sender, count: number): Promise<void> {
@@ -278,6 +317,16 @@ async function main(): Promise<void> {
       // 100 us: a send costs 40-600 us of CPU, so the default 1 ms sees few samples per function.
       await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
     }
+    // Allocation sampling, garbage included: CPU per message follows what a send allocates (the
+    // young generation's scavenges, and the GC helper threads they wake), which a CPU profile
+    // only shows as GC time, not as who allocated.
+    let allocations: Session | undefined;
+    const heapProfiles: object[] = [];
+    if (config.heapProfile !== undefined) {
+      allocations = new Session();
+      allocations.connect();
+      await allocations.post('HeapProfiler.enable');
+    }
     // Bounded: the parent sends a fixed number of RUNs and then END; a closed stdin also ends it.
     for (;;) {
       const command = (await next()).trim().split(' ');
@@ -288,7 +337,9 @@ async function main(): Promise<void> {
       let histogram = histograms.get(window);
       if (histogram === undefined) histograms.set(window, (histogram = new LogHistogram()));
       if (profiler !== undefined) await profiler.post('Profiler.start');
+      if (allocations !== undefined) await allocations.post('HeapProfiler.startSampling', { samplingInterval: 2048, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
       const slice = await runSlice(sender, window, ms, config.maxMessagesPerSlice, histogram);
+      if (allocations !== undefined) heapProfiles.push((await allocations.post('HeapProfiler.stopSampling')).profile);
       if (profiler !== undefined) profiles.push((await profiler.post('Profiler.stop')).profile);
       slices.push(slice);
       await say(`SLICE ${JSON.stringify(slice)}`);
@@ -299,6 +350,12 @@ async function main(): Promise<void> {
       mkdirSync(config.cpuProfile, { recursive: true });
       profiles.forEach((profile, i) => writeFileSync(join(config.cpuProfile!, `slice-${String(i).padStart(3, '0')}-w${slices[i]!.window}.cpuprofile`), JSON.stringify(profile)));
       writeFileSync(join(config.cpuProfile, 'slices.json'), JSON.stringify(slices));
+    }
+    if (allocations !== undefined && config.heapProfile !== undefined) {
+      allocations.disconnect();
+      mkdirSync(config.heapProfile, { recursive: true });
+      heapProfiles.forEach((profile, i) => writeFileSync(join(config.heapProfile!, `slice-${String(i).padStart(3, '0')}-w${slices[i]!.window}.heapprofile`), JSON.stringify(profile)));
+      writeFileSync(join(config.heapProfile, 'slices.json'), JSON.stringify(slices));
     }
   }
   await sender.close();

@@ -159,6 +159,30 @@ export function report(input: ReportInput): string[] {
   );
   out.push(table(['protocol', 'W', 'raw us/msg', `${input.aa ? "'ours'" : 'ours'} us/msg`, 'A/A us/msg', 'ours/raw', 'IQR', 'rounds', 'A/A/raw', 'A/A IQR', 'A/A rounds', 'sys us raw/ours', 'GC pause us raw/ours'], cpuRows));
   out.push('');
+  // Where the CPU per message runs: the event loop's thread or the others (GC helpers, compilers,
+  // libuv's pool), and how often the process is switched out. Totals over all slice sets.
+  const threadRows = rows.flatMap((r) => {
+    const sets = results[r.protocol].sets.filter((s) => s.window === r.window);
+    const per = (slot: Slot, pick: (t: NonNullable<SliceResult['threads']>) => number): number => {
+      let total = 0;
+      let messages = 0;
+      for (const set of sets) {
+        const slice = set.slices[slot];
+        if (slice.threads === undefined) continue;
+        total += pick(slice.threads);
+        messages += slice.messages;
+      }
+      return messages === 0 ? Number.NaN : total / messages;
+    };
+    if (!Number.isFinite(per('raw', (t) => t.mainNs))) return [];
+    const three = (pick: (t: NonNullable<SliceResult['threads']>) => number, digits: number): string => SLOTS.map((slot) => fmt(per(slot, pick), digits)).join(' / ');
+    return [[r.protocol, String(r.window), three((t) => t.mainNs / 1000, 1), three((t) => t.otherNs / 1000, 1), three((t) => t.voluntarySwitches, 2), three((t) => t.involuntarySwitches, 2)]];
+  });
+  if (threadRows.length > 0) {
+    out.push(`Threads (per message acknowledged, totals over all slice sets; ${SLOTS.join(' / ')}): CPU of the main thread and of all others (GC helpers, compilers, libuv pool), and context switches of the process`);
+    out.push(table(['protocol', 'W', 'main thread us', 'other threads us', 'voluntary switches', 'involuntary switches'], threadRows));
+    out.push('');
+  }
 
   const throughputRows = rows.map((r) => {
     const { children, sets } = results[r.protocol];

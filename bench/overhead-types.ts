@@ -36,6 +36,8 @@ export interface ChildConfig {
    * connect, module loading and warm-up would otherwise swamp the per-send functions.
    */
   cpuProfile?: string;
+  /** A directory for sampled allocation profiles (garbage included) of the measured slices, one per slice. */
+  heapProfile?: string;
 }
 
 /**
@@ -64,6 +66,13 @@ export interface SliceResult {
   /** Garbage collections in the slice (every kind, from perf_hooks 'gc' entries) and their total pause. */
   gcCount: number;
   gcMs: number;
+  /** The same by kind: minor (scavenge), major (mark-compact), incremental (marking steps), weakcb. */
+  gcByKind?: Record<string, { count: number; ms: number }>;
+  /**
+   * From /proc (Linux; absent elsewhere): CPU of the main thread (the event loop) and of all other
+   * threads (V8's GC helpers and compilers, libuv's pool), ns, and context switches of the process.
+   */
+  threads?: { mainNs: number; otherNs: number; voluntarySwitches: number; involuntarySwitches: number };
 }
 
 export interface LatencySummary {

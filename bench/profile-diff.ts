@@ -8,7 +8,10 @@
 // default each figure is the median over slices of that slice's self time per message, which a
 // stall in one slice does not move; --sum gives the plain total over all slices instead.
 //
-//   node --import tsx bench/profile-diff.ts DIR [--top 25] [--protocol amqp] [--window 16] [--sum]
+// With --heap it reads the allocation profiles of `pnpm bench --heap-prof DIR` instead: bytes
+// allocated per message (garbage included), by function and package.
+//
+//   node --import tsx bench/profile-diff.ts DIR [--top 25] [--protocol amqp] [--window 16] [--sum] [--heap]
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,6 +23,11 @@ interface CallFrame {
   url: string;
   lineNumber: number;
 }
+interface HeapNode {
+  callFrame: CallFrame;
+  selfSize: number;
+  children: HeapNode[];
+}
 interface CpuProfile {
   nodes: Array<{ id: number; callFrame: CallFrame }>;
   samples: number[];
@@ -28,7 +36,7 @@ interface CpuProfile {
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: 'string', default: '25' }, protocol: { type: 'string' }, window: { type: 'string' }, sum: { type: 'boolean', default: false } },
+  options: { top: { type: 'string', default: '25' }, protocol: { type: 'string' }, window: { type: 'string' }, sum: { type: 'boolean', default: false }, heap: { type: 'boolean', default: false } },
 });
 const root = positionals[0];
 if (root === undefined) {
@@ -75,9 +83,24 @@ const add = (map: Map<string, number>, key: string, us: number): void => {
 function tallyChild(dir: string, window: number): SliceTally[] {
   const slices = JSON.parse(readFileSync(join(dir, 'slices.json'), 'utf8')) as SliceResult[];
   const out: SliceTally[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(`-w${window}.cpuprofile`)).sort()) {
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(`-w${window}.${flags.heap ? 'heapprofile' : 'cpuprofile'}`)).sort()) {
     const slice = slices[Number(/^slice-(\d+)-/.exec(file)?.[1])];
     if (slice === undefined || slice.messages === 0) continue;
+    if (flags.heap) {
+      const tally: SliceTally = { cpuPerMessage: slice.cpuUs / slice.messages, profiledPerMessage: 0, byFunction: new Map(), byPackage: new Map() };
+      // Bounded: a profile's tree is finite and acyclic.
+      const stack = [(JSON.parse(readFileSync(join(dir, file), 'utf8')) as { head: HeapNode }).head];
+      for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+        stack.push(...node.children);
+        if (node.selfSize === 0) continue;
+        const bytes = node.selfSize / slice.messages;
+        tally.profiledPerMessage += bytes;
+        add(tally.byFunction, frameKey(node.callFrame), bytes);
+        add(tally.byPackage, packageOf(node.callFrame), bytes);
+      }
+      out.push(tally);
+      continue;
+    }
     const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
     const frames = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
     const tally: SliceTally = { cpuPerMessage: slice.cpuUs / slice.messages, profiledPerMessage: 0, byFunction: new Map(), byPackage: new Map() };
@@ -118,6 +141,7 @@ function table(header: string[], rows: string[][]): string {
 }
 
 const how = flags.sum ? 'mean over slices' : 'median over slices';
+const unit = flags.heap ? 'B/msg allocated' : 'us/msg';
 for (const protocol of protocols) {
   for (const window of flags.window === undefined ? [1, 16] : [Number(flags.window)]) {
     const tallies: Record<Slot, SliceTally[]> = { raw: [], ours: [], aa: [] };
@@ -128,7 +152,7 @@ for (const protocol of protocols) {
     const profiled = (t: SliceTally[]): number => median(t.map((x) => x.profiledPerMessage));
     console.log(
       `\n== ${protocol} W=${window}: ${raw.length} raw, ${ours.length} ours, ${aa.length} A/A slices; process CPU ${fmt(cpu(raw))} / ${fmt(cpu(ours))} / ${fmt(cpu(aa))} us/msg ` +
-        `(ours/raw ${(cpu(ours) / cpu(raw)).toFixed(3)}, A/A/raw ${(cpu(aa) / cpu(raw)).toFixed(3)}); main thread, idle excluded: ${fmt(profiled(raw))} / ${fmt(profiled(ours))} / ${fmt(profiled(aa))} us/msg (${how})`,
+        `(ours/raw ${(cpu(ours) / cpu(raw)).toFixed(3)}, A/A/raw ${(cpu(aa) / cpu(raw)).toFixed(3)}); ${flags.heap ? 'allocated' : 'main thread, idle excluded'}: ${fmt(profiled(raw))} / ${fmt(profiled(ours))} / ${fmt(profiled(aa))} ${flags.heap ? 'B/msg' : 'us/msg'} (${how})`,
     );
     const rowsOf = (pick: (t: SliceTally) => Map<string, number>, limit: number): string[][] => {
       const keys = new Set([raw, ours, aa].flat().flatMap((t) => [...pick(t).keys()]));
@@ -138,7 +162,7 @@ for (const protocol of protocols) {
         .slice(0, limit)
         .map(({ k, r, o, a }) => [fmt(r), fmt(o), fmt(o - r), fmt(a - r), k]);
     };
-    console.log(table(['raw', 'ours', 'ours-raw', 'A/A-raw', `self us/msg by package (${how})`], rowsOf((t) => t.byPackage, Number.POSITIVE_INFINITY)));
-    console.log(table(['raw', 'ours', 'ours-raw', 'A/A-raw', `self us/msg by function, top ${top} by |ours-raw|`], rowsOf((t) => t.byFunction, top)));
+    console.log(table(['raw', 'ours', 'ours-raw', 'A/A-raw', `self ${unit} by package (${how})`], rowsOf((t) => t.byPackage, Number.POSITIVE_INFINITY)));
+    console.log(table(['raw', 'ours', 'ours-raw', 'A/A-raw', `self ${unit} by function, top ${top} by |ours-raw|`], rowsOf((t) => t.byFunction, top)));
   }
 }
