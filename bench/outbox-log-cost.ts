@@ -3,7 +3,8 @@
 // every attempt on the next turn, in memory and with `dir`, rounds interleaved. Prints µs of
 // process CPU (user + system) per message and the durable - memory difference, which is the log.
 // A measuring script, not a test.
-//   node --conditions=source --import tsx bench/outbox-log-cost.ts [messages = 50000] [rounds = 5]
+//   node --conditions=source --import tsx bench/outbox-log-cost.ts [messages = 50000] [rounds = 5] [only: memory | durable]
+// (`only` runs one kind, for a --cpu-prof of it alone.)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { median } from './stats.ts';
 
 const n = Number(process.argv[2] ?? '50000');
 const rounds = Number(process.argv[3] ?? '5');
+const only = process.argv[4];
 const WINDOW = 16;
 const payload = Buffer.alloc(100, 'x');
 
@@ -51,10 +53,10 @@ async function run(dir: string | undefined): Promise<number> {
 const results: { memory: number[]; durable: number[] } = { memory: [], durable: [] };
 for (let round = 0; round < rounds; round++) {
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-outbox-cost-'));
-  results.memory.push(await run(undefined));
-  results.durable.push(await run(dir));
+  if (only !== 'durable') results.memory.push(await run(undefined));
+  if (only !== 'memory') results.durable.push(await run(dir));
   rmSync(dir, { recursive: true, force: true });
-  process.stderr.write(`round ${round + 1}: memory ${results.memory.at(-1)!.toFixed(2)} µs/msg, durable ${results.durable.at(-1)!.toFixed(2)} µs/msg\n`);
+  process.stderr.write(`round ${round + 1}: memory ${results.memory.at(-1)?.toFixed(2) ?? '-'} µs/msg, durable ${results.durable.at(-1)?.toFixed(2) ?? '-'} µs/msg\n`);
 }
 const memory = median(results.memory);
 const durable = median(results.durable);

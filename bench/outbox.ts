@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ const seconds = Number(process.argv[2] ?? '3');
 const rounds = Number(process.argv[3] ?? '3');
 const WINDOW = 16;
 const payload = Buffer.alloc(100, 'x');
+const loadBefore = loadavg()[0]!;
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
 if (hasTaskset) spawnSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 
@@ -117,6 +118,8 @@ const summary = {
   ratioVsPlainWithIds: { memory: Number((median(results.memory) / median(results.ids)).toFixed(3)), durable: Number((median(results.durable) / median(results.ids)).toFixed(3)) },
   durableLog: durableFile,
   taskset: hasTaskset,
+  // The machine is shared: the 1-minute load average when the run began and ended.
+  loadAverage: { before: Number(loadBefore.toFixed(2)), after: Number(loadavg()[0]!.toFixed(2)) },
 };
 console.log(JSON.stringify(summary, null, 2));
 console.log(`durable outbox / plain client at ${WINDOW} in flight: ${summary.ratioVsPlain.durable.toFixed(3)}x (target >= 0.9x); in-memory outbox: ${summary.ratioVsPlain.memory.toFixed(3)}x; plain client with message ids: ${summary.ratioVsPlain.plainWithIds.toFixed(3)}x; A/A (a second plain client): ${summary.ratioVsPlain.aa.toFixed(3)}x`);
