@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ const seconds = Number(process.argv[2] ?? '3');
 const rounds = Number(process.argv[3] ?? '3');
 const WINDOW = 16;
 const payload = Buffer.alloc(100, 'x');
+const loadBefore = loadavg()[0]!;
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
 if (hasTaskset) spawnSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 
@@ -46,8 +47,12 @@ async function client(index: number, outbox: OutboxOptions | undefined): Promise
   return client as DeviceClient;
 }
 
-/** Messages per second acknowledged with WINDOW sends in flight, after a one-second warm-up. */
-async function measure(device: DeviceClient, withIds: boolean): Promise<number> {
+/**
+ * Messages per second acknowledged with WINDOW sends in flight, after a one-second warm-up, and
+ * this process's CPU (user + system) per message meanwhile: on a loaded machine the rate swings
+ * with the neighbours, the CPU a message costs much less.
+ */
+async function measure(device: DeviceClient, withIds: boolean): Promise<{ rate: number; cpuMicros: number }> {
   let running = true;
   let counting = false;
   let acked = 0;
@@ -71,13 +76,15 @@ async function measure(device: DeviceClient, withIds: boolean): Promise<number> 
   await new Promise((r) => setTimeout(r, 1000));
   counting = true;
   const started = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   counting = false;
+  const used = process.cpuUsage(cpu);
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
   running = false;
   await Promise.all(loops);
   if (failed !== undefined) throw failed;
-  return acked / elapsed;
+  return { rate: acked / elapsed, cpuMicros: (used.user + used.system) / acked };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -93,11 +100,13 @@ const kinds = {
   durable: await client(2, { dir }),
 };
 const results: Record<keyof typeof kinds, number[]> = { plain: [], aa: [], ids: [], memory: [], durable: [] };
+const cpu: Record<keyof typeof kinds, number[]> = { plain: [], aa: [], ids: [], memory: [], durable: [] };
 for (let round = 0; round < rounds; round++) {
   for (const kind of Object.keys(kinds) as Array<keyof typeof kinds>) {
-    const rate = await measure(kinds[kind], kind === 'ids');
+    const { rate, cpuMicros } = await measure(kinds[kind], kind === 'ids');
     results[kind].push(rate);
-    process.stderr.write(`round ${round + 1} ${kind}: ${Math.round(rate)} msg/s\n`);
+    cpu[kind].push(cpuMicros);
+    process.stderr.write(`round ${round + 1} ${kind}: ${Math.round(rate)} msg/s, ${cpuMicros.toFixed(1)} µs CPU/msg\n`);
   }
 }
 const durableFile = (kinds.durable as unknown as { outbox: { file?: { bytes: number; compactions: number } } }).outbox.file;
@@ -115,8 +124,12 @@ const summary = {
   msgsPerSecond: { plain: Math.round(plain), aa: Math.round(median(results.aa)), plainWithIds: Math.round(median(results.ids)), memory: Math.round(median(results.memory)), durable: Math.round(median(results.durable)) },
   ratioVsPlain: { aa: Number((median(results.aa) / plain).toFixed(3)), plainWithIds: Number((median(results.ids) / plain).toFixed(3)), memory: Number((median(results.memory) / plain).toFixed(3)), durable: Number((median(results.durable) / plain).toFixed(3)) },
   ratioVsPlainWithIds: { memory: Number((median(results.memory) / median(results.ids)).toFixed(3)), durable: Number((median(results.durable) / median(results.ids)).toFixed(3)) },
+  clientCpuMicrosPerMessage: Object.fromEntries(Object.entries(cpu).map(([kind, xs]) => [kind, Number(median(xs).toFixed(1))])),
+  clientCpuVsPlain: { memory: Number((median(cpu.memory) / median(cpu.plain)).toFixed(3)), durable: Number((median(cpu.durable) / median(cpu.plain)).toFixed(3)) },
   durableLog: durableFile,
   taskset: hasTaskset,
+  // The machine is shared: the 1-minute load average when the run began and ended.
+  loadAverage: { before: Number(loadBefore.toFixed(2)), after: Number(loadavg()[0]!.toFixed(2)) },
 };
 console.log(JSON.stringify(summary, null, 2));
 console.log(`durable outbox / plain client at ${WINDOW} in flight: ${summary.ratioVsPlain.durable.toFixed(3)}x (target >= 0.9x); in-memory outbox: ${summary.ratioVsPlain.memory.toFixed(3)}x; plain client with message ids: ${summary.ratioVsPlain.plainWithIds.toFixed(3)}x; A/A (a second plain client): ${summary.ratioVsPlain.aa.toFixed(3)}x`);

@@ -230,9 +230,11 @@ export async function connect<const P extends ProfileDefinition | string | undef
   const outbox = parsed.outbox === undefined ? undefined : await Outbox.open(parsed.outbox);
   for (let i = 0; i < candidates.length; i++) {
     const protocol = candidates[i]!;
-    const Transport = await loadTransport(protocol, internals.importer);
     let built: Built;
+    let Transport: Awaited<ReturnType<typeof loadTransport>>;
     try {
+      // Inside the try: a missing transport must give the outbox dir's lock back too.
+      Transport = await loadTransport(protocol, internals.importer);
       built = await openOne(protocol, Transport, signal);
     } catch (err) {
       const error = translateError(err, { protocol, operation: 'connect' });

@@ -28,5 +28,7 @@ export {
 export { MessageQueue, queueIterator } from './message-queue.ts';
 export { toAzureMessage, fromAzureMessage } from './message.ts';
 export { Outbox, OUTBOX_WINDOW, type OutboxHost } from './outbox/outbox.ts';
-export { RecordLog, decodeLog, encodeRecord, liveEntries, shouldCompact, truncateLogFile, LOG_FILE, DEFAULT_COMPACTION } from './outbox/record-log.ts';
+export { RecordLog, shouldCompact, truncateLogFile, LOG_FILE, DEFAULT_COMPACTION } from './outbox/record-log.ts';
+export { decodeLog, encodeFrame, fileHeader, liveEntries, FrameWriter, LOG_VERSION, type AddRecord, type LogRecord } from './outbox/log-format.ts';
+export { lockDir, LOCK_FILE } from './outbox/dir-lock.ts';
 export { outboxSettings, OUTBOX_DEFAULTS } from './outbox/options.ts';

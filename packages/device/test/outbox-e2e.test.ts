@@ -1,7 +1,8 @@
 // The outbox against the local hub over real TLS: sends made while the device's network is
 // blackholed all arrive once it clears, none rejected and none twice; a connection reset under
-// them replays what the hub had not acknowledged; and a device process SIGKILLed while offline
-// with 500 messages queued delivers all of them after a restart, in order, none twice.
+// them replays what the hub had not acknowledged; a second client on the same outbox.dir is
+// refused; and a device process SIGKILLed while offline with 500 messages queued delivers all of
+// them after a restart, in order, none twice.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -84,6 +85,34 @@ describe.each(['mqtt', 'amqp'] as const)('outbox over %s', (protocol) => {
     const got = received(deviceId).filter((r) => r.body.startsWith('rs-'));
     expect([...new Set(got.map((r) => r.body))].sort()).toEqual([...bodies].sort());
     expect(new Set(got.map((r) => r.id)).size).toBe(got.length);
+  });
+});
+
+describe('two clients on one outbox.dir', () => {
+  it('the second connect() fails with STATE_FAILED naming the dir, before any socket; once the first closes, it connects', async () => {
+    const deviceId = 'outbox-shared-dir';
+    hub.createDevice(deviceId);
+    const outboxDir = join(dir, 'shared');
+    const options = {
+      connectionString: hub.deviceConnectionString(deviceId, { protocol: 'mqtt' }),
+      ca: hub.ca,
+      endpoint: { host: hub.address, ports: hub.ports },
+      profile: { features: ['telemetry'] as const },
+      forceProtocol: 'mqtt' as const,
+      outbox: { dir: outboxDir },
+    };
+    const first = await connect(options);
+    const connectionsBefore = hub.stats().connections.mqtt;
+    const error = await connect(options).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'STATE_FAILED', details: { reason: 'locked', dir: outboxDir } });
+    expect((error as Error).message).toContain('give each identity its own dir');
+    expect(hub.stats().connections.mqtt).toBe(connectionsBefore);
+    await first.client.sendEvent('from-first');
+    await first.client.close();
+    const second = await connect(options);
+    await second.client.sendEvent('from-second');
+    await second.client.close();
+    expect(received(deviceId).map((r) => r.body)).toEqual(['from-first', 'from-second']);
   });
 });
 

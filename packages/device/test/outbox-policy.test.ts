@@ -9,7 +9,7 @@ import { isSwitchyardError, SwitchyardError } from '@switchyard/errors';
 import { ManualClock } from '@switchyard/time';
 import type { DeviceMessage } from '../src/index.ts';
 import { Outbox, type OutboxHost } from '../src/internal.ts';
-import type { OutboxDroppedEvent } from '../src/outbox/outbox.ts';
+import type { OutboxBatching, OutboxDroppedEvent } from '../src/outbox/outbox.ts';
 
 class FakeHost implements OutboxHost {
   readonly protocol = 'mqtt' as const;
@@ -238,5 +238,96 @@ describe('outbox with a directory', () => {
     const third = await outboxWith({ dir });
     expect(third.outbox.depth).toBe(0);
     await third.outbox.close();
+  });
+});
+
+/** A host whose link sends batches (as HTTPS does): each batch is one attempt. */
+class BatchingHost extends FakeHost {
+  readonly batches: Array<{ messages: Array<DeviceMessage & { messageId: string }>; done: (err?: unknown) => void }> = [];
+  readonly batch: OutboxBatching = {
+    maxBytes: 100,
+    bytesOf: (message) => String(message.body).length,
+    attempt: (messages, done) => {
+      this.batches.push({ messages: messages as Array<DeviceMessage & { messageId: string }>, done });
+    },
+  };
+}
+
+async function batchingOutbox(options: Parameters<typeof Outbox.open>[0] = {}): Promise<{ outbox: Outbox; host: BatchingHost }> {
+  const host = new BatchingHost();
+  const outbox = (await Outbox.open(options)).bind(host);
+  outbox.resume();
+  return { outbox, host };
+}
+
+const bodies = (batch: { messages: DeviceMessage[] }): string[] => batch.messages.map((m) => String(m.body));
+
+describe('outbox over a link that sends batches', () => {
+  it('sends what was queued in one turn as batches in order, within maxBytes and the window; a batch ack acknowledges all of its messages', async () => {
+    const { outbox, host } = await batchingOutbox();
+    // 100 messages of 10 bytes: batches of 10 by bytes.
+    const all = Array.from({ length: 100 }, (_, i) => `m-${String(i).padStart(8, '0')}`);
+    const sent = outbox.send('sendEventBatch', all, { signal: undefined, timeoutMs: 60_000, until: 'acknowledged' });
+    await Promise.resolve();
+    expect(host.attempts).toHaveLength(0);
+    // The window (64 messages) holds 6 full batches and a part of the seventh.
+    expect(host.batches.map((b) => b.messages.length)).toEqual([10, 10, 10, 10, 10, 10, 4]);
+    expect(host.batches.flatMap(bodies)).toEqual(all.slice(0, 64));
+    for (const b of host.batches.splice(0)) b.done();
+    expect(host.batches.flatMap(bodies)).toEqual(all.slice(64));
+    for (const b of host.batches.splice(0)) b.done();
+    await sent;
+    expect(outbox.depth).toBe(0);
+  });
+
+  it('gathers sendEvent calls of one turn into a batch', async () => {
+    const { outbox, host } = await batchingOutbox();
+    const sent = ['a', 'b', 'c'].map((b) => send(outbox, b));
+    await Promise.resolve();
+    expect(host.batches.map(bodies)).toEqual([['a', 'b', 'c']]);
+    host.batches[0]!.done();
+    await Promise.all(sent);
+  });
+
+  it('a message larger than a batch goes alone, in its place in the order', async () => {
+    const { outbox, host } = await batchingOutbox();
+    const big = 'x'.repeat(150);
+    const sent = outbox.send('sendEventBatch', ['a', 'b', big, 'c', 'd'], { signal: undefined, timeoutMs: 60_000, until: 'acknowledged' });
+    await Promise.resolve();
+    expect(host.batches.map(bodies)).toEqual([['a', 'b'], ['c', 'd']]);
+    expect(host.attempts.map((a) => a.message.body)).toEqual([big]);
+    for (const b of host.batches.splice(0)) b.done();
+    host.ackAll();
+    await sent;
+  });
+
+  it('a failed batch is sent again whole, in order, once the connection is back', async () => {
+    const { outbox, host } = await batchingOutbox();
+    const sent = outbox.send('sendEventBatch', ['a', 'b', 'c'], { signal: undefined, timeoutMs: 60_000, until: 'acknowledged' });
+    await Promise.resolve();
+    host.batches.splice(0)[0]!.done(notConnected());
+    expect(outbox.depth).toBe(3);
+    outbox.resume();
+    expect(host.batches.map(bodies)).toEqual([['a', 'b', 'c']]);
+    host.batches[0]!.done();
+    await sent;
+  });
+
+  it('a batch refused as unsendable is split: its messages go one by one and only the one the hub refuses is dropped', async () => {
+    const { outbox, host } = await batchingOutbox();
+    const a = send(outbox, 'a');
+    const bad = send(outbox, 'bad');
+    const c = send(outbox, 'c');
+    await Promise.resolve();
+    host.batches.splice(0)[0]!.done(new SwitchyardError('MESSAGE_TOO_LARGE', 'too large'));
+    expect(host.attempts.map((x) => x.message.body)).toEqual(['a', 'bad', 'c']);
+    const [one, two, three] = host.attempts.splice(0);
+    one!.done();
+    two!.done(new SwitchyardError('MESSAGE_TOO_LARGE', 'too large'));
+    three!.done();
+    await a;
+    await c;
+    await expect(bad).rejects.toMatchObject({ code: 'MESSAGE_TOO_LARGE' });
+    expect(host.drops).toEqual([expect.objectContaining({ reason: 'unsendable', messageIds: [two!.message.messageId] })]);
   });
 });

@@ -15,7 +15,7 @@ import { featureUnsupported, isRetryable, translateError, type ErrorContext } fr
 import type { DeviceLink, LinkDown, LinkListener, LinkMessage, Settlement } from '../links/link.ts';
 import { queueIterator, type MessageQueue } from '../message-queue.ts';
 import type { DeviceMessage, OutgoingMessage } from '../message.ts';
-import type { Outbox, OutboxDroppedEvent, OutboxHost } from '../outbox/outbox.ts';
+import type { Outbox, OutboxBatching, OutboxDroppedEvent, OutboxHost } from '../outbox/outbox.ts';
 import type { PollEvent } from '../poll-scheduler.ts';
 import type { C2DMessage, DeviceClient, MethodHandler, MethodRequest, MethodResult, OperationOptions, SendOptions, TwinDocument } from '../types.ts';
 import { abortedError, Operation, type OperationHost } from './operation.ts';
@@ -80,6 +80,8 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
   #polling: PollingHandle | undefined;
   #closing: Promise<void> | undefined;
   readonly #outbox: Outbox | undefined;
+  /** OutboxHost: set when the link sends batches that keep message ids (HTTPS). */
+  readonly batch: OutboxBatching | undefined;
 
   constructor(options: DeviceCoreOptions) {
     super();
@@ -94,6 +96,8 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
     this.#machine = new ConnectionStateMachine(options.initialState ?? 'connecting', this.#changed);
     this.#machine.nextEpoch();
     options.link.bind(this);
+    const batching = options.link.batching;
+    this.batch = batching === undefined ? undefined : { maxBytes: batching.maxBytes, bytesOf: (m) => batching.bytesOf(m), attempt: (messages, done) => this.#attemptBatch(messages, done) };
     this.#outbox = options.outbox?.bind(this);
     if (this.#machine.current === 'connected') this.#outbox?.resume();
   }
@@ -311,6 +315,23 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
     const operation = new Operation<void>(this, 'sendEvent', this.#timeoutMs, undefined, () => done(), done, message.messageId);
     if (this.#mustHold()) this.#hold(() => this.#sendNow(operation, message));
     else this.#sendNow(operation, message);
+  }
+
+  /** One request for several queued messages (OutboxBatching), under the client's deadline. */
+  #attemptBatch(messages: DeviceMessage[], done: (err?: unknown) => void): void {
+    const operation = new Operation<void>(this, 'sendEventBatch', this.#timeoutMs, undefined, () => done(), done, messages[0]?.messageId);
+    const start = (): void => {
+      if (operation.settled) return;
+      if (this.#machine.desired === 'closed') return operation.refused(this.#closedError('sendEventBatch'));
+      operation.handedOver = true;
+      operation.epoch = this.#link.epoch;
+      this.#link.batching!.send(messages, (err) => {
+        if (err && this.#mustHold() && isRetryable(err)) this.#hold(start);
+        else operation.done(err);
+      });
+    };
+    if (this.#mustHold()) this.#hold(start);
+    else start();
   }
 
   /** OutboxHost: messages left the outbox unsent. */

@@ -10,7 +10,8 @@ import type { PollOutcome } from '../poll-scheduler.ts';
 import type { Protocol } from '@switchyard/profile';
 import { backoffDelay, delay, systemClock, type Clock } from '@switchyard/time';
 import type { MethodRequest, TwinDocument } from '../types.ts';
-import type { DeviceLink, LinkListener, Settlement } from './link.ts';
+import { batchElementBytes, HTTPS_BATCH_ELEMENTS_BYTES, httpsBatchSender } from './https-batch.ts';
+import type { DeviceLink, LinkBatching, LinkListener, Settlement } from './link.ts';
 
 type Callback = (err?: Error | null, result?: unknown) => void;
 
@@ -127,6 +128,7 @@ export class AzureClientLink implements DeviceLink {
   /** AMQP feature attaches under way (see #watchAttaches), which close() lets finish first. */
   readonly #attaches = new Set<Promise<void>>();
   readonly #o: AzureClientLinkOptions;
+  readonly batching: LinkBatching | undefined;
 
   constructor(options: AzureClientLinkOptions) {
     this.#o = options;
@@ -134,6 +136,21 @@ export class AzureClientLink implements DeviceLink {
     this.deviceId = options.deviceId;
     this.c2dMode = options.protocol === 'https' ? 'poll' : 'push';
     this.#gen = options;
+    // MQTT and AMQP have no batch in the SDK; the outbox's window pipelines them instead.
+    this.batching =
+      options.protocol === 'https' && httpsBatchSender(options.transport) !== undefined
+        ? { maxBytes: HTTPS_BATCH_ELEMENTS_BYTES, bytesOf: batchElementBytes, send: (messages, done) => this.#sendHttpsBatch(messages, done) }
+        : undefined;
+  }
+
+  #sendHttpsBatch(messages: Parameters<LinkBatching['send']>[0], done: (err?: unknown) => void): void {
+    if (this.#rebuilding !== undefined) {
+      this.#rebuilding.then(() => this.#sendHttpsBatch(messages, done), done);
+      return;
+    }
+    const send = httpsBatchSender(this.#gen.transport);
+    if (send === undefined) done(new Error('the HTTPS transport in force cannot send batches'));
+    else send(messages, done);
   }
 
   get epoch(): number {

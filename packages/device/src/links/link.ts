@@ -3,7 +3,7 @@
 // session) and nothing about deadlines, states, queues of readers or handlers: those are the
 // core's, once, for every link.
 import type { Protocol } from '@switchyard/profile';
-import type { C2DMessageData, OutgoingMessage } from '../message.ts';
+import type { C2DMessageData, DeviceMessage, OutgoingMessage } from '../message.ts';
 import type { PollOutcome } from '../poll-scheduler.ts';
 import type { MethodRequest, MethodResult, TwinDocument } from '../types.ts';
 
@@ -37,6 +37,15 @@ export interface LinkListener {
   linkFault(error: unknown, operation: string): void;
 }
 
+/** A link that sends several telemetry messages in one request, each keeping its message id. */
+export interface LinkBatching {
+  /** Bytes one request may carry, counted with bytesOf. */
+  readonly maxBytes: number;
+  bytesOf(message: DeviceMessage): number;
+  /** One request; `done` once, without an error when the hub took all of them. */
+  send(messages: readonly DeviceMessage[], done: (err?: unknown) => void): void;
+}
+
 export interface DeviceLink {
   readonly protocol: Protocol;
   readonly deviceId: string;
@@ -53,6 +62,8 @@ export interface DeviceLink {
   /** The hot path: converts and sends one message; `done` is called once, with the link's own error. */
   send(message: OutgoingMessage, done: (err?: unknown) => void): void;
   sendBatch(messages: readonly OutgoingMessage[], signal?: AbortSignal): Promise<void>;
+  /** Set when the link can send a batch that keeps each message's id (HTTPS); the outbox uses it. */
+  readonly batching?: LinkBatching | undefined;
   /** Starts delivering C2D through linkMessage (push links); idempotent. */
   enableC2D(): void;
   /** Poll links: one C2D GET; messages it returns arrive through linkMessage first. */

@@ -15,8 +15,9 @@ import { abortedError } from '../core/operation.ts';
 import { translateError } from '../errors.ts';
 import type { DeviceMessage, OutgoingMessage } from '../message.ts';
 import { outboxSettings, type OutboxOptions, type OutboxSettings } from './options.ts';
-import { RecordLog, type AddRecord } from './record-log.ts';
-import { loadMessage, messageBytes, storeMessage, withMessageId } from './stored-message.ts';
+import type { AddRecord } from './log-format.ts';
+import { RecordLog } from './record-log.ts';
+import { messageBytes, withMessageId } from './stored-message.ts';
 
 /** Attempts the link carries at once; more than any caller's window, so it never limits one. */
 export const OUTBOX_WINDOW = 64;
@@ -60,12 +61,28 @@ export interface OutboxHost {
   readonly identity: string | undefined;
   /** One attempt at one message; `done` once, without an error when the hub acknowledged it. */
   attempt(message: DeviceMessage, done: (err?: unknown) => void): void;
+  /**
+   * Set when the link carries several messages in one request (HTTPS): waiting messages then go
+   * as batches of at most `maxBytes` (each message counting `bytesOf`), as one attempt.
+   */
+  readonly batch?: OutboxBatching | undefined;
   dropped(event: OutboxDroppedEvent): void;
+}
+
+export interface OutboxBatching {
+  readonly maxBytes: number;
+  bytesOf(message: DeviceMessage): number;
+  /** One attempt at `messages` in one request; `done` once: one acknowledgement acknowledges them all. */
+  attempt(messages: DeviceMessage[], done: (err?: unknown) => void): void;
 }
 
 class Entry {
   inFlight = false;
   done = false;
+  /** Sent on its own from now on: a batch it was in was refused as a whole (one of them is unsendable). */
+  solo = false;
+  /** Its bytes in a batch request (OutboxBatching.bytesOf); -1 until asked. */
+  batchBytes = -1;
   waiter: Waiter | undefined = undefined;
   readonly settle = (err?: unknown): void => this.outbox.settled(this, err);
   constructor(
@@ -75,6 +92,15 @@ class Entry {
     readonly bytes: number,
     readonly enqueuedAt: number,
   ) {}
+}
+
+/** Several entries sent in one request: its outcome is each entry's. */
+class Batch {
+  constructor(
+    readonly outbox: Outbox,
+    readonly entries: Entry[],
+  ) {}
+  readonly settle = (err?: unknown): void => this.outbox.batchSettled(this, err);
 }
 
 /** One sendEvent or sendEventBatch call waiting for its messages, under its deadline. */
@@ -146,6 +172,8 @@ export class Outbox implements OutboxView {
   #ttlTimer: TimerHandle | undefined;
   #ttlAt = 0;
   #acks: number[] = [];
+  #pumpQueued = false;
+  #holdPump = false;
   #drains: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
 
   private constructor(settings: OutboxSettings, log: RecordLog | undefined) {
@@ -161,8 +189,7 @@ export class Outbox implements OutboxView {
     const { log, entries } = await RecordLog.open(settings.dir);
     const outbox = new Outbox(settings, log);
     for (const recovered of entries) {
-      const message = loadMessage(recovered.message);
-      outbox.#push(new Entry(outbox, recovered.seq, message, messageBytes(message), recovered.enqueuedAt));
+      outbox.#push(new Entry(outbox, recovered.seq, recovered.message, messageBytes(recovered.message), recovered.enqueuedAt));
       outbox.#seq = recovered.seq;
     }
     return outbox;
@@ -224,7 +251,7 @@ export class Outbox implements OutboxView {
     }
     // Written before the first attempt either way; 'queued' also waits for the sync.
     const queued = this.#log?.add(
-      entries.map((e): AddRecord => ({ a: e.seq, i: e.message.messageId, t: e.enqueuedAt, m: storeMessage(e.message) })),
+      entries.map((e): AddRecord => ({ seq: e.seq, enqueuedAt: e.enqueuedAt, message: e.message })),
       options.until === 'queued',
     );
     let result: Promise<void>;
@@ -239,7 +266,15 @@ export class Outbox implements OutboxView {
       });
     }
     this.#armTtl();
-    this.#pump();
+    // A batching link gets the sends of one turn together (sendEvent in a loop), not one by one.
+    if (this.#host.batch === undefined) this.#pump();
+    else if (!this.#pumpQueued) {
+      this.#pumpQueued = true;
+      queueMicrotask(() => {
+        this.#pumpQueued = false;
+        this.#pump();
+      });
+    }
     return result;
   }
 
@@ -298,12 +333,41 @@ export class Outbox implements OutboxView {
     this.#armTtl();
   }
 
+  /** Called by a batch when its attempt ended. */
+  batchSettled(batch: Batch, err: unknown): void {
+    if (err && !this.#closed) {
+      const error = translateError(err, this.#host.identity === undefined ? { protocol: this.#host.protocol, operation: 'sendEventBatch' } : { protocol: this.#host.protocol, operation: 'sendEventBatch', identity: this.#host.identity });
+      if (UNSENDABLE.has(error.code)) {
+        // Refused as a whole: which one the hub cannot take is found by sending them one by one.
+        for (const entry of batch.entries) {
+          entry.inFlight = false;
+          entry.solo = true;
+          this.#inFlight--;
+        }
+        this.#cursor = Math.min(this.#cursor, this.#head);
+        this.#pump();
+        return;
+      }
+    }
+    // One pump after all of them, or the first acknowledged would refill the window one by one.
+    this.#holdPump = true;
+    try {
+      for (const entry of batch.entries) this.settled(entry, err);
+    } finally {
+      this.#holdPump = false;
+    }
+    this.#pump();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#online = false;
-    this.#host.clock.clearTimeout(this.#retryTimer);
-    this.#host.clock.clearTimeout(this.#ttlTimer);
+    // connect() closes an outbox it opened but never bound when no protocol connects: no timers then.
+    if ((this.#host as OutboxHost | undefined) !== undefined) {
+      this.#host.clock.clearTimeout(this.#retryTimer);
+      this.#host.clock.clearTimeout(this.#ttlTimer);
+    }
     this.#flushAcks();
     for (let i = this.#head; i < this.#entries.length; i++) this.#entries[i]!.waiter?.failed(this.#closedError('sendEvent'));
     for (const drain of this.#drains.splice(0)) drain.reject(this.#closedError('drain'));
@@ -360,9 +424,10 @@ export class Outbox implements OutboxView {
   }
 
   #pump(): void {
-    if (!this.#online || this.#closed) return;
+    if (!this.#online || this.#closed || this.#holdPump) return;
     const entries = this.#entries;
     const now = this.#host.clock.now();
+    const batching = this.#host.batch;
     let expired: Entry[] | undefined;
     while (this.#inFlight < OUTBOX_WINDOW && this.#cursor < entries.length) {
       const entry = entries[this.#cursor++]!;
@@ -371,12 +436,53 @@ export class Outbox implements OutboxView {
         (expired ??= []).push(entry);
         continue;
       }
-      entry.inFlight = true;
-      this.#inFlight++;
-      if (entry.waiter !== undefined) entry.waiter.sent = true;
+      if (batching !== undefined && !entry.solo) {
+        const batch = this.#gather(entry, batching, now);
+        if (batch.length > 1) {
+          for (const e of batch) this.#launch(e);
+          batching.attempt(
+            batch.map((e) => e.message),
+            new Batch(this, batch).settle,
+          );
+          continue;
+        }
+      }
+      this.#launch(entry);
       this.#host.attempt(entry.message, entry.settle);
     }
     if (expired !== undefined) this.#dropExpired(expired);
+  }
+
+  #launch(entry: Entry): void {
+    entry.inFlight = true;
+    this.#inFlight++;
+    if (entry.waiter !== undefined) entry.waiter.sent = true;
+  }
+
+  /**
+   * `first` and the waiting entries right after it that fit in one request with it, in order; the
+   * cursor moves past those taken. A gap (an entry on the wire, done or expired) ends the batch,
+   * so a batch is always a run of the queue.
+   */
+  #gather(first: Entry, batching: OutboxBatching, now: number): Entry[] {
+    const batch = [first];
+    let bytes = this.#batchBytes(first, batching);
+    const entries = this.#entries;
+    while (this.#inFlight + batch.length < OUTBOX_WINDOW && this.#cursor < entries.length) {
+      const next = entries[this.#cursor]!;
+      if (next.done || next.inFlight || next.solo || this.#expired(next, now)) break;
+      const size = this.#batchBytes(next, batching);
+      if (bytes + size > batching.maxBytes) break;
+      bytes += size;
+      batch.push(next);
+      this.#cursor++;
+    }
+    return batch;
+  }
+
+  #batchBytes(entry: Entry, batching: OutboxBatching): number {
+    if (entry.batchBytes < 0) entry.batchBytes = batching.bytesOf(entry.message);
+    return entry.batchBytes;
   }
 
   #scheduleRetry(): void {
@@ -481,7 +587,7 @@ export class Outbox implements OutboxView {
     const out: AddRecord[] = [];
     for (let i = this.#head; i < this.#entries.length; i++) {
       const entry = this.#entries[i]!;
-      if (!entry.done) out.push({ a: entry.seq, i: entry.message.messageId, t: entry.enqueuedAt, m: storeMessage(entry.message) });
+      if (!entry.done) out.push({ seq: entry.seq, enqueuedAt: entry.enqueuedAt, message: entry.message });
     }
     return out;
   }

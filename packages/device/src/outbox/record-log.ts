@@ -1,10 +1,9 @@
-// The outbox's file: an append-only log of framed records, written in group commits. Each record
-// is [u32 LE payload length][u32 LE crc32 of the payload][payload: JSON]. An append is one
-// sequential write, and one fdatasync covers every record written since the last one, so a
-// thousand sends queued in one turn cost one sync, not a thousand. A crash can tear only the last
-// write; recovery keeps the records before the first bad frame and truncates the rest. Acks are
-// records too ({"k": [seq…]}), written without waiting for a sync: a lost ack only means a
-// message is sent once more after a restart, which its stable message id lets the hub drop.
+// The outbox's file: an append-only log (its bytes: log-format.ts), written in group commits. An
+// append is one sequential write, and one fdatasync covers every record written since the last
+// one, so a thousand sends queued in one turn cost one sync, not a thousand. A crash can tear only
+// the last write; recovery keeps the frames before the first bad one and truncates the rest. Acks
+// are records too, written without waiting for a sync: a lost ack only means a message is sent
+// once more after a restart, which its stable message id lets the hub side drop.
 //
 // Why not the alternatives (bench/README.md, "Outbox"): one file per message costs a create, a
 // sync and a directory sync per message and an unlink per ack; a rewrite-the-whole-state file
@@ -13,81 +12,11 @@
 import { closeSync, fdatasync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
-import { SwitchyardError } from '@switchyard/errors';
-import type { StoredMessage } from './stored-message.ts';
+import { isSwitchyardError, SwitchyardError } from '@switchyard/errors';
+import { lockDir, type DirLock } from './dir-lock.ts';
+import { decodeLog, fileHeader, FrameWriter, liveEntries, UnknownLogFormat, type AddRecord, type DecodedAdd } from './log-format.ts';
 
 export const LOG_FILE = 'outbox.log';
-const HEADER = 8;
-/** A frame longer than this is garbage (a torn length), not a record: IoT Hub caps a message at 256 KiB. */
-const MAX_RECORD = 4 * 1024 * 1024;
-
-export interface AddRecord {
-  a: number;
-  i: string;
-  t: number;
-  m: StoredMessage;
-}
-export interface AckRecord {
-  k: number[];
-}
-export type LogRecord = AddRecord | AckRecord;
-
-export function encodeRecord(record: LogRecord): Buffer {
-  const json = JSON.stringify(record);
-  const length = Buffer.byteLength(json);
-  const frame = Buffer.allocUnsafe(HEADER + length);
-  frame.write(json, HEADER, 'utf8');
-  frame.writeUInt32LE(length, 0);
-  frame.writeUInt32LE(crc32(frame.subarray(HEADER)), 4);
-  return frame;
-}
-
-export interface DecodedLog {
-  records: LogRecord[];
-  /** Bytes of whole, valid records; anything after is a torn or corrupt tail. */
-  validBytes: number;
-}
-
-/** Reads records up to the first frame that is short, oversized, fails its checksum or is not JSON. */
-export function decodeLog(bytes: Buffer): DecodedLog {
-  const records: LogRecord[] = [];
-  let at = 0;
-  while (at + HEADER <= bytes.length) {
-    const length = bytes.readUInt32LE(at);
-    if (length > MAX_RECORD || at + HEADER + length > bytes.length) break;
-    const payload = bytes.subarray(at + HEADER, at + HEADER + length);
-    if (crc32(payload) !== bytes.readUInt32LE(at + 4)) break;
-    let record: LogRecord;
-    try {
-      record = JSON.parse(payload.toString('utf8')) as LogRecord;
-    } catch {
-      break;
-    }
-    records.push(record);
-    at += HEADER + length;
-  }
-  return { records, validBytes: at };
-}
-
-export interface RecoveredEntry {
-  seq: number;
-  id: string;
-  enqueuedAt: number;
-  message: StoredMessage;
-  /** Framed size in the file, for the compaction bound. */
-  size: number;
-}
-
-/** The entries a log still holds (added, never acknowledged or dropped), oldest first. */
-export function liveEntries(records: readonly LogRecord[]): RecoveredEntry[] {
-  const live = new Map<number, RecoveredEntry>();
-  for (const record of records) {
-    if ('a' in record) live.set(record.a, { seq: record.a, id: record.i, enqueuedAt: record.t, message: record.m, size: 0 });
-    else for (const seq of record.k) live.delete(seq);
-  }
-  return [...live.values()].sort((x, y) => x.seq - y.seq);
-}
 
 export interface CompactionPolicy {
   /** Never compact a file smaller than this. */
@@ -108,7 +37,14 @@ export function shouldCompact(fileBytes: number, liveBytes: number, policy: Comp
 }
 
 function stateFailed(what: string, dir: string, cause: unknown): SwitchyardError {
+  if (isSwitchyardError(cause)) return cause;
   return new SwitchyardError('STATE_FAILED', `outbox ${what} failed in ${dir}: ${(cause as Error).message}`, { cause, details: { field: 'outbox.dir', dir } });
+}
+
+function unreadable(dir: string, path: string, cause: UnknownLogFormat): SwitchyardError {
+  return new SwitchyardError('STATE_FAILED', `outbox ${path} cannot be read: ${cause.message}. It was left as it is; move it away (or drain it with the version that wrote it) to start an empty outbox in ${dir}`, {
+    details: { field: 'outbox.dir', dir, reason: 'format' },
+  });
 }
 
 interface Waiter {
@@ -130,8 +66,8 @@ export class RecordLog {
   readonly path: string;
   #fd: number | undefined;
   #size: number;
-  #frames: Buffer[] = [];
-  #frameBytes = 0;
+  readonly #writer = new FrameWriter();
+  readonly #lock: DirLock;
   /** Waiting for the next write to be synced. */
   #unsynced: Waiter[] = [];
   #syncing = false;
@@ -151,43 +87,69 @@ export class RecordLog {
     fd: number,
     size: number,
     readonly policy: CompactionPolicy,
+    lock: DirLock,
   ) {
     this.path = join(dir, LOG_FILE);
     this.#fd = fd;
     this.#size = size;
+    this.#lock = lock;
   }
 
-  /** Opens (creating) the log in `dir` and returns it with the entries it still holds. */
-  static async open(dir: string, policy: CompactionPolicy = DEFAULT_COMPACTION): Promise<{ log: RecordLog; entries: RecoveredEntry[] }> {
+  /**
+   * Opens (creating) the log in `dir`, taking the directory's lock, and returns it with the
+   * entries it still holds.
+   */
+  static async open(dir: string, policy: CompactionPolicy = DEFAULT_COMPACTION): Promise<{ log: RecordLog; entries: DecodedAdd[] }> {
     const path = join(dir, LOG_FILE);
-    let bytes: Buffer;
+    let lock: DirLock;
     try {
       mkdirSync(dir, { recursive: true });
-      bytes = await readFile(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw stateFailed('open', dir, err);
-      bytes = Buffer.alloc(0);
-    }
-    const { records, validBytes } = decodeLog(bytes);
-    const entries = liveEntries(records);
-    let fd: number;
-    try {
-      fd = openSync(path, 'a');
-      // A torn tail is cut off, or the next append would sit behind garbage and be unreadable.
-      if (validBytes < bytes.length) {
-        ftruncateSync(fd, validBytes);
-        fdatasyncSync(fd);
-      }
+      lock = lockDir(dir);
     } catch (err) {
       throw stateFailed('open', dir, err);
     }
-    const log = new RecordLog(dir, fd, validBytes, policy);
-    for (const entry of entries) {
-      entry.size = encodeRecord({ a: entry.seq, i: entry.id, t: entry.enqueuedAt, m: entry.message }).length;
-      log.#live.set(entry.seq, entry.size);
-      log.#liveBytes += entry.size;
+    try {
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        bytes = Buffer.alloc(0);
+      }
+      let decoded;
+      try {
+        decoded = decodeLog(bytes);
+      } catch (err) {
+        if (err instanceof UnknownLogFormat) throw unreadable(dir, path, err);
+        throw err;
+      }
+      const { records, validBytes } = decoded;
+      const fd = openSync(path, 'a');
+      let size = validBytes;
+      try {
+        // A torn tail is cut off, or the next append would sit behind garbage and be unreadable.
+        if (validBytes < bytes.length) ftruncateSync(fd, validBytes);
+        if (validBytes === 0) {
+          const header = fileHeader();
+          writeSync(fd, header);
+          size = header.length;
+        }
+        if (validBytes < bytes.length || validBytes === 0) fdatasyncSync(fd);
+      } catch (err) {
+        closeSync(fd);
+        throw err;
+      }
+      const log = new RecordLog(dir, fd, size, policy, lock);
+      const entries = liveEntries(records);
+      for (const entry of entries) {
+        log.#live.set(entry.seq, entry.size);
+        log.#liveBytes += entry.size;
+      }
+      return { log, entries };
+    } catch (err) {
+      lock.release();
+      throw stateFailed('open', dir, err);
     }
-    return { log, entries };
   }
 
   get fileBytes(): number {
@@ -207,11 +169,9 @@ export class RecordLog {
   add(records: readonly AddRecord[], durable = true): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
     for (const record of records) {
-      const frame = encodeRecord(record);
-      this.#frames.push(frame);
-      this.#frameBytes += frame.length;
-      this.#live.set(record.a, frame.length);
-      this.#liveBytes += frame.length;
+      const size = this.#writer.add(record);
+      this.#live.set(record.seq, size);
+      this.#liveBytes += size;
     }
     if (durable) return this.#durable();
     this.#schedule();
@@ -225,9 +185,7 @@ export class RecordLog {
       this.#liveBytes -= this.#live.get(seq) ?? 0;
       this.#live.delete(seq);
     }
-    const frame = encodeRecord({ k: [...seqs] });
-    this.#frames.push(frame);
-    this.#frameBytes += frame.length;
+    this.#writer.ack(seqs);
     this.#schedule();
   }
 
@@ -255,17 +213,16 @@ export class RecordLog {
   #fail(err: unknown): void {
     this.#failed ??= stateFailed('write', this.dir, err);
     for (const waiter of this.#unsynced.splice(0)) waiter.reject(this.#failed);
-    this.#frames = [];
+    this.#writer.clear();
   }
 
   #write(): void {
     const fd = this.#fd;
     if (this.#failed !== undefined || fd === undefined) return;
     try {
-      if (this.#frames.length > 0) {
-        const data = this.#frames.length === 1 ? this.#frames[0]! : Buffer.concat(this.#frames, this.#frameBytes);
-        this.#frames = [];
-        this.#frameBytes = 0;
+      const data = this.#writer.take();
+      if (data !== undefined) {
+        // Written before anything is added again: `data` is a view of the writer's reused buffer.
         for (let at = 0; at < data.length; ) at += writeSync(fd, data, at);
         this.#size += data.length;
         this.#unsyncedBytes += data.length;
@@ -296,7 +253,7 @@ export class RecordLog {
       }
       for (const waiter of waiters) waiter.resolve();
       // What was written while this sync ran waits for the next one.
-      if (this.#unsynced.length > 0 || this.#frames.length > 0 || this.#unsyncedBytes >= UNSYNCED_LIMIT) this.#schedule();
+      if (this.#unsynced.length > 0 || !this.#writer.empty || this.#unsyncedBytes >= UNSYNCED_LIMIT) this.#schedule();
     });
   }
 
@@ -305,8 +262,11 @@ export class RecordLog {
   #compact(): void {
     const tmp = `${this.path}.tmp`;
     const records = this.liveRecords();
-    const frames = records.map(encodeRecord);
-    const data = Buffer.concat(frames);
+    const writer = new FrameWriter();
+    const sizes = records.map((record) => writer.add(record));
+    const frames = writer.take();
+    const header = fileHeader();
+    const data = frames === undefined ? header : Buffer.concat([header, frames]);
     const fd = openSync(tmp, 'w');
     try {
       for (let at = 0; at < data.length; ) at += writeSync(fd, data, at);
@@ -327,8 +287,8 @@ export class RecordLog {
     this.#live.clear();
     this.#liveBytes = 0;
     records.forEach((record, index) => {
-      this.#live.set(record.a, frames[index]!.length);
-      this.#liveBytes += frames[index]!.length;
+      this.#live.set(record.seq, sizes[index]!);
+      this.#liveBytes += sizes[index]!;
     });
     this.compactions++;
   }
@@ -343,6 +303,7 @@ export class RecordLog {
     } catch {
       // Already closed by a failed compaction: nothing left to release.
     }
+    this.#lock.release();
   }
 }
 
