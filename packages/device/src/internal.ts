@@ -27,6 +27,6 @@ export {
 } from './poll-scheduler.ts';
 export { MessageQueue, queueIterator } from './message-queue.ts';
 export { toAzureMessage, fromAzureMessage } from './message.ts';
-export { Outbox, OUTBOX_WINDOW, type OutboxHost } from './outbox/outbox.ts';
+export { Outbox, OUTBOX_WINDOW, outboxWindow, type OutboxHost } from './outbox/outbox.ts';
 export { RecordLog, decodeLog, encodeRecord, liveEntries, shouldCompact, truncateLogFile, LOG_FILE, DEFAULT_COMPACTION } from './outbox/record-log.ts';
 export { outboxSettings, OUTBOX_DEFAULTS } from './outbox/options.ts';

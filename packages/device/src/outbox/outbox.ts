@@ -20,6 +20,15 @@ import { loadMessage, messageBytes, storeMessage, withMessageId } from './stored
 
 /** Attempts the link carries at once; more than any caller's window, so it never limits one. */
 export const OUTBOX_WINDOW = 64;
+
+/**
+ * The window over `protocol`. Over HTTPS each attempt is a request of its own, on any socket of
+ * the agent's pool, and the hub takes concurrent requests in the order they finish arriving, not
+ * the order they were sent: one at a time is what keeps the queue's order at the hub.
+ */
+export function outboxWindow(protocol: Protocol): number {
+  return protocol === 'https' ? 1 : OUTBOX_WINDOW;
+}
 const RETRY = { baseMs: 500, maxMs: 30_000, maxRetries: Infinity, jitter: 0.5 };
 /** Errors that say this message can never be sent: it is dropped rather than blocking the queue. */
 const UNSENDABLE = new Set(['MESSAGE_TOO_LARGE', 'CONFIG_INVALID', 'FEATURE_UNSUPPORTED']);
@@ -364,7 +373,8 @@ export class Outbox implements OutboxView {
     const entries = this.#entries;
     const now = this.#host.clock.now();
     let expired: Entry[] | undefined;
-    while (this.#inFlight < OUTBOX_WINDOW && this.#cursor < entries.length) {
+    const window = outboxWindow(this.#host.protocol);
+    while (this.#inFlight < window && this.#cursor < entries.length) {
       const entry = entries[this.#cursor++]!;
       if (entry.done || entry.inFlight) continue;
       if (this.#expired(entry, now)) {
