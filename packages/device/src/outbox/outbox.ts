@@ -145,6 +145,11 @@ export class Outbox implements OutboxView {
   /** Where the pump looks for the next entry to send. */
   #cursor = 0;
   #inFlight = 0;
+  /**
+   * Acknowledged, with the ack not yet in the log. They keep their place in the window: a crash
+   * sends them again after the restart, so the copies a crash can make stay within the window.
+   */
+  #unrecorded = 0;
   #depth = 0;
   #bytes = 0;
   #seq = 0;
@@ -359,13 +364,17 @@ export class Outbox implements OutboxView {
     if (this.#log === undefined) return;
     if (this.#acks.length === 0) queueMicrotask(() => this.#flushAcks());
     this.#acks.push(seq);
+    this.#unrecorded++;
   }
 
   #flushAcks(): void {
     if (this.#acks.length === 0) return;
     const acks = this.#acks;
     this.#acks = [];
-    this.#log?.remove(acks);
+    this.#log?.remove(acks, () => {
+      this.#unrecorded -= acks.length;
+      this.#pump();
+    });
   }
 
   #pump(): void {
@@ -374,7 +383,7 @@ export class Outbox implements OutboxView {
     const now = this.#host.clock.now();
     let expired: Entry[] | undefined;
     const window = outboxWindow(this.#host.protocol);
-    while (this.#inFlight < window && this.#cursor < entries.length) {
+    while (this.#inFlight + this.#unrecorded < window && this.#cursor < entries.length) {
       const entry = entries[this.#cursor++]!;
       if (entry.done || entry.inFlight) continue;
       if (this.#expired(entry, now)) {
