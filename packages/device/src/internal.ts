@@ -27,7 +27,7 @@ export {
 } from './poll-scheduler.ts';
 export { MessageQueue, queueIterator } from './message-queue.ts';
 export { toAzureMessage, fromAzureMessage } from './message.ts';
-export { Outbox, OUTBOX_WINDOW, type OutboxHost } from './outbox/outbox.ts';
+export { Outbox, OUTBOX_WINDOW, outboxWindow, type OutboxHost } from './outbox/outbox.ts';
 export { RecordLog, shouldCompact, truncateLogFile, LOG_FILE, DEFAULT_COMPACTION } from './outbox/record-log.ts';
 export { decodeLog, encodeFrame, fileHeader, liveEntries, FrameWriter, LOG_VERSION, type AddRecord, type LogRecord } from './outbox/log-format.ts';
 export { lockDir, LOCK_FILE } from './outbox/dir-lock.ts';

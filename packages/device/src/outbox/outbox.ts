@@ -21,6 +21,15 @@ import { messageBytes, withMessageId } from './stored-message.ts';
 
 /** Attempts the link carries at once; more than any caller's window, so it never limits one. */
 export const OUTBOX_WINDOW = 64;
+
+/**
+ * The window over `protocol`. Over HTTPS each attempt is a request of its own, on any socket of
+ * the agent's pool, and the hub takes concurrent requests in the order they finish arriving, not
+ * the order they were sent: one at a time is what keeps the queue's order at the hub.
+ */
+export function outboxWindow(protocol: Protocol): number {
+  return protocol === 'https' ? 1 : OUTBOX_WINDOW;
+}
 const RETRY = { baseMs: 500, maxMs: 30_000, maxRetries: Infinity, jitter: 0.5 };
 /** Errors that say this message can never be sent: it is dropped rather than blocking the queue. */
 const UNSENDABLE = new Set(['MESSAGE_TOO_LARGE', 'CONFIG_INVALID', 'FEATURE_UNSUPPORTED']);
@@ -162,6 +171,11 @@ export class Outbox implements OutboxView {
   /** Where the pump looks for the next entry to send. */
   #cursor = 0;
   #inFlight = 0;
+  /**
+   * Acknowledged, with the ack not yet in the log. They keep their place in the window: a crash
+   * sends them again after the restart, so the copies a crash can make stay within the window.
+   */
+  #unrecorded = 0;
   #depth = 0;
   #bytes = 0;
   #seq = 0;
@@ -414,13 +428,17 @@ export class Outbox implements OutboxView {
     if (this.#log === undefined) return;
     if (this.#acks.length === 0) queueMicrotask(() => this.#flushAcks());
     this.#acks.push(seq);
+    this.#unrecorded++;
   }
 
   #flushAcks(): void {
     if (this.#acks.length === 0) return;
     const acks = this.#acks;
     this.#acks = [];
-    this.#log?.remove(acks);
+    this.#log?.remove(acks, () => {
+      this.#unrecorded -= acks.length;
+      this.#pump();
+    });
   }
 
   #pump(): void {
@@ -429,7 +447,8 @@ export class Outbox implements OutboxView {
     const now = this.#host.clock.now();
     const batching = this.#host.batch;
     let expired: Entry[] | undefined;
-    while (this.#inFlight < OUTBOX_WINDOW && this.#cursor < entries.length) {
+    const window = outboxWindow(this.#host.protocol);
+    while (this.#inFlight + this.#unrecorded < window && this.#cursor < entries.length) {
       const entry = entries[this.#cursor++]!;
       if (entry.done || entry.inFlight) continue;
       if (this.#expired(entry, now)) {

@@ -70,6 +70,8 @@ export class RecordLog {
   readonly #lock: DirLock;
   /** Waiting for the next write to be synced. */
   #unsynced: Waiter[] = [];
+  /** Waiting for the next write to reach the OS (or for the log to fail). */
+  #unwritten: Array<() => void> = [];
   #syncing = false;
   #scheduled = false;
   /** Written since the last sync started, without anyone waiting for it. */
@@ -178,9 +180,17 @@ export class RecordLog {
     return Promise.resolve();
   }
 
-  /** Appends that these entries left the outbox (acknowledged or dropped); not synced on its own. */
-  remove(seqs: readonly number[]): void {
-    if (this.#failed !== undefined || seqs.length === 0) return;
+  /**
+   * Appends that these entries left the outbox (acknowledged or dropped); not synced on its own.
+   * `written` runs once the record reached the OS (it survives a crash of the process), or at once
+   * when the log has failed.
+   */
+  remove(seqs: readonly number[], written?: () => void): void {
+    if (this.#failed !== undefined || seqs.length === 0) {
+      written?.();
+      return;
+    }
+    if (written !== undefined) this.#unwritten.push(written);
     for (const seq of seqs) {
       this.#liveBytes -= this.#live.get(seq) ?? 0;
       this.#live.delete(seq);
@@ -217,6 +227,14 @@ export class RecordLog {
   }
 
   #write(): void {
+    try {
+      this.#writeFrames();
+    } finally {
+      for (const written of this.#unwritten.splice(0)) written();
+    }
+  }
+
+  #writeFrames(): void {
     const fd = this.#fd;
     if (this.#failed !== undefined || fd === undefined) return;
     try {

@@ -360,6 +360,10 @@ export class AmqpConnectionHandler {
     }
     switch (role.endpoint) {
       case 'events':
+        // The hub ended this session (a kill fault, the identity ended): a transfer still on its
+        // way is not taken, as IoT Hub's closed link takes nothing. Accepted, it would be settled
+        // on a channel the peer has already seen end, so the peer never hears of it and sends a copy.
+        if (!receiver.session.is_open()) return;
         return this.onTelemetry(role.deviceId, delivery, message, format);
       case 'twin':
         return this.onTwinRequest(identity, role, delivery, message);
