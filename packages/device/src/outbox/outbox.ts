@@ -19,13 +19,18 @@ import type { AddRecord } from './log-format.ts';
 import { RecordLog } from './record-log.ts';
 import { messageBytes, withMessageId } from './stored-message.ts';
 
-/** Attempts the link carries at once; more than any caller's window, so it never limits one. */
+/**
+ * Messages on the wire at once, over every protocol (so also the most a crash can copy); more
+ * than any caller's window, so it never limits one.
+ */
 export const OUTBOX_WINDOW = 64;
 
 /**
- * The window over `protocol`. Over HTTPS each attempt is a request of its own, on any socket of
- * the agent's pool, and the hub takes concurrent requests in the order they finish arriving, not
- * the order they were sent: one at a time is what keeps the queue's order at the hub.
+ * Attempts (requests) on the wire at once over `protocol`. Over HTTPS each attempt is a request of
+ * its own, on any socket of the agent's pool, and the hub takes concurrent requests in the order
+ * they finish arriving, not the order they were sent: one at a time is what keeps the queue's
+ * order at the hub. That one request is a batch of up to OUTBOX_WINDOW messages when the link
+ * batches.
  */
 export function outboxWindow(protocol: Protocol): number {
   return protocol === 'https' ? 1 : OUTBOX_WINDOW;
