@@ -13,7 +13,7 @@ import type { FaultInjector } from '../faults/injector.ts';
 import { systemClock, type Clock } from '@switchyard/time';
 import type { AmqpProtocol } from './connection.ts';
 import { AmqpConnectionHandler, describe } from './connection.ts';
-import { answerStrayFrames } from './stray-frames.ts';
+import { dropStrayFrames } from './stray-frames.ts';
 import { AmqpFrameGuard, type FrameGuardLimits, type GuardViolation } from './frame-guard.ts';
 import { guardedSocket, tlsTransport, wsTransport, type RawTransport } from './guarded-transport.ts';
 import { DEFAULT_LIMITS } from '../limits.ts';
@@ -261,21 +261,12 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
     };
     const connection = acceptSocket(container, options, guardedSocket(raw, new AmqpFrameGuard(frameLimits), { refused }) as unknown as Socket);
     accepted.connection = connection;
-    let notFound = false;
-    answerStrayFrames(connection, {
-      unknownChannel(channel, performative) {
-        if (notFound) return;
-        notFound = true;
-        logger.info('amqp frame for a session that has ended; connection closed', { connectionId: id, channel, performative });
-        // The peer answers the close and rhea then ends the socket; one that does not is cut.
-        const timer = setTimeout(() => raw.destroy(), REFUSAL_GRACE_MS);
-        timer.unref();
-        connection.close({ condition: 'amqp:not-found', description: `no session on channel ${channel} (${performative} received)` });
-      },
-      unattachedHandle(session, handle, performative) {
-        logger.info('amqp frame for a link that has detached; session ended', { connectionId: id, handle, performative });
-        session.close({ condition: 'amqp:session:unattached-handle', description: `no link attached on handle ${handle} (${performative} received)` });
-      },
+    // Logged once per connection: a peer tearing down sends a few; a hostile one, any number.
+    let reported = false;
+    dropStrayFrames(connection, (frame) => {
+      if (reported) return;
+      reported = true;
+      logger.info(`amqp ${frame.performative} for a ${frame.gone} that is gone dropped`, { connectionId: id, channel: frame.channel, ...(frame.handle === undefined ? {} : { handle: frame.handle }) });
     });
   };
 

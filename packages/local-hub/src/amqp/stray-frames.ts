@@ -1,18 +1,19 @@
-// Frames for a session or a link that is already gone, answered as IoT Hub's AMQP stack
-// (Microsoft.Azure.Amqp: AmqpConnection.OnReceiveSessionFrame, AmqpSession.OnReceiveLinkFrame)
-// answers them. An end or a detach for something gone is dropped: its own close may simply have
-// crossed it. Another frame on a channel without a session closes the connection with
-// amqp:not-found; a transfer or flow for a link the peer has detached ends that session with
-// amqp:session:unattached-handle. Either way the peer gets an AMQP answer in a frame.
+// Frames for a session or a link that is already gone: dropped, as IoT Hub's AMQP stack
+// (Microsoft.Azure.Amqp) drops them when its IgnoreMissingSessions / IgnoreMissingLinks settings are
+// on, and always for an end or a detach, whose own close may simply have crossed it
+// (AmqpConnection.OnReceiveSessionFrame, AmqpSession.OnReceiveLinkFrame).
 //
 // rhea instead throws and ends the socket without a close frame. That meets a real client:
-// azure-iot-amqp-base, tearing its connection down after a forced detach, still sends on its
-// twin link after detaching it, and still settles transfers that arrive after its own end; then it
-// sends its close and waits for the answer. A socket that ends instead leaves it 45 s in its
-// 'disconnecting' state, with every twin request and method call of that time going nowhere.
+// azure-iot-amqp-base, tearing its connection down after a forced detach, still sends on its twin
+// link after detaching it and settles transfers that arrive after its own end (rhea writes link
+// frames after a session's end), then sends its close and waits for the answer. A socket that ends
+// instead left it 45 s in its 'disconnecting' state, every twin request and method call of that
+// time going nowhere. Dropping, rather than Microsoft.Azure.Amqp's other answer (ending the
+// session or closing the connection with an error), keeps the hub's own rhea from writing link
+// frames after an end of its own, which would wedge the client the same way.
 // rhea has no typed hook for this: its connection dispatches each frame to `on_<performative>`,
 // which is the one place this reaches into.
-import type { Connection, Session } from 'rhea';
+import type { Connection } from 'rhea';
 
 export type StrayFrame = 'attach' | 'detach' | 'transfer' | 'disposition' | 'flow' | 'end';
 
@@ -20,7 +21,7 @@ type FrameHandler = (frame: RheaFrame) => void;
 
 interface RheaFrame {
   channel: number;
-  performative?: { handle?: unknown };
+  performative?: { handle?: unknown; delivery_id?: unknown };
 }
 
 interface RheaInternals {
@@ -31,43 +32,61 @@ interface RheaInternals {
 interface RheaSession {
   /** rhea's links by the peer's handle. */
   remote?: { handles?: Record<number, { is_remote_open(): boolean } | undefined> };
-  is_itself_closed(): boolean;
-  close(error?: { condition: string; description: string }): void;
+  /** rhea's count of the peer's transfers and deliveries on this session. */
+  incoming?: { next_transfer_id: number; next_delivery_id: number | undefined };
 }
 
-export interface StrayFrameAnswers {
-  /** A frame other than end or detach on a channel with no session: close the connection. */
-  unknownChannel(channel: number, performative: StrayFrame): void;
-  /** A transfer or flow for a link the peer detached (or never attached): end that session. */
-  unattachedHandle(session: Session, handle: number, performative: StrayFrame): void;
+/** What was dropped: the frame, and whether its session or only its link was gone. */
+export interface DroppedFrame {
+  performative: StrayFrame;
+  channel: number;
+  handle: number | undefined;
+  gone: 'session' | 'link';
 }
 
 const SESSION_FRAMES: readonly StrayFrame[] = ['attach', 'detach', 'transfer', 'disposition', 'flow', 'end'];
 
-/** Installs the answers on `connection` before any frame of it is read. */
-export function answerStrayFrames(connection: Connection, answers: StrayFrameAnswers): void {
+/** Installs the filter on `connection` before any frame of it is read; `dropped` hears each drop. */
+export function dropStrayFrames(connection: Connection, dropped: (frame: DroppedFrame) => void): void {
   const internals = connection as unknown as RheaInternals & Record<string, FrameHandler | undefined>;
   for (const name of SESSION_FRAMES) {
     const handler = internals[`on_${name}`];
     // A rhea that no longer dispatches this way keeps its own behaviour.
     if (typeof handler !== 'function') continue;
     internals[`on_${name}`] = (frame) => {
+      const handle = typeof frame.performative?.handle === 'number' ? frame.performative.handle : undefined;
       const session = internals.remote_channel_map?.[frame.channel];
-      if (session === undefined) {
-        if (name !== 'end' && name !== 'detach') answers.unknownChannel(frame.channel, name);
-        return;
-      }
-      const handle = frame.performative?.handle;
-      if ((name === 'transfer' || name === 'flow' || name === 'detach') && typeof handle === 'number') {
+      if (session === undefined) return dropped({ performative: name, channel: frame.channel, handle, gone: 'session' });
+      // A flow without a handle is the session's own; attach opens a link, so it has none yet.
+      if (handle !== undefined && (name === 'transfer' || name === 'flow' || name === 'detach')) {
         const link = session.remote?.handles?.[handle];
         const attached = link !== undefined && (name === 'detach' || link.is_remote_open());
         if (!attached) {
-          // A session already ending takes no second answer.
-          if (name !== 'detach' && !session.is_itself_closed()) answers.unattachedHandle(session as unknown as Session, handle, name);
-          return;
+          if (name === 'transfer') countTransfer(session, frame);
+          // A flow's session-level part still counts; rhea applies it before it looks up the link.
+          if (name === 'flow') {
+            try {
+              handler.call(connection, frame);
+            } catch {
+              // the link lookup refused it: dropped
+            }
+          }
+          return dropped({ performative: name, channel: frame.channel, handle, gone: 'link' });
         }
       }
       handler.call(connection, frame);
     };
   }
+}
+
+/**
+ * A dropped transfer still took its transfer id and, if it began a delivery, its delivery id:
+ * rhea refuses the session's next delivery unless its count moves on as the peer's did.
+ */
+function countTransfer(session: RheaSession, frame: RheaFrame): void {
+  const incoming = session.incoming;
+  if (incoming === undefined) return;
+  incoming.next_transfer_id++;
+  const id = frame.performative?.delivery_id;
+  if (typeof id === 'number' && (incoming.next_delivery_id === undefined || incoming.next_delivery_id === id)) incoming.next_delivery_id = id + 1;
 }
