@@ -66,7 +66,7 @@ function verifiedHandshake(ready: Ready, ca: string): Promise<boolean> {
 
 describe('switchyard hub', () => {
   it('prints one JSON line when ready, serves TLS, and exits 0 on SIGTERM', async () => {
-    const { child, ready, exit } = start(['--in-memory', '--devices', 'alpha,beta', '--partitions', '2', '--consumer-groups', 'analytics', '--json', '--quiet']);
+    const { child, ready, exit } = start(['--in-memory', '--devices', 'alpha,beta', '--partitions', '2', '--consumer-groups', 'analytics', '--c2d-lock-timeout-ms', '1500', '--json', '--quiet']);
     const info = await ready;
     expect(info.eventHubConnectionString).toMatch(new RegExp(`^Endpoint=sb://127\\.0\\.0\\.1:${info.ports.amqp}/;SharedAccessKeyName=iothubowner;SharedAccessKey=[^;]+;EntityPath=${info.eventHub.name}$`));
     expect(info.eventHub).toEqual({ name: info.hostName.split('.')[0], partitionIds: ['0', '1'], consumerGroups: ['$Default', 'analytics'], webSocketEndpoint: `https://127.0.0.1:${info.ports.https}` });
@@ -105,5 +105,17 @@ describe('switchyard hub', () => {
     const code = await bounded(new Promise<number | null>((resolve) => child.once('exit', resolve)), 15_000, 'exit');
     expect(code).toBe(2);
     expect(JSON.parse(out)).toMatchObject({ error: { code: 'CONFIG_INVALID', field: '--state-dir' } });
+  });
+
+  it('refuses a C2D lock timeout that is not a whole number (the flag) or out of range (the hub) with exit 2', async () => {
+    for (const [value, field] of [['soon', '--c2d-lock-timeout-ms'], ['0', 'c2d.lockTimeoutMs']] as const) {
+      const child = spawn(process.execPath, ['--import', 'tsx', fixture, '--in-memory', '--c2d-lock-timeout-ms', value, '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.add(child);
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      const code = await bounded(new Promise<number | null>((resolve) => child.once('exit', resolve)), 15_000, 'exit');
+      expect(code).toBe(2);
+      expect(JSON.parse(out)).toMatchObject({ error: { code: 'CONFIG_INVALID', field } });
+    }
   });
 });

@@ -13,6 +13,7 @@ import type {
 } from './core/types.ts';
 import type { FaultControl } from './faults/injector.ts';
 import type { HubLimits } from './limits.ts';
+import type { C2DOptions } from './core/c2d-options.ts';
 import type { DeviceCertificate } from './tls/index.ts';
 
 export interface LocalHubOptions {
@@ -41,6 +42,12 @@ export interface LocalHubOptions {
    * timers (keep-alives, heartbeats, handshake deadlines) stay on real time. Default: the system clock.
    */
   clock?: Clock;
+  /**
+   * C2D rules: `lockTimeoutMs`, how long a delivered message stays locked before it is delivered
+   * again (default 60,000, IoT Hub's lock, which IoT Hub does not let you change). A shorter lock
+   * lets a test see the redelivery of a message delivered on a connection that then dropped.
+   */
+  c2d?: C2DOptions;
   /** Defences against hostile peers (frame sizes, timeouts, connections per source); see limits.ts and the README. */
   limits?: Partial<HubLimits>;
   /** The Event Hubs-compatible built-in endpoint: name, partitions, retention, consumer groups (README, "Reading telemetry with @azure/event-hubs"). */

@@ -26,6 +26,7 @@ import type {
 } from './core/types.ts';
 import { FaultInjector } from './faults/injector.ts';
 import { resolveLimits } from './limits.ts';
+import { resolveC2DOptions } from './core/c2d-options.ts';
 import { wireSafeLogger } from './log-safety.ts';
 import { createConsoleLogger } from './logger.ts';
 import { openHubStore, type HubStore } from './store/index.ts';
@@ -112,6 +113,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
 
   async start(options: LocalHubOptions, logger: HubLogger, wantedPorts: { mqtt: number; amqp: number; https: number }): Promise<void> {
     const limits = resolveLimits(options.limits);
+    const c2d = resolveC2DOptions(options.c2d);
     // The store first: its lock keeps a second hub from rewriting this state dir's certificates.
     this.#store = openHubStore(this.stateDir === undefined ? { inMemory: true } : { stateDir: this.stateDir, logger });
     const tlsMaterial = ensureTlsMaterial({ ...(this.stateDir === undefined ? {} : { stateDir: this.stateDir }), hostName: this.hostName, address: this.address });
@@ -127,6 +129,7 @@ class Hub extends TypedEmitter<HubEvents> implements LocalHub {
       store: this.#store,
       logger,
       clock,
+      c2d,
     });
     this.#core.on('telemetry', (record) => this.emit('telemetry', record));
     this.#core.on('connected', (info) => this.emit('connected', info));

@@ -15,6 +15,7 @@ export type * from './core/module-types.ts';
 export { createSasToken, parseSasToken, type ParsedSas } from './core/sas.ts';
 export { issueDeviceCertificate, type DeviceCertificate } from './tls/index.ts';
 export { DEFAULT_LIMITS, type HubLimits } from './limits.ts';
+export type { C2DOptions } from './core/c2d-options.ts';
 export { createConsoleLogger, createMemoryLogger, silentLogger } from './logger.ts';
 export { FAULT_PROPERTIES, KILL_FAULTS, WINDOW_FAULTS, NETWORK_FAULTS, DEFAULT_WINDOW_SECONDS, type FaultType, type KillFault, type WindowFault } from './faults/index.ts';
 export type { ActiveFault, FaultControl, FaultEvent, FaultInjection, NetworkFaultKind, NetworkFaultRequest } from './faults/index.ts';

@@ -2,6 +2,7 @@
 // this repository's tests and benches. Not part of the public API: it changes without notice.
 export * from './index.ts';
 export { createHubCore, LocalHubCore, type HubCoreOptions } from './core/hub-core.ts';
+export { resolveC2DOptions } from './core/c2d-options.ts';
 export { systemClock, ManualClock } from '@switchyard/time';
 export { PersistentSubscriptions } from './mqtt/subscriptions.ts';
 export { HubError, HUB_ERROR_CODES, type HubErrorKind } from './core/errors.ts';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHubCore, HubError, LIMITS, ManualClock, openHubStore, silentLogger, type LocalHubCore, type LockedC2DMessage } from '../src/internal.ts';
+import { createHubCore, HubError, LIMITS, ManualClock, openHubStore, resolveC2DOptions, silentLogger, type LocalHubCore, type LockedC2DMessage } from '../src/internal.ts';
 
 // The hub runs on a manual clock: locks and TTLs lapse when the test moves time, never by waiting.
 let clock: ManualClock;
@@ -90,6 +90,35 @@ describe('C2D queue', () => {
     expect(error.kind).toBe('DeviceMessageLockLost');
     expect(error.errorCode).toBe(412002);
     expect(hubErrorOf(() => core.settleC2D('d', 'no-such-token', 'complete')).errorCode).toBe(412002);
+  });
+
+  it('takes another lock timeout when started with one, for redelivery tests that cannot wait a minute', () => {
+    const short = createHubCore({ hostName: 'unit-hub.azure-devices.net', store: openHubStore({ inMemory: true }), logger: silentLogger, clock, c2d: resolveC2DOptions({ lockTimeoutMs: 2_000 }) });
+    try {
+      short.createDevice('d');
+      short.sendC2D('d', { body: Buffer.from('a') });
+      const first = short.pollC2D('d')!;
+      expect(first.lockedUntil).toBe(clock.now() + 2_000);
+      clock.advance(1_999);
+      expect(short.pollC2D('d')).toBeUndefined();
+      clock.advance(1);
+      const again = short.pollC2D('d')!;
+      expect(again.messageId).toBe(first.messageId);
+      expect(again.deliveryCount).toBe(0);
+      const error = hubErrorOf(() => short.settleC2D('d', first.lockToken, 'complete'));
+      expect(error.errorCode).toBe(412002);
+      expect(error.message).toContain('(2 s)');
+    } finally {
+      short.close();
+    }
+  });
+
+  it('refuses a lock timeout that is not an integer from 1 ms to 5 minutes, naming the field', () => {
+    expect(resolveC2DOptions()).toEqual({ lockTimeoutMs: LIMITS.c2dLockMs });
+    for (const lockTimeoutMs of [0, -1, 1.5, 300_001, Number.NaN]) {
+      expect(() => resolveC2DOptions({ lockTimeoutMs })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', details: { field: 'c2d.lockTimeoutMs' } }));
+    }
+    expect(resolveC2DOptions({ lockTimeoutMs: 300_000 })).toEqual({ lockTimeoutMs: 300_000 });
   });
 
   it('complete removes, reject dead-letters, abandon requeues with delivery count + 1', () => {

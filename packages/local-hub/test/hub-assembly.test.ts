@@ -183,6 +183,7 @@ describe('listener assembly', () => {
     await expect(startLocalHub({ address: 'localhost' })).rejects.toMatchObject({ code: 'CONFIG_INVALID', details: { field: 'address' } });
     await expect(startLocalHub({ ports: { mqtt: 70000 } })).rejects.toMatchObject({ code: 'CONFIG_INVALID', details: { field: 'ports.mqtt' } });
     await expect(startLocalHub({ devices: ['bad id/with slash'], logger: createMemoryLogger() })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    await expect(startLocalHub({ inMemory: true, c2d: { lockTimeoutMs: 0 } })).rejects.toMatchObject({ code: 'CONFIG_INVALID', details: { field: 'c2d.lockTimeoutMs' } });
   });
 });
 

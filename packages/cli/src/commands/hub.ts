@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { createConsoleLogger, startLocalHub } from '@switchyard/local-hub';
 import { EXIT_OK, parseFlags, reportError, usageError } from '../cli.ts';
 
-const USAGE = 'switchyard hub [--devices d1,d2,...] [--standard-ports] [--address 127.0.0.N] [--state-dir DIR | --in-memory] [--partitions N] [--consumer-groups g1,g2,...] [--json] [--quiet]';
+const USAGE = 'switchyard hub [--devices d1,d2,...] [--standard-ports] [--address 127.0.0.N] [--state-dir DIR | --in-memory] [--partitions N] [--consumer-groups g1,g2,...] [--c2d-lock-timeout-ms MS] [--json] [--quiet]';
 const HELP = `Usage: ${USAGE}
 
 Runs a local Azure IoT Hub on loopback: MQTT, AMQP and HTTPS over TLS, plus MQTT and AMQP over
@@ -21,6 +21,10 @@ Options:
   --consumer-groups LIST
                       consumer groups to create besides $Default (comma-separated; kept in the
                       state dir)
+  --c2d-lock-timeout-ms MS
+                      how long a delivered C2D message stays locked before it is delivered again
+                      (1 to 300000); default 60000, IoT Hub's fixed lock. Shorter makes the
+                      redelivery after a dropped connection quick to test
   --json              print one JSON line when ready: hostName, address, ports, caPath, devices
                       {id: connectionString}, serviceConnectionString, eventHubConnectionString,
                       eventHub {name, partitionIds, consumerGroups, webSocketEndpoint}
@@ -54,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
         'in-memory': { type: 'boolean' },
         partitions: { type: 'string' },
         'consumer-groups': { type: 'string' },
+        'c2d-lock-timeout-ms': { type: 'string' },
         json: { type: 'boolean' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -71,6 +76,12 @@ export async function run(argv: string[]): Promise<number> {
     if (partitions !== undefined && (!Number.isInteger(partitions) || partitions < 1 || partitions > 128)) {
       throw usageError('--partitions', `--partitions must be an integer from 1 to 128; usage: ${USAGE}`);
     }
+    const lockTimeoutMs = flags['c2d-lock-timeout-ms'] === undefined ? undefined : Number(flags['c2d-lock-timeout-ms']);
+    // The range is the hub's to judge (startLocalHub refuses it with CONFIG_INVALID); a flag that
+    // is not a whole number is named here.
+    if (lockTimeoutMs !== undefined && !Number.isInteger(lockTimeoutMs)) {
+      throw usageError('--c2d-lock-timeout-ms', `--c2d-lock-timeout-ms must be a whole number of milliseconds; usage: ${USAGE}`);
+    }
     const consumerGroups = (flags['consumer-groups'] ?? '').split(',').map((g) => g.trim()).filter((g) => g !== '');
     const devices = (flags.devices ?? '').split(',').map((d) => d.trim()).filter((d) => d !== '');
     const stateDir = flags['in-memory'] ? undefined : resolve(flags['state-dir'] ?? '.switchyard/hub');
@@ -82,6 +93,7 @@ export async function run(argv: string[]): Promise<number> {
       standardPorts: flags['standard-ports'] ?? false,
       logger: createConsoleLogger({ quiet: flags.quiet ?? false }),
       eventHubs: { ...(partitions === undefined ? {} : { partitionCount: partitions }), consumerGroups },
+      ...(lockTimeoutMs === undefined ? {} : { c2d: { lockTimeoutMs } }),
     });
     const signal = waitForSignal();
     const connectionStrings = Object.fromEntries(devices.map((id) => [id, hub.deviceConnectionString(id)]));

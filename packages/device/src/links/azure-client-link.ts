@@ -106,6 +106,10 @@ export const CLOSE_GRACE_MS = 2_000;
 /** After the sockets are destroyed, how long close() lets the SDK settle its callbacks and timers. */
 export const CLOSE_SETTLE_MS = 1_000;
 
+/** How many times a twin request goes out when AMQP connections keep dropping under it. */
+const TWIN_ATTEMPTS = 3;
+const DROPPED: unique symbol = Symbol('the connection dropped');
+
 function plainTwin(twin: TwinLike): TwinDocument {
   return { desired: twin.properties.desired, reported: twin.properties.reported };
 }
@@ -127,6 +131,8 @@ export class AzureClientLink implements DeviceLink {
   #closed = false;
   /** AMQP feature attaches under way (see #watchAttaches), which close() lets finish first. */
   readonly #attaches = new Set<Promise<void>>();
+  /** Twin requests in flight, told when the transport reports its connection lost (#twinRequest). */
+  readonly #drops = new Set<() => void>();
   readonly #o: AzureClientLinkOptions;
   readonly batching: LinkBatching | undefined;
 
@@ -206,10 +212,19 @@ export class AzureClientLink implements DeviceLink {
     // An 'error' event without a listener crashes the process; the SDK emits them for failed
     // feature re-enables after reconnects (azure-sdk-transports.md §8 item 15).
     this.#listen(azure, 'error', (err: unknown) => listener.linkFault(err, 'background'));
-    this.#listen(azure, 'connect', () => listener.linkUp(epoch));
+    let gaveUp = false;
+    this.#listen(azure, 'connect', () => {
+      if (gaveUp) {
+        gaveUp = false;
+        // Outside the SDK's state transition that announced the connection.
+        queueMicrotask(() => this.#restoreFeatures(gen));
+      }
+      listener.linkUp(epoch);
+    });
     // The client's own 'disconnect' comes when it gave up (or never retried).
     this.#listen(azure, 'disconnect', (result: unknown) => {
       if (this.#closed || this.#o.reopenedBy === 'owner') return;
+      gaveUp = true;
       const error = (result as { transportObj?: unknown } | undefined)?.transportObj;
       listener.linkDown(epoch, error === undefined ? { willRetry: false } : { error, willRetry: false });
     });
@@ -217,6 +232,7 @@ export class AzureClientLink implements DeviceLink {
     if (typeof transport?.on === 'function' && typeof transport.removeListener === 'function') {
       const t = transport as Pick<AzureClientLike, 'on' | 'removeListener'>;
       this.#listen(t, 'disconnect', (err: unknown) => {
+        for (const dropped of [...this.#drops]) dropped();
         if (this.#closed) return;
         if (this.#o.reopenedBy === 'owner') {
           listener.linkDown(epoch, err === undefined ? { willRetry: false } : { error: err, willRetry: isRetryable(err) });
@@ -238,6 +254,29 @@ export class AzureClientLink implements DeviceLink {
 
   #detach(): void {
     for (const undo of this.#cleanup.splice(0)) undo();
+  }
+
+  /**
+   * After the Azure client gave up, the next operation reconnects an AMQP transport on demand, but
+   * neither the Client nor the transport attaches again what the drop detached: the SDK re-enables
+   * C2D, methods and desired updates only after a drop it retries itself (InternalClient's and
+   * DeviceClient's disconnect handlers). So after KillAmqpConnection, whose amqp:connection:forced
+   * the SDK's retry filter does not retry, telemetry came back and C2D and methods did not. An
+   * AMQP link belongs to its connection; MQTT's subscriptions live on in its session.
+   */
+  #restoreFeatures(gen: AzureGeneration): void {
+    if (this.#closed || (this.protocol !== 'amqp' && this.protocol !== 'amqp-ws') || gen !== this.#gen) return;
+    const transport = gen.transport as Partial<Record<string, (done: (err?: unknown) => void) => void>> | undefined;
+    const enable = (method: string, operation: string): void => {
+      const fn = transport?.[method];
+      if (typeof fn !== 'function') return;
+      fn.call(transport, (err?: unknown) => {
+        if (err !== undefined && err !== null && !this.#closed) this.#listener?.linkFault(err, operation);
+      });
+    };
+    if (this.#c2d) enable('enableC2D', 'c2d');
+    if (this.#methods.size > 0) enable('enableMethods', 'methods');
+    if (this.#desired) enable('enableTwinDesiredPropertiesUpdates', 'desired');
   }
 
   /**
@@ -362,9 +401,37 @@ export class AzureClientLink implements DeviceLink {
 
   // ---- twin --------------------------------------------------------------------------------
 
+  /**
+   * Runs one twin request, and again if the AMQP connection drops while it is pending:
+   * azure-iot-device-amqp's AmqpTwinClient forgets the requests in flight when its links go down
+   * with the connection (it never calls them back), so one sent just as the connection went down
+   * (on the link the hub had just force-detached, in the fault suite's KillAmqpTwinLinkReq) waited
+   * for the core's deadline. Twin requests bear repeating: a GET reads; a reported-properties PATCH
+   * merges the same values again.
+   */
+  async #twinRequest<T>(request: () => Promise<T>): Promise<T> {
+    if (this.protocol !== 'amqp' && this.protocol !== 'amqp-ws') return request();
+    for (let attempt = 1; ; attempt++) {
+      let onDrop!: () => void;
+      const dropped = new Promise<typeof DROPPED>((resolve) => (onDrop = () => resolve(DROPPED)));
+      this.#drops.add(onDrop);
+      const pending = request();
+      try {
+        const outcome = await Promise.race([pending, dropped]);
+        if (outcome !== DROPPED) return outcome;
+        // Bounded: after that, the request's own answer (or the core's deadline) decides.
+        if (attempt >= TWIN_ATTEMPTS) return await pending;
+      } finally {
+        this.#drops.delete(onDrop);
+      }
+      pending.catch(() => undefined);
+      if (this.#closed) return pending;
+    }
+  }
+
   #ensureTwin(): Promise<TwinLike> {
     if (this.#twin !== undefined) return this.#twin;
-    const pending = this.#withAzure((azure) => azure.getTwin() as Promise<TwinLike>).then((twin) => {
+    const pending = this.#withAzure((azure) => this.#twinRequest(() => azure.getTwin() as Promise<TwinLike>)).then((twin) => {
       // The Twin is an emitter of its own; an unhandled 'error' there crashes too.
       twin.on('error', (err: unknown) => this.#listener?.linkFault(err, 'twin'));
       return twin;
@@ -379,13 +446,13 @@ export class AzureClientLink implements DeviceLink {
   async getTwin(): Promise<TwinDocument> {
     const first = this.#twin === undefined;
     const twin = await this.#ensureTwin();
-    if (!first) await twin.get();
+    if (!first) await this.#twinRequest(() => twin.get());
     return plainTwin(twin);
   }
 
   async updateReported(patch: Record<string, unknown>): Promise<void> {
     const twin = await this.#ensureTwin();
-    await new Promise<void>((resolve, reject) => twin.properties.reported.update(patch, (err) => (err ? reject(err) : resolve())));
+    await this.#twinRequest(() => new Promise<void>((resolve, reject) => twin.properties.reported.update(patch, (err) => (err ? reject(err) : resolve()))));
   }
 
   async enableDesired(): Promise<void> {

@@ -13,6 +13,7 @@ import type { FaultInjector } from '../faults/injector.ts';
 import { systemClock, type Clock } from '@switchyard/time';
 import type { AmqpProtocol } from './connection.ts';
 import { AmqpConnectionHandler, describe } from './connection.ts';
+import { dropStrayFrames } from './stray-frames.ts';
 import { AmqpFrameGuard, type FrameGuardLimits, type GuardViolation } from './frame-guard.ts';
 import { guardedSocket, tlsTransport, wsTransport, type RawTransport } from './guarded-transport.ts';
 import { DEFAULT_LIMITS } from '../limits.ts';
@@ -258,7 +259,15 @@ export function createAmqpFrontEnd(deps: AmqpFrontEndDeps): AmqpFrontEnd {
       }
       raw.destroy();
     };
-    accepted.connection = acceptSocket(container, options, guardedSocket(raw, new AmqpFrameGuard(frameLimits), { refused }) as unknown as Socket);
+    const connection = acceptSocket(container, options, guardedSocket(raw, new AmqpFrameGuard(frameLimits), { refused }) as unknown as Socket);
+    accepted.connection = connection;
+    // Logged once per connection: a peer tearing down sends a few; a hostile one, any number.
+    let reported = false;
+    dropStrayFrames(connection, (frame) => {
+      if (reported) return;
+      reported = true;
+      logger.info(`amqp ${frame.performative} for a ${frame.gone} that is gone dropped`, { connectionId: id, channel: frame.channel, ...(frame.handle === undefined ? {} : { handle: frame.handle }) });
+    });
   };
 
   return {

@@ -1,5 +1,5 @@
-// Cloud-to-device queues, one per device, with IoT Hub's rules: 50 messages deep, a 60 s lock per
-// delivery, TTL and delivery-count dead-lettering, all judged on the injected clock. Messages
+// Cloud-to-device queues, one per device, with IoT Hub's rules: 50 messages deep, a lock per
+// delivery (IoT Hub's 60 s unless the hub was started with another, see c2d-options.ts), TTL and delivery-count dead-lettering, all judged on the injected clock. Messages
 // persist in the store; the pump pushes them to whichever sessions can take them.
 import { randomUUID } from 'node:crypto';
 import type { Clock, TimerHandle } from '@switchyard/time';
@@ -29,6 +29,8 @@ export interface C2DQueuesOptions {
   logger: HubLogger;
   clock: Clock;
   timers: HubTimers;
+  /** How long a delivery stays locked; IoT Hub's LIMITS.c2dLockMs by default. */
+  lockMs?: number;
   isClosed(): boolean;
   logRefusal(event: { deviceId: string; protocol: DeviceProtocol; what: string; why: string }): void;
   /** How each message left its queue, for delivery feedback (the service's `iothub-ack`). */
@@ -42,9 +44,11 @@ export class C2DQueues {
   readonly #queues = new Map<string, QueueEntry[]>();
   readonly #pumping = new Set<string>();
   readonly #pumpAgain = new Set<string>();
+  readonly #lockMs: number;
 
   constructor(options: C2DQueuesOptions) {
     this.#o = options;
+    this.#lockMs = options.lockMs ?? LIMITS.c2dLockMs;
     for (const { id, message } of options.store.loadC2D()) this.#queue(message.deviceId).push({ id, message });
   }
 
@@ -108,7 +112,7 @@ export class C2DQueues {
     const queue = this.#queue(deviceId);
     const entry = queue.find((e) => e.lockToken !== undefined && e.lockToken === lockToken);
     if (!entry) {
-      throw new HubError('DeviceMessageLockLost', `No message of device '${deviceId}' is locked with that lock token: its lock expired (60 s) or it was already settled.`);
+      throw new HubError('DeviceMessageLockLost', `No message of device '${deviceId}' is locked with that lock token: its lock expired (${this.#lockMs / 1000} s) or it was already settled.`);
     }
     const counters = this.#o.counters.of(deviceId);
     if (how === 'complete') {
@@ -199,7 +203,7 @@ export class C2DQueues {
 
   #lock(entry: QueueEntry): LockedC2DMessage {
     const lockToken = randomUUID();
-    const lockedUntil = this.#o.clock.now() + LIMITS.c2dLockMs;
+    const lockedUntil = this.#o.clock.now() + this.#lockMs;
     entry.lockToken = lockToken;
     entry.lockedUntil = lockedUntil;
     const deviceId = entry.message.deviceId;
@@ -211,7 +215,7 @@ export class C2DQueues {
       if (left > 0) entry.lockTimer = this.#o.timers.schedule(left, expire);
       else this.pump(deviceId);
     };
-    entry.lockTimer = this.#o.timers.schedule(LIMITS.c2dLockMs, expire);
+    entry.lockTimer = this.#o.timers.schedule(this.#lockMs, expire);
     return { ...copyMessage(entry.message), lockToken, lockedUntil };
   }
 

@@ -3,6 +3,7 @@
 // front-ends use and the HubService interface the typed handle and the REST API use.
 import { systemClock, type Clock } from '@switchyard/time';
 import { Authenticator } from './auth.ts';
+import type { ResolvedC2DOptions } from './c2d-options.ts';
 import { C2DQueues } from './c2d-queue.ts';
 import { CounterTable } from './counters.ts';
 import { TypedEmitter, type HubEvents, type SessionInfo } from './events.ts';
@@ -39,6 +40,8 @@ export interface HubCoreOptions {
   telemetryCapacity?: number;
   /** Fault injection on the telemetry path (see src/faults/); none by default. */
   faults?: TelemetryFaultGate;
+  /** C2D rules a user may change (the lock timeout); IoT Hub's by default. Validated by resolveC2DOptions. */
+  c2d?: ResolvedC2DOptions;
 }
 
 /**
@@ -123,7 +126,11 @@ export class LocalHubCore extends TypedEmitter<HubEvents> implements HubCore, Hu
     const sessions = this.#sessions;
     this.#twins = new TwinTable({ registry: identities, sessions, counters, store, logger, clock });
     // C2D is the device registry's alone: IoT Hub has no cloud-to-device queue for modules.
-    this.#c2d = new C2DQueues({ registry, sessions, counters, store, logger, clock, timers, isClosed, logRefusal, settled: (event) => this.#emitSafe('c2dSettled', event) });
+    this.#c2d = new C2DQueues({
+      registry, sessions, counters, store, logger, clock, timers, isClosed, logRefusal,
+      ...(options.c2d === undefined ? {} : { lockMs: options.c2d.lockTimeoutMs }),
+      settled: (event) => this.#emitSafe('c2dSettled', event),
+    });
     this.#methods = new MethodCalls({ registry: identities, sessions, counters, logger, timers, isClosed });
     this.#telemetry = new TelemetryLog({
       registry: identities, counters, logger, clock, logRefusal,

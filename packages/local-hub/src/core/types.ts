@@ -100,7 +100,7 @@ export interface C2DMessage {
   deliveryCount: number;
 }
 
-/** A message handed to a device, locked for the hub's 60 s lock timeout. */
+/** A message handed to a device, locked for the hub's lock timeout (IoT Hub's 60 s by default). */
 export interface LockedC2DMessage extends C2DMessage {
   lockToken: string;
   lockedUntil: number;
