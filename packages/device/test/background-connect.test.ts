@@ -34,7 +34,9 @@ function offlineDevice(clock: ManualClock, outcomes: Array<'offline' | 'auth' | 
   return Outbox.open({}).then((outbox) => {
     const core = new DeviceCore({ link, outbox, clock, initialState: 'connecting' });
     const states: string[] = [];
-    core.on('state', (change: { to: string }) => states.push(change.to));
+    const disconnected: Array<{ willRetry: boolean; error?: SwitchyardError }> = [];
+    core.on('disconnected', (event: { willRetry: boolean; error?: SwitchyardError }) => disconnected.push(event));
+    core.on('state', (change: { from: string; to: string }) => states.push(states.length === 0 ? `${change.from}>${change.to}` : change.to));
     link.connectInBackground((signal): Promise<AzureGeneration> => {
       attempts.push(clock.now());
       if (signal.aborted) return Promise.reject(new SwitchyardError('ABORTED', 'aborted'));
@@ -43,7 +45,7 @@ function offlineDevice(clock: ManualClock, outcomes: Array<'offline' | 'auth' | 
       if (outcome === 'auth') return Promise.reject(new SwitchyardError('AUTH_FAILED', 'the hub refused the credentials'));
       return Promise.resolve({ azure: openedClient(sent) });
     }, boundedRetryPolicy(Infinity));
-    return { core, link, sent, attempts, states };
+    return { core, link, sent, attempts, states, disconnected };
   });
 }
 
@@ -51,18 +53,15 @@ describe('the first connection in the background', () => {
   it('retries on the SDK reconnect back-off of the client clock, then sends what was queued, in order', async () => {
     const clock = new ManualClock(1_000);
     const device = await offlineDevice(clock, ['offline', 'offline', 'offline', 'offline', 'offline', 'offline', 'offline', 'offline']);
-    const disconnected: Array<{ willRetry: boolean; error?: SwitchyardError }> = [];
-    device.core.on('disconnected', (event: { willRetry: boolean; error?: SwitchyardError }) => disconnected.push(event));
-    expect(device.core.state).toBe('connecting');
     const queued = Array.from({ length: 5 }, (_, i) => device.core.sendEvent(`m${i}`, { until: 'queued' }));
     await Promise.all(queued);
     // The back-off's waits add up to 100 + 200 + ... + 5 000 + 5 000 over the eight failures.
     await clock.advanceAsync(30_000);
     expect(device.attempts.map((at) => at - 1_000)).toEqual([0, 100, 300, 700, 1_500, 3_100, 6_300, 11_300, 16_300]);
-    expect(device.states).toEqual(['reconnecting', 'connected']);
+    expect(device.states).toEqual(['connecting>reconnecting', 'connected']);
     // One report of being offline, not one per attempt.
-    expect(disconnected).toHaveLength(1);
-    expect(disconnected[0]).toMatchObject({ willRetry: true, error: { code: 'CONNECT_FAILED' } });
+    expect(device.disconnected).toHaveLength(1);
+    expect(device.disconnected[0]).toMatchObject({ willRetry: true, error: { code: 'CONNECT_FAILED' } });
     expect(device.sent).toEqual(['m0', 'm1', 'm2', 'm3', 'm4']);
     expect(device.core.outbox!.depth).toBe(0);
     await device.core.close();

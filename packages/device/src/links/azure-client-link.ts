@@ -206,13 +206,16 @@ export class AzureClientLink implements DeviceLink {
   /** Makes an opened client the one in force and restores every feature in use on it. */
   #install(gen: AzureGeneration): void {
     const listener = this.#listener!;
+    // A first client has no twin to forget: a getTwin or desired subscription asked for while it
+    // opened is waiting (#withAzure) to run on it.
+    const replacing = this.#opened;
     this.#gen = gen;
-    this.#twin = undefined;
+    if (replacing) this.#twin = undefined;
     this.#epoch++;
     this.#opened = true;
     this.#attach(gen);
     for (const name of this.#methods) this.#registerMethod(name);
-    if (this.#desired) {
+    if (replacing && this.#desired) {
       this.#desired = false;
       // Not awaited: it runs on the new client once the replacement under way (#rebuilding, of
       // which this is the end) has settled; awaiting it here would wait for itself.
@@ -360,7 +363,10 @@ export class AzureClientLink implements DeviceLink {
 
   #sendAzure(azureMessage: unknown, done: (err?: unknown) => void): void {
     if (!this.#opened) {
-      done(this.#neverOpened());
+      // Later, as the SDK answers: a caller that fails over to the next message from inside
+      // `done` (the outbox's pump) must not find itself called back before it returned.
+      const error = this.#neverOpened();
+      queueMicrotask(() => done(error));
       return;
     }
     try {

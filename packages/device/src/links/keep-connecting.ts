@@ -49,6 +49,7 @@ export async function keepConnecting<T>(options: KeepConnectingOptions<T>): Prom
 /** Waits `ms` on `clock`, or less when `signal` fires; never rejects. */
 function pause(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
     let timer: TimerHandle | undefined;
     const done = (): void => {
       clock.clearTimeout(timer);
