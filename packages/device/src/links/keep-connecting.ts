@@ -50,13 +50,12 @@ export async function keepConnecting<T>(options: KeepConnectingOptions<T>): Prom
 function pause(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();
-    let timer: TimerHandle | undefined;
     const done = (): void => {
       clock.clearTimeout(timer);
       signal.removeEventListener('abort', done);
       resolve();
     };
-    timer = clock.setTimeout(done, ms);
+    const timer: TimerHandle = clock.setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
   });
 }
