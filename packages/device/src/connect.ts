@@ -1,5 +1,6 @@
 // connect(): options → profile → selector decision → transport factory → Azure client with all
 // SDK options in one setOptions call → open (with fallback on network failures) → DeviceClient.
+import type { ClientRequest } from 'node:http';
 import https from 'node:https';
 import { createRequire } from 'node:module';
 import azureDevice from 'azure-iot-device';
@@ -10,7 +11,7 @@ import { PROTOCOL_PORTS, select, type Decision } from '@switchyard/selector';
 import { DeviceCore } from './core/device-core.ts';
 import { guard } from './core/guard.ts';
 import { abandonedError, destroyTransportSocket, requestAmqpHeartbeats, SocketSet, swallowUnheardRheaErrors } from './links/abandon.ts';
-import { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type PollOnce } from './links/azure-client-link.ts';
+import { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type AzureGeneration, type PollOnce } from './links/azure-client-link.ts';
 import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
 import { translateError, httpStatusOf, neverReachedHub } from './errors.ts';
 import { Outbox } from './outbox/outbox.ts';
@@ -66,8 +67,14 @@ export interface ConnectInternals {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Wraps the http-base request builder so our scheduler learns how each C2D GET ended (Http#receive has no callback). */
-function observedHttpBase(): { base: unknown; pollOnce: (transport: { receive(): void }, timeoutMs: number) => Promise<PollOutcome> } {
+/**
+ * Wraps the http-base request builder: our scheduler learns how each C2D GET ended (Http#receive
+ * has no callback), and every request is bounded by `silentMs`. The SDK sets no timeout on its
+ * requests, so one caught on a keep-alive socket that went silent waited on it until close():
+ * a request whose socket stays silent that long is destroyed with its socket, and the next one
+ * opens a new socket.
+ */
+function observedHttpBase(silentMs: number): { base: unknown; pollOnce: (transport: { receive(): void }, timeoutMs: number) => Promise<PollOutcome> } {
   const requireHere = createRequire(import.meta.url);
   const requireFromHttp = createRequire(requireHere.resolve('azure-iot-device-http'));
   const { Http: HttpBase } = requireFromHttp('azure-iot-http-base') as { Http: new () => { buildRequest: (...args: unknown[]) => unknown } };
@@ -88,7 +95,9 @@ function observedHttpBase(): { base: unknown; pollOnce: (transport: { receive():
         resolve?.(err ? (status === 429 ? 'throttled' : status === undefined && neverReachedHub(err) ? 'unreached' : 'failed') : status === 200 ? 'message' : 'empty', err);
       };
     }
-    return original(...args);
+    const request = original(...args) as ClientRequest;
+    request.setTimeout(silentMs, () => request.destroy(abandonedError('https', `no answer within ${silentMs} ms (operationTimeoutMs)`)));
+    return request;
   };
   const pollOnce = (transport: { receive(): void }, timeoutMs: number): Promise<PollOutcome> =>
     new Promise<PollOutcome>((resolve) => {
@@ -114,7 +123,9 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
   }
   const route = routeFor(protocol, connection.hostName, connection.gatewayHostName, endpoint);
   const uploadTarget = uploadAgentTarget(connection.hostName, connection.gatewayHostName, endpoint);
-  const httpsAgent = uploadTarget === undefined ? undefined : new RedirectAgent(uploadTarget);
+  // The Http transport always gets an agent of its own: otherwise it uses Node's global one,
+  // whose sockets close() cannot destroy and other code shares.
+  const httpsAgent = uploadTarget !== undefined ? new RedirectAgent(uploadTarget) : protocol === 'https' ? new https.Agent({ keepAlive: true }) : undefined;
   // WebSocket transports always get an agent: its sockets are the ones close() can destroy.
   const ws = protocol === 'mqtt-ws' || protocol === 'amqp-ws';
   const wsAgent = !ws ? undefined : route.agentTarget !== undefined ? new RedirectAgent(route.agentTarget) : new https.Agent({ keepAlive: true });
@@ -134,7 +145,7 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
     return transport;
   } as unknown as TransportConstructor;
   if (protocol === 'https') {
-    const observed = observedHttpBase();
+    const observed = observedHttpBase(options.operationTimeoutMs);
     ctor = function CapturingHttp(this: unknown, authProvider: unknown) {
       transport = new Transport(authProvider, observed.base);
       return transport;
@@ -194,9 +205,8 @@ export async function connect<const P extends ProfileDefinition | string | undef
     for (const agent of list) agent.destroy();
   };
   const retryPolicy = boundedRetryPolicy(parsed.reconnectAttempts);
-  /** Builds and opens one Azure client for `protocol`; closes it again if opening fails. */
-  const openOne = async (protocol: Protocol, Transport: TransportConstructor, openSignal?: AbortSignal): Promise<Built> => {
-    const built = await build(protocol, Transport, parsed);
+  /** Opens one built Azure client; closes it again if opening fails. */
+  const openBuilt = async (protocol: Protocol, built: Built, openSignal?: AbortSignal): Promise<Built> => {
     // Few retries while connecting, so a blocked port fails fast enough to fall back.
     built.azure.setRetryPolicy(boundedRetryPolicy(2));
     try {
@@ -225,9 +235,49 @@ export async function connect<const P extends ProfileDefinition | string | undef
     agents.push(...built.agents);
     return built;
   };
+  /** Builds and opens one Azure client for `protocol`. */
+  const openOne = async (protocol: Protocol, Transport: TransportConstructor, openSignal?: AbortSignal): Promise<Built> => openBuilt(protocol, await build(protocol, Transport, parsed), openSignal);
+  const generation = (built: Built): AzureGeneration => ({ azure: built.azure, transport: built.transport, abandon: built.abandon, ...(built.pollOnce === undefined ? {} : { pollOnce: built.pollOnce }) });
 
   // Read before any socket opens: an unusable directory fails connect() with STATE_FAILED.
   const outbox = parsed.outbox === undefined ? undefined : await Outbox.open(parsed.outbox);
+  if (!parsed.waitForConnection) {
+    // parseConnectOptions made sure of an outbox, and of no fallback: the client's protocol is
+    // fixed once it is returned.
+    const protocol = decision.protocol;
+    try {
+      const Transport = await loadTransport(protocol, internals.importer);
+      // Everything up to here, and the client's own options, is checked without the network.
+      const first = await build(protocol, Transport, parsed);
+      let attempts = 0;
+      const link = new AzureClientLink({
+        protocol,
+        deviceId: parsed.connection.deviceId,
+        ...generation(first),
+        opened: false,
+        retryPolicy,
+        ...(parsed.clock === undefined ? {} : { clock: parsed.clock }),
+        rebuild: async () => generation(await openOne(protocol, Transport)),
+      });
+      const client = new DeviceCore({
+        link,
+        ...(outbox === undefined ? {} : { outbox }),
+        decision,
+        initialState: 'connecting',
+        operationTimeoutMs: parsed.operationTimeoutMs,
+        afterClose: () => destroyAgents(agents.splice(0)),
+        ...(parsed.poll === undefined ? {} : { poll: parsed.poll }),
+        ...(parsed.pollStateDir === undefined ? {} : { pollStateDir: parsed.pollStateDir }),
+        ...(parsed.clock === undefined ? {} : { clock: parsed.clock }),
+      });
+      // The first attempt opens the client built above; a failed one is gone, so later ones build anew.
+      link.connectInBackground(async (attemptSignal) => generation(attempts++ === 0 ? await openBuilt(protocol, first, attemptSignal) : await openOne(protocol, Transport, attemptSignal)), boundedRetryPolicy(Infinity));
+      return { client: client as ClientFor<FeaturesOf<P>>, decision, fallbacks };
+    } catch (err) {
+      await outbox?.close();
+      throw translateError(err, { protocol, operation: 'connect' });
+    }
+  }
   for (let i = 0; i < candidates.length; i++) {
     const protocol = candidates[i]!;
     let built: Built;
@@ -268,10 +318,7 @@ export async function connect<const P extends ProfileDefinition | string | undef
       retryPolicy,
       ...(built.pollOnce === undefined ? {} : { pollOnce: built.pollOnce }),
       ...(parsed.clock === undefined ? {} : { clock: parsed.clock }),
-      rebuild: async () => {
-        const next = await openOne(protocol, Transport);
-        return { azure: next.azure, transport: next.transport, abandon: next.abandon, ...(next.pollOnce === undefined ? {} : { pollOnce: next.pollOnce }) };
-      },
+      rebuild: async () => generation(await openOne(protocol, Transport)),
     });
     const client = new DeviceCore({
       link,

@@ -19,7 +19,7 @@ export interface ErrorContext {
 export type FailureKind = 'network' | 'tls' | 'auth' | 'other';
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'ECONNABORTED', 'EADDRNOTAVAIL']);
-const NETWORK_TEXT = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|socket hang up|connack timeout|connection timed out|connect timeout|premature close|connection disconnected|unexpected server response/i;
+const NETWORK_TEXT = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|socket hang up|connack timeout|connection timed out|connect timeout|premature close|connection disconnected|unexpected server response|unable to establish a connection/i;
 const TLS_TEXT = /certificate|self[- ]signed|altnames|CERT_|SSL routines|tls/i;
 
 const NAME_TO_CODE: Record<string, ErrorCode> = {

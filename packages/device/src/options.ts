@@ -128,6 +128,11 @@ export const connectOptionsSchema = strict({
   productInfo: v.optional(v.string(expected('string'))),
   /** Record every send before sending it, and replay what the hub has not acknowledged. Off by default. */
   outbox: v.optional(outboxSchema),
+  /**
+   * false: connect() returns the client at once (state `connecting`) and keeps trying the first
+   * connection in the background; sends go to the outbox meanwhile. Needs `outbox`. Default true.
+   */
+  waitForConnection: v.optional(v.boolean(expected('boolean')), true),
 });
 
 export type ConnectOptionsInput = v.InferInput<typeof connectOptionsSchema>;
@@ -238,6 +243,16 @@ export function parseConnectOptions(input: unknown): ParsedConnectOptions & { co
   if (connection.auth !== 'sas-key' && options.tokenRenewal !== undefined) {
     throw new SwitchyardError('CONFIG_INVALID', 'tokenRenewal needs a SharedAccessKey in the connection string: a fixed SharedAccessSignature or an X.509 device has no token to renew', {
       details: { field: 'tokenRenewal' },
+    });
+  }
+  if (!options.waitForConnection && options.outbox === undefined) {
+    throw new SwitchyardError('CONFIG_INVALID', 'waitForConnection: false needs an outbox: without one, nothing keeps what is sent before the first connection; add outbox: { dir } (or outbox: {} to keep it in memory)', {
+      details: { field: 'waitForConnection' },
+    });
+  }
+  if (!options.waitForConnection && options.fallback) {
+    throw new SwitchyardError('CONFIG_INVALID', 'waitForConnection: false cannot be combined with fallback: true: the client returned at once has its protocol fixed; drop fallback, or force the protocol the device can reach', {
+      details: { field: 'waitForConnection' },
     });
   }
   return { ...options, connection };

@@ -9,7 +9,8 @@ export const CONNECTION_STATES = ['connecting', 'connected', 'reconnecting', 'di
 /**
  * - `connecting`: the first connection attempt is under way.
  * - `connected`: the link is up.
- * - `reconnecting`: the link went down and is being re-opened; operations wait for it (within their deadline).
+ * - `reconnecting`: the link went down, or its first connection failed (connect() with
+ *   waitForConnection: false), and it is being re-opened; operations wait for it (within their deadline).
  * - `disconnected`: the link is down and nothing re-opens it by itself; the next operation may.
  * - `closing` / `closed`: close() was called; nothing re-opens it again.
  */

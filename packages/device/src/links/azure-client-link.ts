@@ -11,6 +11,7 @@ import type { Protocol } from '@switchyard/profile';
 import { backoffDelay, delay, systemClock, type Clock } from '@switchyard/time';
 import type { MethodRequest, TwinDocument } from '../types.ts';
 import { batchElementBytes, HTTPS_BATCH_ELEMENTS_BYTES, httpsBatchSender } from './https-batch.ts';
+import { keepConnecting } from './keep-connecting.ts';
 import type { DeviceLink, LinkBatching, LinkListener, Settlement } from './link.ts';
 
 type Callback = (err?: Error | null, result?: unknown) => void;
@@ -78,6 +79,11 @@ export interface AzureClientLinkOptions extends AzureGeneration {
    * client's own policy, and so also after the client itself gave up).
    */
   reopenedBy?: 'sdk' | 'owner';
+  /**
+   * False when the client given here was built but not opened: the link then waits for
+   * connectInBackground() to open one, and listens to no client before that. Default true.
+   */
+  opened?: boolean;
 }
 
 /**
@@ -129,6 +135,12 @@ export class AzureClientLink implements DeviceLink {
   #desired = false;
   readonly #methods = new Set<string>();
   #closed = false;
+  /** Whether a client of this link ever opened (connectInBackground() is still trying when not). */
+  #opened: boolean;
+  /** Why the first connection was given up; every operation fails with it from then on. */
+  #gaveUp: unknown;
+  /** Stops connectInBackground()'s attempts. */
+  readonly #stopConnecting = new AbortController();
   /** AMQP feature attaches under way (see #watchAttaches), which close() lets finish first. */
   readonly #attaches = new Set<Promise<void>>();
   /** Twin requests in flight, told when the transport reports its connection lost (#twinRequest). */
@@ -142,6 +154,7 @@ export class AzureClientLink implements DeviceLink {
     this.deviceId = options.deviceId;
     this.c2dMode = options.protocol === 'https' ? 'poll' : 'push';
     this.#gen = options;
+    this.#opened = options.opened ?? true;
     // MQTT and AMQP have no batch in the SDK; the outbox's window pipelines them instead.
     this.batching =
       options.protocol === 'https' && httpsBatchSender(options.transport) !== undefined
@@ -170,7 +183,68 @@ export class AzureClientLink implements DeviceLink {
 
   bind(listener: LinkListener): void {
     this.#listener = listener;
-    this.#attach(this.#gen);
+    if (this.#opened) this.#attach(this.#gen);
+  }
+
+  /**
+   * Opens the link without anyone waiting (connect()'s waitForConnection: false): `open` makes
+   * one bounded attempt and returns the opened client. A failed attempt is reported once as a
+   * drop the link retries (`reconnecting`), the next follows on `schedule` (the SDK reconnect
+   * back-off), until one succeeds (`connected`), one fails for good (`disconnected` with the
+   * error, and a fault), or close(). Operations wait for it meanwhile, within their deadlines.
+   */
+  connectInBackground(open: (signal: AbortSignal) => Promise<AzureGeneration>, schedule: RetryPolicyLike): void {
+    const listener = this.#listener!;
+    const clock = this.#o.clock ?? systemClock;
+    const signal = this.#stopConnecting.signal;
+    this.#rebuilding = keepConnecting({
+      clock,
+      signal,
+      schedule,
+      attempt: open,
+      failed: (error, retryInMs, attempt) => {
+        if (this.#closed) return;
+        // The first failure says the device is offline; the later ones would say it again.
+        if (retryInMs !== undefined && attempt === 1) listener.linkDown(this.#epoch, { error, willRetry: true, reason: `${this.protocol} first connection failed, retrying: ${error.message}` });
+      },
+    }).then(
+      async (gen) => {
+        if (this.#closed) {
+          await this.#closeGeneration(gen, 'opened after close()').catch(() => undefined);
+          return;
+        }
+        this.#install(gen);
+      },
+      (err: unknown) => {
+        if (this.#closed) return;
+        this.#gaveUp = err;
+        listener.linkFault(err, 'connect');
+        listener.linkDown(this.#epoch, { error: err, willRetry: false });
+      },
+    ).finally(() => {
+      this.#rebuilding = undefined;
+    });
+  }
+
+  /** Makes an opened client the one in force and restores every feature in use on it. */
+  #install(gen: AzureGeneration): void {
+    const listener = this.#listener!;
+    // A first client has no twin to forget: a getTwin or desired subscription asked for while it
+    // opened is waiting (#withAzure) to run on it.
+    const replacing = this.#opened;
+    this.#gen = gen;
+    if (replacing) this.#twin = undefined;
+    this.#epoch++;
+    this.#opened = true;
+    this.#attach(gen);
+    for (const name of this.#methods) this.#registerMethod(name);
+    if (replacing && this.#desired) {
+      this.#desired = false;
+      // Not awaited: it runs on the new client once the replacement under way (#rebuilding, of
+      // which this is the end) has settled; awaiting it here would wait for itself.
+      this.enableDesired().catch((err: unknown) => listener.linkFault(err, 'desired'));
+    }
+    listener.linkUp(this.#epoch);
   }
 
   #listen(target: Pick<AzureClientLike, 'on' | 'removeListener'>, event: string, fn: (...args: never[]) => void): void {
@@ -305,16 +379,7 @@ export class AzureClientLink implements DeviceLink {
             await next.azure.close().catch(() => undefined);
             return;
           }
-          this.#gen = next;
-          this.#twin = undefined;
-          this.#epoch++;
-          this.#attach(next);
-          for (const name of this.#methods) this.#registerMethod(name);
-          if (this.#desired) {
-            this.#desired = false;
-            await this.enableDesired().catch((err: unknown) => listener.linkFault(err, 'desired'));
-          }
-          listener.linkUp(this.#epoch);
+          this.#install(next);
           return;
         } catch (err) {
           if (attempt === attempts) {
@@ -332,7 +397,13 @@ export class AzureClientLink implements DeviceLink {
   /** Runs `op` on the client in force, after a replacement under way. */
   #withAzure<T>(op: (azure: AzureClientLike) => Promise<T>): Promise<T> {
     if (this.#rebuilding !== undefined) return this.#rebuilding.then(() => this.#withAzure(op));
+    if (!this.#opened) return Promise.reject(this.#neverOpened());
     return op(this.#gen.azure);
+  }
+
+  /** What an operation fails with on a link whose first connection was given up. */
+  #neverOpened(): unknown {
+    return this.#gaveUp ?? new Error(`${this.protocol} link was never opened`);
   }
 
   // ---- telemetry ---------------------------------------------------------------------------
@@ -347,6 +418,13 @@ export class AzureClientLink implements DeviceLink {
   }
 
   #sendAzure(azureMessage: unknown, done: (err?: unknown) => void): void {
+    if (!this.#opened) {
+      // Later, as the SDK answers: a caller that fails over to the next message from inside
+      // `done` (the outbox's pump) must not find itself called back before it returned.
+      const error = this.#neverOpened();
+      queueMicrotask(() => done(error));
+      return;
+    }
     try {
       const returned = this.#gen.azure.sendEvent(azureMessage, done as Callback);
       // The SDK returns nothing when given a callback; a client-like object adapted from
@@ -383,6 +461,8 @@ export class AzureClientLink implements DeviceLink {
   enableC2D(): void {
     if (this.#c2d || this.#closed) return;
     this.#c2d = true;
+    // Not opened yet: #attach listens once a client is.
+    if (!this.#opened) return;
     const azure = this.#gen.azure;
     this.#listen(azure, 'message', (msg: unknown) => this.#deliver(azure, msg));
   }
@@ -394,9 +474,8 @@ export class AzureClientLink implements DeviceLink {
   }
 
   pollOnce(): Promise<PollOutcome> {
-    const poll = this.#gen.pollOnce;
-    if (poll === undefined) return Promise.resolve('failed');
-    return this.#withAzure(() => poll());
+    // The client in force when the poll starts: a replacement brings its own hook.
+    return this.#withAzure(() => this.#gen.pollOnce?.() ?? Promise.resolve<PollOutcome>('failed'));
   }
 
   // ---- twin --------------------------------------------------------------------------------
@@ -476,6 +555,8 @@ export class AzureClientLink implements DeviceLink {
   }
 
   #registerMethod(methodName: string): void {
+    // Not opened yet: #install registers every method once a client is.
+    if (!this.#opened) return;
     this.#gen.azure.onDeviceMethod(methodName, (request, response) => {
       const req = request as { methodName: string; requestId: string; payload: unknown };
       const res = response as { send(status: number, payload?: unknown): Promise<void> };
@@ -541,6 +622,7 @@ export class AzureClientLink implements DeviceLink {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#stopConnecting.abort();
     const clock = this.#o.clock ?? systemClock;
     // One budget for everything close() waits on: a replacement under way, feature attaches
     // (azure-iot-device-amqp wedges its disconnect for 45 s when one lands after it began, see

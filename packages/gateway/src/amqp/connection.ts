@@ -84,6 +84,10 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   private readonly sessionWatchers = new Set<ManagedSession>();
   /** Identities to tell when the connection drops: a set rather than one 'lost' listener closure each. */
   private readonly lossWatchers = new Set<{ connectionLost(error: Error): void }>();
+  /** Waits for the peer (detaches, session ends, the close) that end when the connection goes. */
+  private readonly goneWaiters = new Set<() => void>();
+  /** WebSocket only: the socket under rhea's wrapper, which has no destroy of its own. */
+  private webSocket: WebSocket | undefined;
 
   constructor(
     readonly id: string,
@@ -200,7 +204,18 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     const url = `wss://${endpoint.host}:${endpoint.port}${WEBSOCKET_PATH}`;
     const wsOptions: Record<string, unknown> = { ca: endpoint.ca, servername };
     if (endpoint.webSocketAgent) wsOptions.agent = endpoint.webSocketAgent;
-    const factory = container.websocket_connect(WebSocket as never);
+    // rhea's wrapper can only close() a WebSocket, a handshake a dead peer never answers; the
+    // socket itself is kept so that abandon() can terminate it.
+    const track = (ws: WebSocket): void => {
+      this.webSocket = ws;
+    };
+    class TrackedWebSocket extends WebSocket {
+      constructor(...args: ConstructorParameters<typeof WebSocket>) {
+        super(...args);
+        track(this);
+      }
+    }
+    const factory = container.websocket_connect(TrackedWebSocket as never);
     return { ...base, connection_details: factory(url, 'AMQPWSB10', wsOptions) } as unknown as ConnectionOptions;
   }
 
@@ -274,26 +289,39 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     return this.options.closeTimeoutMs;
   }
 
+  /**
+   * Runs `fn` once when the live connection goes away (lost, closed, abandoned); returns what
+   * cancels that. Without a live connection `fn` runs on the next microtask.
+   */
+  whenGone(fn: () => void): () => void {
+    if (this.connection === undefined) {
+      queueMicrotask(fn);
+      return () => undefined;
+    }
+    this.goneWaiters.add(fn);
+    return () => this.goneWaiters.delete(fn);
+  }
+
+  private gone(): void {
+    const waiters = [...this.goneWaiters];
+    this.goneWaiters.clear();
+    for (const fn of waiters) fn();
+  }
+
   /** Closes the connection for everyone. */
   async close(): Promise<void> {
     if (this.stateValue === 'closed') return;
     if (this.opening) await this.opening.catch(() => undefined);
     const connection = this.connection;
-    this.stateValue = 'closed';
-    this.epoch++;
-    this.connection = undefined;
-    this.cbs?.forceDetach();
-    this.cbs = undefined;
-    this.control = undefined;
-    this.failSessions(new azureErrors.NotConnectedError(`connection ${this.id} was closed`));
+    this.markClosed();
     if (!connection) return;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(finish, this.options.closeTimeoutMs);
-      function finish(): void {
+      const finish = (): void => {
         clearTimeout(timer);
-        destroy(connection!);
+        this.destroySocket(connection);
         resolve();
-      }
+      };
+      const timer = setTimeout(finish, this.options.closeTimeoutMs);
       connection.on('connection_close', finish);
       connection.on('disconnected', finish);
       if (connection.is_open()) connection.close();
@@ -301,11 +329,41 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     });
   }
 
+  /**
+   * Ends the connection without the peer: its socket is destroyed (a WebSocket terminated) and
+   * every wait for the peer ends now. For a close over a network that does not answer.
+   */
+  abandon(): void {
+    const connection = this.connection;
+    if (this.stateValue !== 'closed') this.markClosed();
+    if (connection) this.destroySocket(connection);
+    this.gone();
+  }
+
+  private markClosed(): void {
+    this.stateValue = 'closed';
+    this.epoch++;
+    this.connection = undefined;
+    this.cbs?.forceDetach();
+    this.cbs = undefined;
+    this.control = undefined;
+    this.failSessions(new azureErrors.NotConnectedError(`connection ${this.id} was closed`));
+  }
+
+  private destroySocket(connection: Connection): void {
+    if (this.endpoint.transport === 'wss') {
+      this.webSocket?.terminate();
+      this.webSocket = undefined;
+    }
+    destroy(connection);
+    this.gone();
+  }
+
   /** Tears the connection down as if the network had dropped it (used when the CBS link dies). */
   private dropConnection(epoch: number, error: Error): void {
     const connection = this.connection;
     this.handleLoss(epoch, error);
-    if (connection) destroy(connection);
+    if (connection) this.destroySocket(connection);
   }
 
   private handleLoss(epoch: number, error: Error): void {
@@ -317,6 +375,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     this.cbs = undefined;
     this.control = undefined;
     this.failSessions(error);
+    this.gone();
     this.emit('lost', error);
     const watchers = [...this.lossWatchers];
     this.lossWatchers.clear();
@@ -436,15 +495,17 @@ class ManagedSession implements IdentitySession, PeerDetachListener {
   private async doEnd(): Promise<void> {
     const timeoutMs = this.owner.closeTimeoutMs;
     if (this.peerEnded || !this.owner.isLive(this.rheaConnection)) return;
-    await this.tracker.closeAll(timeoutMs);
+    await this.tracker.closeAll(timeoutMs, (fn) => this.owner.whenGone(fn));
     if (this.peerEnded || !this.owner.isLive(this.rheaConnection)) return;
     await new Promise<void>((resolve) => {
       const finish = (): void => {
         clearTimeout(timer);
+        unwatch();
         this.endWaiter = undefined;
         resolve();
       };
       const timer = setTimeout(finish, timeoutMs);
+      const unwatch = this.owner.whenGone(finish);
       this.endWaiter = finish;
       this.rheaSession.close();
     });
@@ -489,7 +550,7 @@ class SharedSessionMember implements IdentitySession, PeerDetachListener {
 
   /** Detaches the identity's links; the session stays for the others. */
   end(): Promise<void> {
-    this.ending ??= this.owner.isLive(this.rheaConnection) ? this.tracker.closeAll(this.owner.closeTimeoutMs) : Promise.resolve();
+    this.ending ??= this.owner.isLive(this.rheaConnection) ? this.tracker.closeAll(this.owner.closeTimeoutMs, (fn) => this.owner.whenGone(fn)) : Promise.resolve();
     return this.ending;
   }
 }

@@ -234,6 +234,15 @@ export class IdentityChannel implements SessionListener {
     this.receiversMap?.clear();
   }
 
+  /**
+   * Nothing answers this identity's close (a network that drops everything): its SDK links are
+   * force-detached, so the transport's disconnect, which waits for each detach, goes on without
+   * the hub. The connection's sockets are the gateway's to destroy.
+   */
+  abandon(why: string): void {
+    this.forgetLinks(new azureErrors.NotConnectedError(`identity ${this.deviceId}: ${why}`));
+  }
+
   /** The shared connection dropped (it calls this on every identity it carries). */
   connectionLost(error: Error): void {
     this.connection.unwatchLoss(this);

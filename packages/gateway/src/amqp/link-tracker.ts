@@ -23,8 +23,10 @@ export interface LinkTracker {
    * Closes every link that is still open on our side and resolves once the peer has answered all
    * of them, or after `timeoutMs`. The Azure link objects see an ordinary peer detach and end up
    * detached, so their owner can no longer detach them on a session that is about to end.
+   * `whenGone` registers a callback for the connection going away, which ends the wait at once:
+   * nothing can answer over a connection that is gone.
    */
-  closeAll(timeoutMs: number): Promise<void>;
+  closeAll(timeoutMs: number, whenGone?: (fn: () => void) => () => void): Promise<void>;
 }
 
 function addressOf(link: RheaLink): string | undefined {
@@ -71,7 +73,7 @@ class SessionLinkTracker implements LinkTracker {
     return [...(this.links ?? [])];
   }
 
-  closeAll(timeoutMs: number): Promise<void> {
+  closeAll(timeoutMs: number, whenGone?: (fn: () => void) => () => void): Promise<void> {
     const links = this.links;
     if (!links || links.size === 0) return Promise.resolve();
     for (const link of links) {
@@ -80,8 +82,10 @@ class SessionLinkTracker implements LinkTracker {
     return new Promise<void>((resolve) => {
       const waiters = (this.waiters ??= new Set());
       const timer = setTimeout(done, timeoutMs);
+      const unwatch = whenGone?.(done);
       function done(): void {
         clearTimeout(timer);
+        unwatch?.();
         waiters.delete(check);
         resolve();
       }

@@ -81,7 +81,8 @@ export class AmqpConnectionPool extends EventEmitter<PoolEvents> {
 
   async close(): Promise<void> {
     this.closed = true;
-    const slots = this.slots.splice(0);
+    // Kept in the list until closed, so that abandon() still finds them.
+    const slots = [...this.slots];
     this.byIdentity.clear();
     await Promise.all(
       slots.map(async (slot) => {
@@ -89,6 +90,12 @@ export class AmqpConnectionPool extends EventEmitter<PoolEvents> {
         this.emit('connection-closed', { connectionId: slot.connection.id });
       }),
     );
+    this.slots.splice(0);
+  }
+
+  /** Ends every connection without waiting for the hub (see SharedAmqpConnection.abandon). */
+  abandon(): void {
+    for (const slot of this.slots) slot.connection.abandon();
   }
 
   private createSlot(): Slot {

@@ -51,7 +51,17 @@ export class AzureClientGateway extends SharedConnectionGateway {
     client.on('error', () => undefined);
     const retryPolicy = this.options.retryPolicy?.() ?? new ExponentialBackOffWithJitter();
     const transport = (client as unknown as { _transport: AmqpTransport })._transport;
-    const link = new AzureClientLink({ protocol: this.protocol, deviceId: parsed.deviceId, azure: client as unknown as AzureClientLike, transport, reopenedBy: 'owner', clock: this.clock });
+    const link = new AzureClientLink({
+      protocol: this.protocol,
+      deviceId: parsed.deviceId,
+      azure: client as unknown as AzureClientLike,
+      transport,
+      reopenedBy: 'owner',
+      clock: this.clock,
+      // The SDK's disconnect waits for each link's detach without a timeout of its own: over a
+      // dead network the link's close gives up on it after its grace (see AzureClientLink).
+      abandon: (why) => channel.abandon(why),
+    });
     const outbox = await this.openOutbox(parsed.deviceId);
     const core = new DeviceCore({ link, decision: this.decision, identity: parsed.deviceId, clock: this.clock, observer: this, ...(outbox === undefined ? {} : { outbox }) });
     const identity = new IdentityHandle(core, channel, client);

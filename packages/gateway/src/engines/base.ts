@@ -6,8 +6,8 @@ import type { Agent } from 'node:https';
 import { RedirectAgent } from '@switchyard/device/internal';
 import { SwitchyardError } from '@switchyard/errors';
 import type { Decision } from '@switchyard/selector';
-import { Outbox, isRetryable, translateError, type CoreObserver, type DeviceCore, type StateChange } from '@switchyard/device/internal';
-import { systemClock, type Clock } from '@switchyard/time';
+import { CLOSE_GRACE_MS, CLOSE_SETTLE_MS, Outbox, isRetryable, translateError, type CoreObserver, type DeviceCore, type StateChange } from '@switchyard/device/internal';
+import { systemClock, type Clock, type TimerHandle } from '@switchyard/time';
 import { AmqpConnectionPool, type ConnectionInfo } from '../amqp/pool.ts';
 import type { AmqpEndpoint } from '../amqp/connection.ts';
 import { identityOutbox, invalid, parseIdentity, reopenDelayMs, type GatewaySettings, type ParsedIdentity } from '../options.ts';
@@ -269,15 +269,40 @@ export abstract class SharedConnectionGateway extends GatewayBase<IdentityHandle
   /**
    * Closes every identity, those still connecting included (their add() is then refused with
    * NOT_CONNECTED: a client left opening would keep retrying into a gateway that is gone), then
-   * the connections.
+   * the connections. As a device's close(): the orderly close gets CLOSE_GRACE_MS; what is left
+   * then (a network that does not answer detaches and session ends) is cut by destroying the
+   * connections' sockets, and CLOSE_SETTLE_MS more lets the identities' clients settle.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.beforeClose();
     this.identities.clear();
-    await Promise.all([...this.byCore.values()].map((identity) => this.closeIdentity(identity)));
-    await this.closeConnections();
+    const orderly = (async () => {
+      await Promise.all([...this.byCore.values()].map((identity) => this.closeIdentity(identity)));
+      await this.closeConnections();
+    })();
+    if (await this.settledWithin(orderly, CLOSE_GRACE_MS)) return;
+    this.pool?.abandon();
+    if (await this.settledWithin(orderly, CLOSE_SETTLE_MS)) return;
+    this.uploadAgent?.destroy();
+    this.uploadAgent = undefined;
+  }
+
+  /** Whether `promise` settled within `ms` of the gateway's clock. */
+  private async settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+    let timer: TimerHandle | undefined;
+    try {
+      return await Promise.race([
+        promise.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<false>((resolve) => (timer = this.clock.setTimeout(() => resolve(false), ms))),
+      ]);
+    } finally {
+      this.clock.clearTimeout(timer);
+    }
   }
 
   /** The engine's own timers, stopped before its identities close. */
