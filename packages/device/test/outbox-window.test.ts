@@ -84,4 +84,29 @@ describe('the outbox window', () => {
     await Promise.all(sent);
     await outbox.close();
   });
+
+  it('a link that fails every attempt at once (synchronously) neither spins nor floods: one attempt, then the back-off', async () => {
+    const h = host('mqtt');
+    let attempts = 0;
+    h.attempt = (_message, done) => {
+      attempts++;
+      done(Object.assign(new Error('socket gone'), { code: 'ECONNRESET' }));
+    };
+    const outbox = (await Outbox.open({})).bind(h);
+    outbox.resume();
+    const queued = Array.from({ length: 100 }, (_, i) => outbox.send('sendEvent', [`m-${i}`], { signal: undefined, timeoutMs: 60_000, until: 'queued' }));
+    await Promise.all(queued);
+    // Before the fix the pump looped forever here, re-trying the head of the queue.
+    expect(attempts).toBe(1);
+    expect(outbox.depth).toBe(100);
+    await (h.clock as ManualClock).advanceAsync(1_000);
+    expect(attempts).toBe(2);
+    h.attempt = (message, done) => {
+      attempts++;
+      done();
+    };
+    await (h.clock as ManualClock).advanceAsync(60_000);
+    expect(outbox.depth).toBe(0);
+    await outbox.close();
+  });
 });

@@ -185,6 +185,8 @@ export class Outbox implements OutboxView {
   #bytes = 0;
   #seq = 0;
   #online = false;
+  /** #pump() is running: a settlement inside an attempt must not start a second loop. */
+  #pumping = false;
   #closed = false;
   #retries = 0;
   #retryTimer: TimerHandle | undefined;
@@ -447,14 +449,26 @@ export class Outbox implements OutboxView {
   }
 
   #pump(): void {
-    if (!this.#online || this.#closed || this.#holdPump) return;
-    const entries = this.#entries;
+    // Re-entered from an attempt that settles synchronously: the loop below already carries on.
+    if (!this.#online || this.#closed || this.#holdPump || this.#pumping) return;
+    this.#pumping = true;
+    try {
+      this.#pumpLoop();
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #pumpLoop(): void {
     const now = this.#host.clock.now();
     const batching = this.#host.batch;
     let expired: Entry[] | undefined;
     const window = outboxWindow(this.#host.protocol);
-    while (this.#inFlight + this.#unrecorded < window && this.#cursor < entries.length) {
-      const entry = entries[this.#cursor++]!;
+    // Bounded: each pass moves the cursor on, and a failure that moves it back also takes the
+    // outbox offline, which ends the loop (a link that fails every attempt at once cannot spin it).
+    // The entries array is read afresh each pass: an acknowledgement can compact it.
+    while (this.#online && !this.#closed && this.#inFlight + this.#unrecorded < window && this.#cursor < this.#entries.length) {
+      const entry = this.#entries[this.#cursor++]!;
       if (entry.done || entry.inFlight) continue;
       if (this.#expired(entry, now)) {
         (expired ??= []).push(entry);
