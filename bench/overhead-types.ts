@@ -49,6 +49,8 @@ export interface ReadyInfo {
   firstAckMs: number;
   connectMs: number;
   rssAfterConnectMB: number;
+  /** V8's new space (both semi-spaces) after the warm-up, KiB. */
+  youngGenerationKB?: number;
   /** What the warm-up sent and the process CPU it took (JIT compilation included). */
   warmupMessages: number;
   warmupCpuMs: number;

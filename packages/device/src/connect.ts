@@ -10,7 +10,8 @@ import { resolveProfile, type ExactProfile, type ProfileDefinition, type Protoco
 import { PROTOCOL_PORTS, select, type Decision } from '@switchyard/selector';
 import { DeviceCore } from './core/device-core.ts';
 import { guard } from './core/guard.ts';
-import { abandonedError, destroyTransportSocket, requestAmqpHeartbeats, SocketSet, swallowUnheardRheaErrors } from './links/abandon.ts';
+import { abandonedError, destroyTransportSocket, SocketSet, swallowUnheardRheaErrors } from './links/abandon.ts';
+import { requestAmqpHeartbeats } from './links/amqp-heartbeats.ts';
 import { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type AzureGeneration, type PollOnce } from './links/azure-client-link.ts';
 import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
 import { translateError, httpStatusOf, neverReachedHub } from './errors.ts';

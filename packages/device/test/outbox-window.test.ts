@@ -101,7 +101,7 @@ describe('the outbox window', () => {
     expect(outbox.depth).toBe(100);
     await (h.clock as ManualClock).advanceAsync(1_000);
     expect(attempts).toBe(2);
-    h.attempt = (message, done) => {
+    h.attempt = (_message, done) => {
       attempts++;
       done();
     };

@@ -60,21 +60,6 @@ export function abandonedError(protocol: Protocol, why: string): Error {
 }
 
 /**
- * Makes the AMQP transport ask for heartbeats: rhea sends `idle_time_out` in its open frame, the
- * hub then writes at least every half of it, and rhea drops a connection silent for the whole of
- * it. The SDK has no option for it; its base connect merges `policyOverride` into rhea's options.
- */
-export function requestAmqpHeartbeats(transport: unknown, idleTimeoutMs: number): void {
-  const amqp = (transport as { _amqp?: { connect?: unknown } } | undefined)?._amqp;
-  if (amqp === undefined || typeof amqp.connect !== 'function') return;
-  const original = amqp.connect as (config: Record<string, unknown>, done: unknown) => void;
-  amqp.connect = (config: Record<string, unknown>, done: unknown) => {
-    const policyOverride = { ...(config.policyOverride as Record<string, unknown> | undefined), idle_time_out: idleTimeoutMs };
-    original.call(amqp, { ...config, policyOverride }, done);
-  };
-}
-
-/**
  * rhea hands an error to its container when the connection it came from has no listener left,
  * and a container without an 'error' listener throws it, crashing the process. azure-iot-amqp-base
  * stops listening to a connection once it gave it up; a connection rhea dropped as idle still

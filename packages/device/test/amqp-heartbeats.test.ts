@@ -1,0 +1,87 @@
+// The AMQP silence watch on a stand-in for rhea's Connection and a ManualClock: no sockets. Over a
+// real half-open connection it is exercised by bounded-dead-network.test.ts ("half-open").
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '@switchyard/time';
+import { requestAmqpHeartbeats, watchSilence } from '../src/links/amqp-heartbeats.ts';
+
+function fakeConnection() {
+  const reads: Buffer[] = [];
+  const connection = {
+    local: { open: { idle_time_out: 4_000 as number | undefined } },
+    heartbeat_in: setTimeout(() => undefined, 60_000) as ReturnType<typeof setTimeout> | undefined,
+    amqp_transport: { read: (buffer: Buffer) => (reads.push(buffer), buffer.length) },
+    socket: {},
+    socket_ready: true,
+    idled: 0,
+    idle() {
+      this.idled++;
+    },
+  };
+  return { connection, reads };
+}
+
+describe('the AMQP silence watch', () => {
+  it('switches rhea\'s per-read timer off and drops the connection after idleTimeoutMs without a read', () => {
+    const clock = new ManualClock(0);
+    const { connection, reads } = fakeConnection();
+    watchSilence(connection, 4_000, clock);
+    expect(connection.local.open.idle_time_out).toBeUndefined();
+    expect(connection.heartbeat_in).toBeUndefined();
+    // Reads (a hub heartbeat every half of the timeout) keep it open, and still reach rhea.
+    for (let t = 0; t < 5; t++) {
+      clock.advance(2_000);
+      connection.amqp_transport.read(Buffer.from([0, 0, 0, 8]), connection);
+    }
+    expect(reads).toHaveLength(5);
+    expect(connection.idled).toBe(0);
+    clock.advance(3_999);
+    expect(connection.idled).toBe(0);
+    clock.advance(1);
+    expect(connection.idled).toBe(1);
+    // Once idled there is nothing left armed.
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('stops watching a connection that is gone, and never keeps the process alive', () => {
+    const clock = new ManualClock(0);
+    const { connection } = fakeConnection();
+    watchSilence(connection, 4_000, clock);
+    expect(clock.pending({ refed: true })).toBe(0);
+    connection.socket_ready = false;
+    clock.advance(10_000);
+    expect(connection.idled).toBe(0);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('leaves rhea\'s own watch alone on a connection that lacks the parts it relies on', () => {
+    const clock = new ManualClock(0);
+    const { connection } = fakeConnection();
+    const timer = connection.heartbeat_in;
+    watchSilence({ ...connection, amqp_transport: undefined } as never, 4_000, clock);
+    expect(connection.local.open.idle_time_out).toBe(4_000);
+    expect(connection.heartbeat_in).toBe(timer);
+    clearTimeout(timer);
+  });
+
+  it('asks for heartbeats in the open frame and watches the connection the SDK opened', () => {
+    const clock = new ManualClock(0);
+    const { connection } = fakeConnection();
+    let config: Record<string, unknown> | undefined;
+    const amqp = {
+      _rheaConnection: undefined as unknown,
+      connect(c: Record<string, unknown>, done: (err?: unknown) => void) {
+        config = c;
+        this._rheaConnection = connection;
+        done(null);
+      },
+    };
+    requestAmqpHeartbeats({ _amqp: amqp }, 4_000, clock);
+    let connected = false;
+    (amqp.connect as (c: Record<string, unknown>, done: (err?: unknown) => void) => void)({ policyOverride: { other: 1 } }, () => (connected = true));
+    expect(connected).toBe(true);
+    expect(config?.policyOverride).toEqual({ other: 1, idle_time_out: 4_000 });
+    expect(connection.local.open.idle_time_out).toBeUndefined();
+    clock.advance(4_000);
+    expect(connection.idled).toBe(1);
+  });
+});
