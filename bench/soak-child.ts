@@ -5,6 +5,7 @@
 // then. Driven by bench/soak.ts over stdin/stdout (protocol in soak-types.ts). The client code is
 // imported at run time, from the packed-and-installed packages next to this file's bundle or, with
 // the `source` condition, from the workspace.
+import { writeSync } from 'node:fs';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import type * as DeviceModule from '@switchyard/device';
@@ -268,6 +269,7 @@ async function main(): Promise<void> {
       eldMaxMs: eldInterval.max / 1e6,
       eldRunP99Ms: eldRun.percentile(99) / 1e6,
       eldRunMaxMs: eldRun.max / 1e6,
+      identities: identities.map((i): IdentityResult => ({ deviceId: i.deviceId, issued: i.next, rejectedSeqs: i.rejected, c2dReceived: [...i.c2d].sort((a, b) => a - b) })),
     };
     tally.maxDepthSinceLast = 0;
     eldInterval.reset();
@@ -314,7 +316,7 @@ async function main(): Promise<void> {
   eldInterval.disable();
   const result: ClientResult = {
     stats: final,
-    identities: identities.map((i): IdentityResult => ({ deviceId: i.deviceId, issued: i.next, rejectedSeqs: i.rejected, c2dReceived: [...i.c2d].sort((a, b) => a - b) })),
+    identities: final.identities,
     drained,
     drainMs,
     closeMs,
@@ -325,9 +327,27 @@ async function main(): Promise<void> {
   // Nothing of the client may keep the process alive now: it exits by itself. If it has not after
   // 15 s, say what holds it (the soak reports it as left running) and go.
   setTimeout(() => {
-    void say('HANDLES', process.getActiveResourcesInfo()).then(() => process.exit(3));
+    void say('HANDLES', [...process.getActiveResourcesInfo(), ...describeTimers()]).then(() => process.exit(3));
   }, 15_000).unref();
 }
+
+/** What each pending timer would run: enough to find its owner. Node's own handle list, undocumented but stable. */
+function describeTimers(): string[] {
+  const handles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles?.() ?? [];
+  return handles.flatMap((h) => {
+    const t = h as { constructor?: { name?: string }; _idleTimeout?: number; _onTimeout?: { name?: string; toString(): string }; hasRef?: () => boolean };
+    if (t.constructor?.name !== 'Timeout' || t.hasRef?.() === false) return [];
+    return [`timer ${t._idleTimeout} ms ${t._onTimeout?.name || '(anonymous)'}: ${String(t._onTimeout).replace(/\s+/g, ' ').slice(0, 160)}`];
+  });
+}
+
+// An exception nobody caught ends the process, as it would a user's: say so on stdout first, so
+// the soak reports it beside the client's row and not only in its log.
+process.on('uncaughtException', (err) => {
+  writeSync(1, `EVENT ${JSON.stringify({ at: elapsed(), what: 'crash', detail: redact(String(err?.stack ?? err)).split('\n').slice(0, 6).join(' | ') })}\n`);
+  process.stderr.write(`soak-child: uncaught exception: ${redact(String(err?.stack ?? err))}\n`);
+  process.exit(1);
+});
 
 main().catch((err: unknown) => {
   process.stderr.write(`soak-child failed: ${redact(String((err as Error)?.stack ?? err))}\n`);

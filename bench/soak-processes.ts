@@ -123,8 +123,8 @@ export class ClientProcess {
   readonly #waiting = new Map<string, Array<(body: string) => void>>();
   handles: string[] | undefined;
 
-  constructor(command: string, args: string[], config: object, logFile: string, onEvent: (e: ClientEvent) => void) {
-    this.#child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(command: string, args: string[], env: NodeJS.ProcessEnv, config: object, logFile: string, onEvent: (e: ClientEvent) => void) {
+    this.#child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     logTo(this.#child, logFile);
     // 'close', not 'exit': the last lines it wrote (HANDLES) are read by then.
     this.#exited = once(this.#child, 'close');

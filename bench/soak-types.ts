@@ -114,6 +114,8 @@ export interface ClientStats {
   eldMaxMs: number;
   eldRunP99Ms: number;
   eldRunMaxMs: number;
+  /** Per identity, so the hub's count can still be checked against the last STATS of a client that crashed. */
+  identities: IdentityResult[];
 }
 
 export interface IdentityResult {
@@ -136,6 +138,8 @@ export interface ClientResult {
 
 export interface ClientEvent {
   at: number;
+  /** Date.now() when the soak read it. */
+  seenAt?: number;
   deviceId?: string;
   what: string;
   detail?: string;

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PROTOCOLS, type Protocol } from '@switchyard/profile';
-import { createConsumerProject } from '../scripts/consumer-project.ts';
+import { createConsumerProject, userEnv } from '../scripts/consumer-project.ts';
 import { bundleChild } from './bundle-child.ts';
 import { faultPlan, faultTimes, stepAt, type FaultStep } from './soak-faults.ts';
 import { ProcTrack } from './soak-proc.ts';
@@ -134,6 +134,8 @@ console.log(`run directory (logs, durable outbox): ${runDir}`);
 
 const installed = flags['from-source'] ? undefined : await createConsumerProject();
 let childCommand: [string, string[]];
+// Installed clients run in a user's environment: no `source` condition or pnpm settings inherited.
+const childEnv = installed === undefined ? process.env : userEnv();
 if (installed === undefined) {
   childCommand = [process.execPath, ['--conditions=source', '--import', 'tsx', here('./soak-child.ts')]];
   console.log('clients: from the workspace TypeScript sources, under tsx (--from-source)');
@@ -224,7 +226,7 @@ try {
   // Started together: connecting is what differs by protocol, and none of it is measured here.
   for (const row of clientRows) {
     const [command, args] = childCommand;
-    row.process = new ClientProcess(command, ['--disable-warning=DEP0123', ...args], row.config, join(runDir, `${row.name}.log`), (e) => row.events.push(e));
+    row.process = new ClientProcess(command, ['--disable-warning=DEP0123', ...args], childEnv, row.config, join(runDir, `${row.name}.log`), (e) => row.events.push({ ...e, seenAt: Date.now() }));
   }
   await Promise.all(
     clientRows.map(async (row) => {
@@ -418,14 +420,16 @@ try {
 
   // What the hub saw, against what each identity issued and was refused.
   const devices: Record<string, { issued: number; rejected: number[] }> = {};
-  for (const row of clientRows) for (const id of row.result?.identities ?? []) devices[id.deviceId] = { issued: id.issued, rejected: id.rejectedSeqs };
+  // A client that crashed has no RESULT: its last STATS says what it had issued by then.
+  const identitiesOf = (row: Run): ClientResult['identities'] => row.result?.identities ?? row.stats?.identities ?? [];
+  for (const row of clientRows) for (const id of identitiesOf(row)) devices[id.deviceId] = { issued: id.issued, rejected: id.rejectedSeqs };
   const { reports, untracked } = await hub.call<{ reports: Record<string, TelemetryReport>; untracked: number }>({ op: 'telemetry', devices });
   for (const row of clientRows) {
     row.telemetry = {};
     let lost = 0;
     let duplicates = 0;
     let c2dReceived = 0;
-    for (const id of row.result?.identities ?? []) {
+    for (const id of identitiesOf(row)) {
       const report = reports[id.deviceId];
       if (report === undefined) continue;
       row.telemetry[id.deviceId] = report;
@@ -467,12 +471,14 @@ try {
     for (const [deviceId, r] of Object.entries(row.telemetry ?? {})) if (r.beyond > 0) problems.push(`${row.name}: the hub saw ${r.beyond} number(s) ${deviceId} never issued`);
     if (row.final !== undefined && row.final.c2dReceived < row.c2dSent) {
       const missing = [...row.c2dSentIds].flatMap(([deviceId, sent]) => {
-        const got = new Set(row.result?.identities.find((i) => i.deviceId === deviceId)?.c2dReceived ?? []);
+        const got = new Set(identitiesOf(row).find((i) => i.deviceId === deviceId)?.c2dReceived ?? []);
         return sent.filter((n) => !got.has(n)).map((n) => `${deviceId}:c2d:${n}`);
       });
       problems.push(`${row.name}: ${row.c2dSent - row.final.c2dReceived} C2D message(s) accepted by the hub never reached the client: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`);
     }
     if (row.failure !== undefined) problems.push(`${row.name}: ${row.failure}`);
+    for (const crash of row.events.filter((e) => e.what === 'crash')) problems.push(`${row.name}: crashed at ${clock(((crash.seenAt ?? t0) - t0) / 1000)}: ${crash.detail}`);
+    if (row.result === undefined && row.stats !== undefined) notes.push(`no RESULT: counts from its last STATS (${clock(row.stats.at / 1000)} after its start)`);
     if (row.exit !== undefined) problems.push(`${row.name}: left running or failed at exit: ${row.exit}`);
     if (row.result?.closeError !== undefined) problems.push(`${row.name}: close failed: ${row.result.closeError}`);
     if (row.result !== undefined && !row.result.drained) problems.push(`${row.name}: the outbox did not drain within ${settings.drainMs / 1000} s (depth ${row.drained?.depth})`);
