@@ -477,7 +477,9 @@ try {
       problems.push(`${row.name}: ${row.c2dSent - row.final.c2dReceived} C2D message(s) accepted by the hub never reached the client: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', …' : ''}`);
     }
     if (row.failure !== undefined) problems.push(`${row.name}: ${row.failure}`);
-    for (const crash of row.events.filter((e) => e.what === 'crash')) problems.push(`${row.name}: crashed at ${clock(((crash.seenAt ?? t0) - t0) / 1000)}: ${crash.detail}`);
+    const crashes = row.events.filter((e) => e.what === 'crash');
+    for (const crash of crashes.slice(0, 3)) problems.push(`${row.name}: uncaught exception (would have crashed the process; the soak kept it running) at ${clock(((crash.seenAt ?? t0) - t0) / 1000)}: ${crash.detail}`);
+    if (crashes.length > 3) problems.push(`${row.name}: ${crashes.length - 3} more uncaught exception(s)`);
     if (row.result === undefined && row.stats !== undefined) notes.push(`no RESULT: counts from its last STATS (${clock(row.stats.at / 1000)} after its start)`);
     if (row.exit !== undefined) problems.push(`${row.name}: left running or failed at exit: ${row.exit}`);
     if (row.result?.closeError !== undefined) problems.push(`${row.name}: close failed: ${row.result.closeError}`);
