@@ -20,6 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PROTOCOLS, type Protocol } from '@switchyard/profile';
 import { createConsumerProject } from '../scripts/consumer-project.ts';
+import { bundleChild } from './bundle-child.ts';
 import { report, rowFor, SLOTS, type AdapterCost, type ProtocolResults, type SliceSet, type Slot } from './overhead-report.ts';
 import { median, percentile } from './stats.ts';
 import type { ChildConfig, ChildResult, HubInfo, ReadyInfo, SliceResult } from './overhead-types.ts';
@@ -250,12 +251,6 @@ console.log(
     `wire round: ${settings.wireMessages} messages one at a time through a counting TCP proxy`,
 );
 
-/** The child harness as one plain-node file in `dir`, so its bare imports resolve from there. */
-async function bundle(entry: string, outfile: string, external: string[]): Promise<string> {
-  const { build } = await import('esbuild');
-  await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', external, keepNames: false, outfile, logLevel: 'error' });
-  return outfile;
-}
 // By default ours is measured as a user installs it: every package packed and installed with npm
 // into a project outside the workspace (scripts/consumer-project.ts), loaded from its dist/. The
 // harness is bundled into that project, so raw and ours take the Azure packages from the same
@@ -267,8 +262,8 @@ const bundled = installed === undefined
   ? undefined
   : {
       device: pathToFileURL(join(installed.dir, 'node_modules', '@switchyard', 'device', 'dist', 'index.js')).href,
-      child: await bundle(here('./overhead-child.ts'), join(installed.dir, 'overhead-child.bundle.mjs'), ['azure-iot-*', '@switchyard/device']),
-      adapter: await bundle(here('./adapter-cost.ts'), join(installed.dir, 'adapter-cost.bundle.mjs'), ['azure-iot-*', '@switchyard/device']),
+      child: await bundleChild(here('./overhead-child.ts'), join(installed.dir, 'overhead-child.bundle.mjs'), ['azure-iot-*', '@switchyard/device']),
+      adapter: await bundleChild(here('./adapter-cost.ts'), join(installed.dir, 'adapter-cost.bundle.mjs'), ['azure-iot-*', '@switchyard/device']),
     };
 if (installed !== undefined) {
   const tarball = installed.tarballs['@switchyard/device'];
