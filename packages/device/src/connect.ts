@@ -69,36 +69,32 @@ export interface ConnectInternals {
 }
 
 /**
- * Wraps the http-base request builder: our scheduler learns how each C2D GET ended (Http#receive
- * has no callback), and every request is bounded by `silentMs`. The SDK sets no timeout on its
- * requests, so one caught on a keep-alive socket that went silent waited on it until close():
- * a request whose socket stays silent that long is destroyed with its socket, and the next one
- * opens a new socket.
+ * Wraps the http-base request builder so our scheduler learns how each C2D GET ended (Http#receive
+ * has no callback). Every telemetry POST passes through it too, so it adds nothing but a test of
+ * the method to those: no rest arguments, no closure. (Silent sockets are bounded per socket, by
+ * the agent: see build().)
  */
-function observedHttpBase(silentMs: number): { base: unknown; pollOnce: (transport: { receive(): void }, timeoutMs: number) => Promise<PollOutcome> } {
+function observedHttpBase(): { base: unknown; pollOnce: (transport: { receive(): void }, timeoutMs: number) => Promise<PollOutcome> } {
   const requireHere = createRequire(import.meta.url);
   const requireFromHttp = createRequire(requireHere.resolve('azure-iot-device-http'));
-  const { Http: HttpBase } = requireFromHttp('azure-iot-http-base') as { Http: new () => { buildRequest: (...args: unknown[]) => unknown } };
+  type BuildRequest = (method: unknown, path: unknown, headers: unknown, host: unknown, options: unknown, done?: unknown) => ClientRequest;
+  const { Http: HttpBase } = requireFromHttp('azure-iot-http-base') as { Http: new () => { buildRequest: BuildRequest } };
   const base = new HttpBase();
   let pending: ((outcome: PollOutcome, err?: unknown) => void) | undefined;
-  const original = base.buildRequest.bind(base);
-  base.buildRequest = (...args: unknown[]) => {
-    const [method, path] = args;
-    const isPoll = method === 'GET' && typeof path === 'string' && /\/messages\/devicebound(\?|$)/.test(path);
-    const doneIndex = typeof args[5] === 'function' ? 5 : typeof args[4] === 'function' ? 4 : -1;
-    if (isPoll && doneIndex >= 0) {
-      const done = args[doneIndex] as (err: unknown, body: unknown, res: { statusCode?: number } | undefined) => void;
-      args[doneIndex] = (err: unknown, body: unknown, res: { statusCode?: number } | undefined) => {
-        done(err, body, res);
-        const resolve = pending;
-        pending = undefined;
-        const status = res?.statusCode ?? httpStatusOf(err);
-        resolve?.(err ? (status === 429 ? 'throttled' : status === undefined && neverReachedHub(err) ? 'unreached' : 'failed') : status === 200 ? 'message' : 'empty', err);
-      };
-    }
-    const request = original(...args) as ClientRequest;
-    request.setTimeout(silentMs, () => request.destroy(abandonedError('https', `no answer within ${silentMs} ms (operationTimeoutMs)`)));
-    return request;
+  const original = base.buildRequest;
+  base.buildRequest = function observedBuildRequest(this: unknown, method, path, headers, host, options, done) {
+    if (method !== 'GET' || typeof path !== 'string' || !/\/messages\/devicebound(\?|$)/.test(path)) return original.call(this, method, path, headers, host, options, done);
+    // buildRequest's own overload: without request options, `done` comes fifth.
+    const callback = (typeof done === 'function' ? done : options) as (err: unknown, body: unknown, res: { statusCode?: number } | undefined) => void;
+    if (typeof callback !== 'function') return original.call(this, method, path, headers, host, options, done);
+    const observed = (err: unknown, body: unknown, res: { statusCode?: number } | undefined): void => {
+      callback(err, body, res);
+      const resolve = pending;
+      pending = undefined;
+      const status = res?.statusCode ?? httpStatusOf(err);
+      resolve?.(err ? (status === 429 ? 'throttled' : status === undefined && neverReachedHub(err) ? 'unreached' : 'failed') : status === 200 ? 'message' : 'empty', err);
+    };
+    return typeof done === 'function' ? original.call(this, method, path, headers, host, options, observed) : original.call(this, method, path, headers, host, observed);
   };
   const pollOnce = (transport: { receive(): void }, timeoutMs: number): Promise<PollOutcome> =>
     new Promise<PollOutcome>((resolve) => {
@@ -126,13 +122,20 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
   const uploadTarget = uploadAgentTarget(connection.hostName, connection.gatewayHostName, endpoint);
   // The Http transport always gets an agent of its own: otherwise it uses Node's global one,
   // whose sockets close() cannot destroy and other code shares.
-  const httpsAgent = uploadTarget !== undefined ? new RedirectAgent(uploadTarget) : protocol === 'https' ? new https.Agent({ keepAlive: true }) : undefined;
+  // Its sockets carry an inactivity timeout of operationTimeoutMs (kept when a socket goes back to the
+  // pool: the agent re-applies its own `timeout`), and one that fires destroys the socket, in use or
+  // not: a request caught on a keep-alive socket that went silent fails, and the next one opens a new
+  // socket. Per socket, not per request: a request's own setTimeout cost a timer re-arm, two
+  // listeners and a closure on every message (bench/README.md, "Where the CPU went", stop 10).
+  const silentSocket = { timeout: options.operationTimeoutMs };
+  const httpsAgent = uploadTarget !== undefined ? new RedirectAgent(uploadTarget, silentSocket) : protocol === 'https' ? new https.Agent({ keepAlive: true, ...silentSocket }) : undefined;
   // WebSocket transports always get an agent: its sockets are the ones close() can destroy.
   const ws = protocol === 'mqtt-ws' || protocol === 'amqp-ws';
   const wsAgent = !ws ? undefined : route.agentTarget !== undefined ? new RedirectAgent(route.agentTarget) : new https.Agent({ keepAlive: true });
   const agents = [httpsAgent, wsAgent].filter((a): a is https.Agent => a !== undefined);
   const sockets = new SocketSet();
   for (const agent of agents) sockets.watch(agent);
+  if (httpsAgent !== undefined) sockets.destroyWhenSilent(httpsAgent, (ms) => abandonedError('https', `no answer within ${ms} ms (operationTimeoutMs)`));
   const gateway = route.gatewayHostName === null ? undefined : route.gatewayHostName ?? connection.gatewayHostName;
 
   let transport: unknown;
@@ -146,7 +149,7 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
     return transport;
   } as unknown as TransportConstructor;
   if (protocol === 'https') {
-    const observed = observedHttpBase(options.operationTimeoutMs);
+    const observed = observedHttpBase();
     ctor = function CapturingHttp(this: unknown, authProvider: unknown) {
       transport = new Transport(authProvider, observed.base);
       return transport;

@@ -14,8 +14,8 @@ export interface Endpoint {
 export class RedirectAgent extends https.Agent {
   readonly target: { host: string; port: number };
 
-  constructor(target: { host: string; port: number }) {
-    super({ keepAlive: true });
+  constructor(target: { host: string; port: number }, options: https.AgentOptions = {}) {
+    super({ keepAlive: true, ...options });
     this.target = target;
   }
 

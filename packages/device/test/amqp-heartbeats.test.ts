@@ -9,7 +9,7 @@ function fakeConnection() {
   const connection = {
     local: { open: { idle_time_out: 4_000 as number | undefined } },
     heartbeat_in: setTimeout(() => undefined, 60_000) as ReturnType<typeof setTimeout> | undefined,
-    amqp_transport: { read: (buffer: Buffer) => (reads.push(buffer), buffer.length) },
+    amqp_transport: { read: (buffer: Buffer, _connection?: unknown) => (reads.push(buffer), buffer.length) },
     socket: {},
     socket_ready: true,
     idled: 0,

@@ -23,6 +23,21 @@ export class SocketSet {
     };
   }
 
+  /**
+   * Destroys, with `reason(ms)`, every socket of `agent` (from now on) that stays silent for the
+   * agent's `timeout`, in use or idle in the pool: Node only emits 'timeout' for one in use.
+   */
+  destroyWhenSilent(agent: Agent, reason: (ms: number) => Error): void {
+    const ms = (agent as unknown as { options?: { timeout?: number } }).options?.timeout;
+    if (ms === undefined || ms <= 0) return;
+    const original = (agent as unknown as { createConnection: (...args: unknown[]) => Duplex }).createConnection;
+    (agent as unknown as { createConnection: (...args: unknown[]) => Duplex }).createConnection = (...args: unknown[]) => {
+      const socket = original.apply(agent, args);
+      socket.once('timeout', () => socket.destroy(reason(ms)));
+      return socket;
+    };
+  }
+
   get size(): number {
     return this.#sockets.size;
   }
