@@ -131,6 +131,9 @@ export function faultSuite(hub: () => LocalHub, protocol: Protocol): void {
 
       const ids = h.telemetry({ deviceId }).map((r) => r.systemProperties.messageId);
       const unique = new Set(ids);
+      const lost = Array.from({ length: MESSAGES }, (_, i) => `${deviceId}-${i}`).filter((id) => !unique.has(id)).length;
+      // One line per case for the suite's table (protocol x fault: recovery, lost, copies at the hub).
+      console.log(`[fault-suite] ${protocol} | ${fault.name} | recovered ${(recoveredMs / 1000).toFixed(1)} s | lost ${lost} | duplicated ${ids.length - unique.size}`);
       for (let i = 0; i < MESSAGES; i++) expect(unique.has(`${deviceId}-${i}`), `${deviceId}-${i} at the hub`).toBe(true);
       expect(rejected).toEqual([]);
 
