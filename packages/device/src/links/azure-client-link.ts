@@ -91,17 +91,39 @@ export interface AzureClientLinkOptions extends AzureGeneration {
  * to a closed port hangs for 4 minutes. Delays double from `baseMs` up to `maxMs`; what is worth
  * retrying is the error taxonomy's `retryable`.
  */
-export function boundedRetryPolicy(maxAttempts: number, baseMs = 100, maxMs = 5_000): RetryPolicyLike {
+export function boundedRetryPolicy(maxAttempts: number, baseMs = 100, maxMs = 5_000, clock: Clock = systemClock): RetryPolicyLike {
+  // The SDK counts retries per operation and per drop, from 1 each time. A connection that drops
+  // right after it came back (the hub drops MQTT on every publish while it throttles or refuses)
+  // would restart at the first step every time: a reconnect every 100 ms, ~3 900 in a 30-minute
+  // soak. So a first retry soon after the previous one continues the back-off instead; first
+  // retries within a few ms of each other (every send in flight failing at once) are one drop.
+  let streak = 0;
+  let lastFirstAt = Number.NEGATIVE_INFINITY;
   return {
     shouldRetry: (err) => maxAttempts > 0 && isRetryable(err),
     nextRetryTimeout: (retryCount, throttled) => {
       if (retryCount > maxAttempts) return -1;
+      if (retryCount <= 1) {
+        const now = clock.now();
+        const since = now - lastFirstAt;
+        if (since >= SAME_DROP_MS) {
+          streak = since < SETTLED_MS ? Math.min(streak + 1, MAX_STREAK) : 0;
+          lastFirstAt = now;
+        }
+      }
       // The one backoff schedule, without jitter: the SDK adds none of its own to ours either.
       const policy = throttled ? { baseMs: Math.max(baseMs, 5_000), maxMs: Math.max(maxMs, 60_000) } : { baseMs, maxMs };
-      return backoffDelay({ ...policy, maxRetries: Infinity, jitter: 0 }, Math.max(0, retryCount - 1))!;
+      return backoffDelay({ ...policy, maxRetries: Infinity, jitter: 0 }, Math.max(0, retryCount - 1) + streak)!;
     },
   };
 }
+
+/** First retries closer together than this are the same drop (every operation in flight failing). */
+const SAME_DROP_MS = 50;
+/** A connection that stayed up this long was a real recovery: the back-off starts over. */
+const SETTLED_MS = 10_000;
+/** Enough to reach any cap; keeps the exponent finite. */
+const MAX_STREAK = 30;
 
 /**
  * How long close() lets the SDK end the connection in order (feature attaches under way included)
