@@ -15,7 +15,6 @@
 import { EventEmitter } from 'node:events';
 import type { Agent } from 'node:https';
 import { isIP } from 'node:net';
-import rhea from 'rhea';
 import type { AmqpError, Connection, ConnectionOptions, EventContext, Session } from 'rhea';
 import WebSocket from 'ws';
 // Not re-exported by the package index; the same agent the stock client uses, so the put-token
@@ -23,6 +22,7 @@ import WebSocket from 'ws';
 import amqpCbs from 'azure-iot-amqp-base/dist/amqp_cbs.js';
 // The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
 import azureCommon from 'azure-iot-common';
+import { sdkRhea } from './sdk-rhea.ts';
 import { createLinkTracker, trackLinks, type LinkTracker, type PeerDetach, type PeerDetachListener } from './link-tracker.ts';
 
 export type AmqpTransportKind = 'tls' | 'wss';
@@ -119,7 +119,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   private doOpen(userAgent: string): Promise<void> {
     const epoch = ++this.epoch;
     this.stateValue = 'connecting';
-    const container = rhea.create_container({ id: `switchyard-gateway-${this.id}` });
+    const container = sdkRhea.create_container({ id: `switchyard-gateway-${this.id}` });
     // What azure-iot-amqp-base sets on its container: the client version on every link, no rhea
     // reconnect (the Azure client owns retries), and manual settlement of C2D deliveries.
     const linkDefaults = { properties: { 'com.microsoft:client-version': userAgent }, reconnect: false };
@@ -193,7 +193,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     });
   }
 
-  private connectionOptions(container: ReturnType<typeof rhea.create_container>): ConnectionOptions {
+  private connectionOptions(container: ReturnType<typeof sdkRhea.create_container>): ConnectionOptions {
     const { endpoint } = this;
     // An IP gets no SNI (Node warns on IP server names) and is checked against the IP SANs.
     const servername = isIP(endpoint.host) === 0 ? endpoint.host : '';
