@@ -575,11 +575,29 @@ function connectionError(context: EventContext, what: string): Error {
 }
 
 function destroy(connection: Connection): void {
-  const socket = (connection as unknown as { socket?: { destroy?: () => void; end?: () => void } }).socket;
+  const raw = connection as unknown as RheaConnectionInternals;
+  const socket = raw.socket;
   try {
     if (socket?.destroy) socket.destroy();
     else socket?.end?.();
   } catch {
     // Already gone; nothing left to release.
   }
+  // rhea learns that its socket ended only from 'end', which a destroyed socket never emits: its
+  // heartbeat timers stayed armed (the hub's 4-minute idle timeout makes a 2-minute one), and a
+  // gateway whose identities had method links kept the process alive for minutes after close().
+  // Nothing is written on this connection any more, so nothing may re-arm them either.
+  raw.socket_ready = false;
+  clearTimeout(raw.heartbeat_out);
+  clearTimeout(raw.heartbeat_in);
+  raw.heartbeat_out = undefined;
+  raw.heartbeat_in = undefined;
+}
+
+/** The fields of rhea 1.x's Connection that its output() and heartbeats use. */
+interface RheaConnectionInternals {
+  socket?: { destroy?: () => void; end?: () => void };
+  socket_ready?: boolean;
+  heartbeat_out?: NodeJS.Timeout;
+  heartbeat_in?: NodeJS.Timeout;
 }
