@@ -60,6 +60,14 @@ describe('a consumer project', () => {
     expect(lines(result.stdout)).toEqual([{ registered: 'backend-1', body: { temperature: 21 }, kind: 'reading', messageId: 'b-1' }]);
   });
 
+  it('answers a direct method from azure-iothub on connect() over AMQP and on an identity of each gateway engine', async () => {
+    const result = await runIn(project.dir, process.execPath, ['methods.mjs']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(lines(result.stdout)).toEqual(
+      ['connect-amqp', 'gateway-lean', 'gateway-azure-client'].map((client) => ({ client, status: 200, echoed: true, errors: [] })),
+    );
+  });
+
   it('runs the same from CommonJS with require()', async () => {
     const result = await runIn(project.dir, process.execPath, ['round-trip.cjs']);
     expect(result.code, result.stderr).toBe(0);

@@ -15,7 +15,6 @@
 import { EventEmitter } from 'node:events';
 import type { Agent } from 'node:https';
 import { isIP } from 'node:net';
-import rhea from 'rhea';
 import type { AmqpError, Connection, ConnectionOptions, EventContext, Session } from 'rhea';
 import WebSocket from 'ws';
 // Not re-exported by the package index; the same agent the stock client uses, so the put-token
@@ -23,6 +22,7 @@ import WebSocket from 'ws';
 import amqpCbs from 'azure-iot-amqp-base/dist/amqp_cbs.js';
 // The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
 import azureCommon from 'azure-iot-common';
+import { sdkRhea } from './sdk-rhea.ts';
 import { createLinkTracker, trackLinks, type LinkTracker, type PeerDetach, type PeerDetachListener } from './link-tracker.ts';
 
 export type AmqpTransportKind = 'tls' | 'wss';
@@ -119,7 +119,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   private doOpen(userAgent: string): Promise<void> {
     const epoch = ++this.epoch;
     this.stateValue = 'connecting';
-    const container = rhea.create_container({ id: `switchyard-gateway-${this.id}` });
+    const container = sdkRhea.create_container({ id: `switchyard-gateway-${this.id}` });
     // What azure-iot-amqp-base sets on its container: the client version on every link, no rhea
     // reconnect (the Azure client owns retries), and manual settlement of C2D deliveries.
     const linkDefaults = { properties: { 'com.microsoft:client-version': userAgent }, reconnect: false };
@@ -193,7 +193,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     });
   }
 
-  private connectionOptions(container: ReturnType<typeof rhea.create_container>): ConnectionOptions {
+  private connectionOptions(container: ReturnType<typeof sdkRhea.create_container>): ConnectionOptions {
     const { endpoint } = this;
     // An IP gets no SNI (Node warns on IP server names) and is checked against the IP SANs.
     const servername = isIP(endpoint.host) === 0 ? endpoint.host : '';
@@ -575,11 +575,29 @@ function connectionError(context: EventContext, what: string): Error {
 }
 
 function destroy(connection: Connection): void {
-  const socket = (connection as unknown as { socket?: { destroy?: () => void; end?: () => void } }).socket;
+  const raw = connection as unknown as RheaConnectionInternals;
+  const socket = raw.socket;
   try {
     if (socket?.destroy) socket.destroy();
     else socket?.end?.();
   } catch {
     // Already gone; nothing left to release.
   }
+  // rhea learns that its socket ended only from 'end', which a destroyed socket never emits: its
+  // heartbeat timers stayed armed (the hub's 4-minute idle timeout makes a 2-minute one), and a
+  // gateway whose identities had method links kept the process alive for minutes after close().
+  // Nothing is written on this connection any more, so nothing may re-arm them either.
+  raw.socket_ready = false;
+  clearTimeout(raw.heartbeat_out);
+  clearTimeout(raw.heartbeat_in);
+  raw.heartbeat_out = undefined;
+  raw.heartbeat_in = undefined;
+}
+
+/** The fields of rhea 1.x's Connection that its output() and heartbeats use. */
+interface RheaConnectionInternals {
+  socket?: { destroy?: () => void; end?: () => void };
+  socket_ready?: boolean;
+  heartbeat_out?: NodeJS.Timeout;
+  heartbeat_in?: NodeJS.Timeout;
 }

@@ -163,14 +163,18 @@ export class IdentityChannel implements SessionListener {
   send(message: Message, endpoint: string, to: string | undefined, done: Callback): void {
     const amqpMessage = AmqpMessage.fromMessage(message);
     if (to !== undefined) amqpMessage.to = to;
+    // The SDK's SenderLink hands a refused delivery's bare AMQP error ({ condition, description })
+    // to the callback, which the device transport passes on as is: it would reach the user as
+    // "[object Object]". Made an SDK error here, with the hub's reason in its message.
+    const sent: Callback = (err, result) => done(isAmqpErrorObject(err) ? refused(endpoint, err) : err, result);
     const existing = this.sendersMap?.get(endpoint);
     if (existing) {
-      existing.send(amqpMessage, done);
+      existing.send(amqpMessage, sent);
       return;
     }
     this.attachSenderLink(endpoint, null, (err, link) => {
       if (err || !link) done(err ?? new azureErrors.NotConnectedError('sender link missing'));
-      else link.send(amqpMessage, done);
+      else link.send(amqpMessage, sent);
     });
   }
 
@@ -290,6 +294,15 @@ export class IdentityChannel implements SessionListener {
       this.disconnectHandler?.(error);
     });
   }
+}
+
+function isAmqpErrorObject(err: unknown): err is { condition?: unknown; description?: unknown } {
+  return typeof err === 'object' && err !== null && !(err instanceof Error) && ('condition' in err || 'description' in err);
+}
+
+function refused(endpoint: string, amqpError: { condition?: unknown; description?: unknown }): Error {
+  const why = typeof amqpError.description === 'string' ? amqpError.description : String(amqpError.condition ?? 'no reason given');
+  return translateAmqpError(`the hub refused the message on ${endpoint}: ${why}`, toError(amqpError));
 }
 
 /** translateError reads `condition` off the error, as rhea's LinkError carries it. */
