@@ -575,10 +575,16 @@ function connectionError(context: EventContext, what: string): Error {
 }
 
 function destroy(connection: Connection): void {
-  const socket = (connection as unknown as { socket?: { destroy?: () => void; end?: () => void } }).socket;
+  const socket = (connection as unknown as { socket?: { destroy?: (error?: Error) => void; end?: () => void; destroyed?: boolean } }).socket;
   try {
-    if (socket?.destroy) socket.destroy();
-    else socket?.end?.();
+    // With an error: rhea hears a socket's 'end' and 'error' only, not its 'close'. Destroyed
+    // silently, the connection stayed open in rhea's eyes, and its heartbeat timer (half the
+    // hub's idle timeout, re-armed by every heartbeat written into the dead socket) kept the
+    // process alive for ever after the gateway dropped a connection (a CBS link cut) and closed.
+    // The gateway's 'error' and 'disconnected' handlers are bound to the epoch it has left.
+    if (socket?.destroy) {
+      if (socket.destroyed !== true) socket.destroy(Object.assign(new Error('AMQP connection dropped by the gateway'), { code: 'ECONNABORTED' }));
+    } else socket?.end?.();
   } catch {
     // Already gone; nothing left to release.
   }
