@@ -2,7 +2,9 @@
 // When the hub cut its CBS link, the gateway dropped the connection by destroying its socket
 // without an error: rhea listens for 'end' and 'error' only, so it never learnt that the socket was
 // gone, and its heartbeat timer (half the hub's idle timeout, re-armed by each heartbeat it wrote
-// into the dead socket) held the process for ever (amqp/connection.ts, destroy).
+// into the dead socket) held the process for ever (amqp/connection.ts, destroy). When the hub
+// ended its control session (KillAmqpSession), the gateway dialled a new connection and left the
+// old one open: a live socket and the same timer.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +20,7 @@ afterAll(async () => {
 
 const child = fileURLToPath(new URL('./gateway-exit-child.ts', import.meta.url));
 
-describe.each(['KillAmqpCBSLinkReq', 'KillAmqpCBSLinkResp'] as const)('a lean AMQP gateway after %s', (fault: FaultInjection['type']) => {
+describe.each(['KillAmqpCBSLinkReq', 'KillAmqpCBSLinkResp', 'KillAmqpSession'] as const)('a lean AMQP gateway after %s', (fault: FaultInjection['type']) => {
   it('reconnects, works, and its process exits by itself after close()', async () => {
     const ids = [0, 1].map((i) => `exit-${fault}-${i}`);
     for (const id of ids) hub.createDevice(id);

@@ -171,7 +171,15 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
 
       connection.on('connection_open', () => {
         const control = connection.create_session();
-        control.on('session_close', (context: EventContext) => onGone(context, 'control session ended by the hub'));
+        // The connection outlives its control session in rhea: left as it was, it stayed open (a
+        // socket and rhea's heartbeat timer) after the gateway dialled a new one, and kept the
+        // process alive after close() (KillAmqpSession). Dropped as a CBS link cut is.
+        control.on('session_close', (context: EventContext) => {
+          const error = connectionError(context, 'control session ended by the hub');
+          if (!settled) fail(error);
+          else if (this.epoch === epoch) this.dropConnection(epoch, error);
+          else destroy(connection);
+        });
         control.on('session_error', () => undefined);
         control.on('session_open', () => {
           // The CBS pair is connection-wide state: if the hub detaches it, no identity can renew.
