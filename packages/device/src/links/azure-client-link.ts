@@ -374,9 +374,6 @@ export class AzureClientLink implements DeviceLink {
     const oldGen = this.#gen;
     this.#detach();
     oldGen.azure.on('error', () => undefined);
-    // A retry the SDK had under way on the old client can open it again after its close, with a
-    // session at the hub and a token renewal timer that keeps the process alive: close it again.
-    oldGen.azure.on('connect', () => void oldGen.azure.close().catch(() => undefined));
     const retiring = this.#closeGeneration(oldGen, 'replaced after an operation timed out').catch(() => undefined);
     this.#retiring.add(retiring);
     void retiring.finally(() => this.#retiring.delete(retiring));
