@@ -10,6 +10,7 @@ import type { PollOutcome } from '../poll-scheduler.ts';
 import type { Protocol } from '@switchyard/profile';
 import { backoffDelay, delay, systemClock, type Clock } from '@switchyard/time';
 import type { MethodRequest, TwinDocument } from '../types.ts';
+import { guardTransportTwin } from './amqp-twin-guard.ts';
 import { batchElementBytes, HTTPS_BATCH_ELEMENTS_BYTES, httpsBatchSender } from './https-batch.ts';
 import { keepConnecting } from './keep-connecting.ts';
 import type { DeviceLink, LinkBatching, LinkListener, Settlement } from './link.ts';
@@ -167,6 +168,8 @@ export class AzureClientLink implements DeviceLink {
   readonly #attaches = new Set<Promise<void>>();
   /** Twin requests in flight, told when the transport reports its connection lost (#twinRequest). */
   readonly #drops = new Set<() => void>();
+  /** Clients replaced after an operation timed out and still closing, which close() waits for. */
+  readonly #retiring = new Set<Promise<void>>();
   readonly #o: AzureClientLinkOptions;
   readonly batching: LinkBatching | undefined;
 
@@ -282,6 +285,9 @@ export class AzureClientLink implements DeviceLink {
    */
   #watchAttaches(transport: unknown): void {
     if (this.protocol !== 'amqp' && this.protocol !== 'amqp-ws') return;
+    // Its twin client's detach while the first twin request attaches threw out of the SDK and
+    // wedged the transport's disconnect (amqp-twin-guard.ts).
+    guardTransportTwin(transport);
     const t = transport as Record<string, unknown> | undefined;
     for (const name of ['enableC2D', 'enableMethods', 'enableTwinDesiredPropertiesUpdates']) {
       const original = t?.[name];
@@ -390,7 +396,9 @@ export class AzureClientLink implements DeviceLink {
     const oldGen = this.#gen;
     this.#detach();
     oldGen.azure.on('error', () => undefined);
-    void this.#closeGeneration(oldGen, 'replaced after an operation timed out').catch(() => undefined);
+    const retiring = this.#closeGeneration(oldGen, 'replaced after an operation timed out').catch(() => undefined);
+    this.#retiring.add(retiring);
+    void retiring.finally(() => this.#retiring.delete(retiring));
     const clock = this.#o.clock ?? systemClock;
     this.#rebuilding = (async () => {
       const attempts = this.#o.retryPolicy === undefined ? 3 : 5;
@@ -653,6 +661,9 @@ export class AzureClientLink implements DeviceLink {
     if (this.#rebuilding !== undefined) await this.#within(this.#rebuilding, deadline);
     if (this.#attaches.size > 0) await this.#within(Promise.all([...this.#attaches]), deadline);
     const gen = this.#gen;
+    // Bounded by #closeGeneration's own budget; waited for so that nothing of this link still
+    // runs once close() resolved.
+    const retired = this.#within(Promise.all([...this.#retiring]), clock.now() + CLOSE_GRACE_MS + CLOSE_SETTLE_MS);
     try {
       await this.#closeGeneration(gen, 'close() over a connection that did not answer', deadline);
     } finally {
@@ -663,5 +674,6 @@ export class AzureClientLink implements DeviceLink {
       // leave a live session at the hub: close the client again if it connects after all.
       gen.azure.on('connect', () => void gen.azure.close().catch(() => undefined));
     }
+    await retired;
   }
 }

@@ -171,7 +171,15 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
 
       connection.on('connection_open', () => {
         const control = connection.create_session();
-        control.on('session_close', (context: EventContext) => onGone(context, 'control session ended by the hub'));
+        // The connection outlives its control session in rhea: left as it was, it stayed open (a
+        // socket and rhea's heartbeat timer) after the gateway dialled a new one, and kept the
+        // process alive after close() (KillAmqpSession). Dropped as a CBS link cut is.
+        control.on('session_close', (context: EventContext) => {
+          const error = connectionError(context, 'control session ended by the hub');
+          if (!settled) fail(error);
+          else if (this.epoch === epoch) this.dropConnection(epoch, error);
+          else destroy(connection);
+        });
         control.on('session_error', () => undefined);
         control.on('session_open', () => {
           // The CBS pair is connection-wide state: if the hub detaches it, no identity can renew.
@@ -578,8 +586,14 @@ function destroy(connection: Connection): void {
   const raw = connection as unknown as RheaConnectionInternals;
   const socket = raw.socket;
   try {
-    if (socket?.destroy) socket.destroy();
-    else socket?.end?.();
+    // With an error: rhea hears a socket's 'end' and 'error' only, not its 'close'. Destroyed
+    // silently, the connection stayed open in rhea's eyes, and its heartbeat timer (half the
+    // hub's idle timeout, re-armed by every heartbeat written into the dead socket) kept the
+    // process alive for ever after the gateway dropped a connection (a CBS link cut) and closed.
+    // The gateway's 'error' and 'disconnected' handlers are bound to the epoch it has left.
+    if (socket?.destroy) {
+      if (socket.destroyed !== true) socket.destroy(Object.assign(new Error('AMQP connection dropped by the gateway'), { code: 'ECONNABORTED' }));
+    } else socket?.end?.();
   } catch {
     // Already gone; nothing left to release.
   }
@@ -596,7 +610,7 @@ function destroy(connection: Connection): void {
 
 /** The fields of rhea 1.x's Connection that its output() and heartbeats use. */
 interface RheaConnectionInternals {
-  socket?: { destroy?: () => void; end?: () => void };
+  socket?: { destroy?: (error?: Error) => void; end?: () => void; destroyed?: boolean };
   socket_ready?: boolean;
   heartbeat_out?: NodeJS.Timeout;
   heartbeat_in?: NodeJS.Timeout;

@@ -12,7 +12,7 @@
 // the SDK's blob client, which the gateway builds per upload.
 import type { Delivery, EventContext, Message as RheaMessage, Receiver, Sender } from 'rhea';
 import { SwitchyardError } from '@switchyard/errors';
-import { fromAzureMessage, isRetryable, toAzureMessage, type C2DMessageData, type DeviceLink, type LinkListener, type OutgoingMessage, type Settlement, type TwinDocument } from '@switchyard/device/internal';
+import { fromAzureMessage, guardTwinClient, isRetryable, toAzureMessage, type C2DMessageData, type DeviceLink, type LinkListener, type OutgoingMessage, type Settlement, type TwinDocument } from '@switchyard/device/internal';
 import type { Clock } from '@switchyard/time';
 // The Azure packages are CommonJS whose exports Node's ESM loader cannot name statically.
 import amqpBase from 'azure-iot-amqp-base';
@@ -404,6 +404,9 @@ export class IdentityLink implements DeviceLink {
   #twin(): TwinClient {
     if (this.#twinClient) return this.#twinClient;
     const client = new AmqpTwinClient(this as never, this.channel as never);
+    // A link error while its first attach is under way (the channel force-detaching a dropped
+    // session's links) made the SDK's detach throw an uncaught TypeError (amqp-twin-guard.ts).
+    guardTwinClient(client);
     client.on('error', (err: unknown) => this.#listener?.linkFault(err, 'twin'));
     client.on('twinDesiredPropertiesUpdate', (patch: Record<string, unknown>) => this.#listener?.linkDesired(patch));
     this.#twinClient = client;
