@@ -12,6 +12,7 @@ import { backoffDelay, delay, systemClock, type Clock } from '@switchyard/time';
 import type { MethodRequest, TwinDocument } from '../types.ts';
 import { guardTransportTwin } from './amqp-twin-guard.ts';
 import { batchElementBytes, HTTPS_BATCH_ELEMENTS_BYTES, httpsBatchSender } from './https-batch.ts';
+import { guardAmqpLinks } from './amqp-link-guard.ts';
 import { keepConnecting } from './keep-connecting.ts';
 import type { DeviceLink, LinkBatching, LinkListener, Settlement } from './link.ts';
 
@@ -288,6 +289,8 @@ export class AzureClientLink implements DeviceLink {
     // Its twin client's detach while the first twin request attaches threw out of the SDK and
     // wedged the transport's disconnect (amqp-twin-guard.ts).
     guardTransportTwin(transport);
+    // A link force-detached while attaching told the base client it attached (amqp-link-guard.ts).
+    guardAmqpLinks(transport);
     const t = transport as Record<string, unknown> | undefined;
     for (const name of ['enableC2D', 'enableMethods', 'enableTwinDesiredPropertiesUpdates']) {
       const original = t?.[name];
