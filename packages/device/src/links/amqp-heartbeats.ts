@@ -41,7 +41,7 @@ export function requestAmqpHeartbeats(transport: unknown, idleTimeoutMs: number,
   };
 }
 
-/** Replaces rhea's per-read idle timer on an open `connection` by one periodic check. */
+/** Replaces rhea's per-read idle timer on an open `connection` by one timer that wakes when the silence would reach the timeout. */
 export function watchSilence(connection: RheaConnectionLike | undefined, idleTimeoutMs: number, clock: Clock): void {
   const transport = connection?.amqp_transport;
   const open = connection?.local?.open;
