@@ -1,7 +1,7 @@
 // connect(): options → profile → selector decision → transport factory → Azure client with all
 // SDK options in one setOptions call → open (with fallback on network failures) → DeviceClient.
 import type { ClientRequest } from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
 import { createRequire } from 'node:module';
 import azureDevice from 'azure-iot-device';
 import type { Client } from 'azure-iot-device';
@@ -15,6 +15,7 @@ import { requestAmqpHeartbeats } from './links/amqp-heartbeats.ts';
 import { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type AzureGeneration, type PollOnce } from './links/azure-client-link.ts';
 import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
 import { translateError, httpStatusOf, neverReachedHub } from './errors.ts';
+import { HttpsAgent } from './https-agent.ts';
 import { Outbox } from './outbox/outbox.ts';
 import { parseConnectOptions, type ConnectOptionsInput, type ParsedConnectOptions, type ParsedConnectionString } from './options.ts';
 import type { PollOutcome } from './poll-scheduler.ts';
@@ -122,20 +123,18 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
   const uploadTarget = uploadAgentTarget(connection.hostName, connection.gatewayHostName, endpoint);
   // The Http transport always gets an agent of its own: otherwise it uses Node's global one,
   // whose sockets close() cannot destroy and other code shares.
-  // Its sockets carry an inactivity timeout of operationTimeoutMs (kept when a socket goes back to the
-  // pool: the agent re-applies its own `timeout`), and one that fires destroys the socket, in use or
-  // not: a request caught on a keep-alive socket that went silent fails, and the next one opens a new
-  // socket. Per socket, not per request: a request's own setTimeout cost a timer re-arm, two
-  // listeners and a closure on every message (bench/README.md, "Where the CPU went", stop 10).
-  const silentSocket = { timeout: options.operationTimeoutMs };
-  const httpsAgent = uploadTarget !== undefined ? new RedirectAgent(uploadTarget, silentSocket) : protocol === 'https' ? new https.Agent({ keepAlive: true, ...silentSocket }) : undefined;
+  // A socket of it that passes no byte for operationTimeoutMs, in use or idle in the pool, is
+  // destroyed: a request caught on a keep-alive socket that went silent fails, and the next one
+  // opens a new socket. Watched per client, not set as the agent's `timeout`: with that, Node
+  // re-creates the socket's timer and its listener on every request (links/silent-sockets.ts).
+  const httpsAgent = uploadTarget !== undefined ? new RedirectAgent(uploadTarget) : protocol === 'https' ? new HttpsAgent({ keepAlive: true }) : undefined;
   // WebSocket transports always get an agent: its sockets are the ones close() can destroy.
   const ws = protocol === 'mqtt-ws' || protocol === 'amqp-ws';
-  const wsAgent = !ws ? undefined : route.agentTarget !== undefined ? new RedirectAgent(route.agentTarget) : new https.Agent({ keepAlive: true });
-  const agents = [httpsAgent, wsAgent].filter((a): a is https.Agent => a !== undefined);
+  const wsAgent = !ws ? undefined : route.agentTarget !== undefined ? new RedirectAgent(route.agentTarget) : new HttpsAgent({ keepAlive: true });
+  const agents = [httpsAgent, wsAgent].filter((a): a is HttpsAgent => a !== undefined);
   const sockets = new SocketSet();
   for (const agent of agents) sockets.watch(agent);
-  if (httpsAgent !== undefined) sockets.destroyWhenSilent(httpsAgent, (ms) => abandonedError('https', `no answer within ${ms} ms (operationTimeoutMs)`));
+  if (httpsAgent !== undefined) sockets.destroyWhenSilent(httpsAgent, options.operationTimeoutMs, (ms) => abandonedError('https', `no answer within ${ms} ms (operationTimeoutMs)`));
   const gateway = route.gatewayHostName === null ? undefined : route.gatewayHostName ?? connection.gatewayHostName;
 
   let transport: unknown;

@@ -5,13 +5,14 @@
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Protocol } from '@switchyard/profile';
+import { HttpsAgent } from './https-agent.ts';
 
 export interface Endpoint {
   host?: string;
   ports?: { mqtt?: number; amqp?: number; https?: number };
 }
 
-export class RedirectAgent extends https.Agent {
+export class RedirectAgent extends HttpsAgent {
   readonly target: { host: string; port: number };
 
   constructor(target: { host: string; port: number }, options: https.AgentOptions = {}) {

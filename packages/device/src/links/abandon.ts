@@ -7,6 +7,8 @@
 import type { Agent } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Protocol } from '@switchyard/profile';
+import type { Clock } from '@switchyard/time';
+import { SilentSocketWatch } from './silent-sockets.ts';
 
 /** The sockets one Azure client opened through agents (WebSockets, HTTPS). */
 export class SocketSet {
@@ -24,16 +26,16 @@ export class SocketSet {
   }
 
   /**
-   * Destroys, with `reason(ms)`, every socket of `agent` (from now on) that stays silent for the
-   * agent's `timeout`, in use or idle in the pool: Node only emits 'timeout' for one in use.
+   * Destroys, with `reason(ms)`, every socket of `agent` (from now on) that passes no byte for
+   * `silentMs`, in use or idle in the pool (silent-sockets.ts: no timer per request).
    */
-  destroyWhenSilent(agent: Agent, reason: (ms: number) => Error): void {
-    const ms = (agent as unknown as { options?: { timeout?: number } }).options?.timeout;
-    if (ms === undefined || ms <= 0) return;
+  destroyWhenSilent(agent: Agent, silentMs: number, reason: (ms: number) => Error, clock?: Clock): void {
+    if (!(silentMs > 0)) return;
+    const watch = new SilentSocketWatch(silentMs, reason, clock);
     const original = (agent as unknown as { createConnection: (...args: unknown[]) => Duplex }).createConnection;
     (agent as unknown as { createConnection: (...args: unknown[]) => Duplex }).createConnection = (...args: unknown[]) => {
       const socket = original.apply(agent, args);
-      socket.once('timeout', () => socket.destroy(reason(ms)));
+      watch.add(socket);
       return socket;
     };
   }
