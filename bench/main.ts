@@ -41,6 +41,9 @@ const USAGE = `usage: pnpm bench [options]
                       at once, so the per-set ratios cancel it)
   --aa-loaded         the A/A client imports ours' module (unused) before it connects: a gap
                       ours/raw that A/A/raw then shows too comes from the code loaded, not the sends
+  --aa-ours-sdk       diagnostic: the A/A client is ours' connect(), sending straight through the
+                      Azure client it built (past our layers): ours/A-A is our per-send code,
+                      A-A/raw our configuration of the SDK
   --json FILE         also write every child's result as JSON
   --report FILE       print the report of a run kept with --json again, without running
   --cpu-prof DIR      V8 CPU profiles of each measured child's slices (not its connect or
@@ -72,6 +75,7 @@ const { values: flags } = parseArgs({
     'from-source': { type: 'boolean', default: false },
     aa: { type: 'boolean', default: false },
     'aa-loaded': { type: 'boolean', default: false },
+    'aa-ours-sdk': { type: 'boolean', default: false },
     sequential: { type: 'boolean', default: false },
     json: { type: 'string' },
     'cpu-prof': { type: 'string' },
@@ -272,6 +276,7 @@ if (installed !== undefined) {
   console.log('--from-source: both variants under node --import tsx; ours from its TypeScript sources');
 }
 if (flags.aa) console.log("--aa: the raw Azure client in the 'ours' column too");
+if (flags['aa-ours-sdk']) console.log("--aa-ours-sdk: the A/A column is ours' connect() sending straight through the Azure client it built (ours/A-A = our per-send layers, A-A/raw = our SDK configuration)");
 if (flags['aa-loaded']) console.log("--aa-loaded: the A/A client has imported ours' module (unused) before connecting");
 const oursModule = bundled?.device;
 if (flags['cpu-prof'] !== undefined) mkdirSync(flags['cpu-prof'], { recursive: true });
@@ -292,7 +297,7 @@ function configFor(slot: Slot, protocol: Protocol, wire: boolean): ChildConfig {
   if (deviceId === undefined || key === undefined) throw new Error('bench: ran out of hub devices');
   return {
     // The A/A slot, and with --aa the ours slot too, run the raw client; results stay filed under the slot.
-    variant: slot === 'ours' && !flags.aa ? 'ours' : 'raw',
+    variant: slot === 'ours' && !flags.aa ? 'ours' : slot === 'aa' && flags['aa-ours-sdk'] ? 'ours-sdk' : 'raw',
     protocol,
     hub: hubAddress,
     deviceId,
@@ -436,7 +441,7 @@ if (failures.length > 0) {
 console.log(`Total ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`);
 
 if (flags.json !== undefined) {
-  const json = { git: gitSha(), node: process.version, cpu: cpuList[0]?.model, cores: cpuList.length, loadAtStart, loadAtEnd, settings: { ...settings, rounds, slices, sliceMs, bundled: !flags['from-source'], aa: flags.aa, aaLoaded: flags['aa-loaded'], together: !flags.sequential }, results, adapter, failures };
+  const json = { git: gitSha(), node: process.version, cpu: cpuList[0]?.model, cores: cpuList.length, loadAtStart, loadAtEnd, settings: { ...settings, rounds, slices, sliceMs, bundled: !flags['from-source'], aa: flags.aa, aaLoaded: flags['aa-loaded'], aaOursSdk: flags['aa-ours-sdk'], together: !flags.sequential }, results, adapter, failures };
   writeFileSync(flags.json, JSON.stringify(json, null, 2));
   console.log(`Wrote ${flags.json}.`);
 }

@@ -83,7 +83,27 @@ function portFor(protocol: Protocol, ports: Ports): number {
   return ports.https;
 }
 
+/**
+ * The Azure client ours' connect() builds, caught at Client.fromConnectionString of the very
+ * azure-iot-device instance ours imports (resolved from ours' module, not from this file).
+ */
+function catchOursAzureClient(config: ChildConfig): { client(): RawClient; Message: RawDeviceModule['Message'] } {
+  const from = config.oursModule ?? import.meta.resolve('@switchyard/device');
+  const device = createRequire(from)('azure-iot-device') as RawDeviceModule;
+  const original = device.Client.fromConnectionString.bind(device.Client);
+  let caught: RawClient | undefined;
+  device.Client.fromConnectionString = (cs: string, transport: unknown) => (caught = original(cs, transport));
+  return {
+    client: () => {
+      if (caught === undefined) throw new Error('ours-sdk: connect() built no Azure client through Client.fromConnectionString');
+      return caught;
+    },
+    Message: device.Message,
+  };
+}
+
 async function ours(config: ChildConfig, ports: Ports): Promise<Sender> {
+  const sdk = config.variant === 'ours-sdk' ? catchOursAzureClient(config) : undefined;
   const { connect } = (config.oursModule === undefined ? await import('@switchyard/device') : await import(config.oursModule)) as typeof DeviceModule;
   const { protocol, hub } = config;
   // HTTPS is picked by the profile alone; development mode with a long interval keeps C2D
@@ -100,6 +120,11 @@ async function ours(config: ChildConfig, ports: Ports): Promise<Sender> {
     ...(protocol === 'https' ? {} : { forceProtocol: protocol }),
   });
   const payload = Buffer.alloc(config.payloadBytes, 'x');
+  if (sdk !== undefined) {
+    const azure = sdk.client();
+    const { Message } = sdk;
+    return { send: () => azure.sendEvent(new Message(payload)), close: () => client.close(), chosen: decision.protocol };
+  }
   return { send: () => client.sendEvent(payload), close: () => client.close(), chosen: decision.protocol };
 }
 
@@ -270,7 +295,7 @@ async function main(): Promise<void> {
   }
 
   const connectStarted = process.hrtime.bigint();
-  const sender = config.variant === 'ours' ? await ours(config, ports) : await raw(config, ports);
+  const sender = config.variant === 'raw' ? await raw(config, ports) : await ours(config, ports);
   const connectMs = Number(process.hrtime.bigint() - connectStarted) / 1e6;
   const rssAfterConnect = process.memoryUsage.rss();
 

@@ -2,7 +2,12 @@
 // stdin, one JSON result line on its stdout.
 import type { Protocol } from '@switchyard/profile';
 
-export type Variant = 'raw' | 'ours';
+/**
+ * 'ours-sdk' (diagnostic, --aa-ours-sdk): ours' connect() builds and opens the Azure client, and
+ * the sends go straight to that client's sendEvent, past our layers: ours / ours-sdk is what our
+ * per-send code costs, ours-sdk / raw what our configuration of the SDK costs.
+ */
+export type Variant = 'raw' | 'ours' | 'ours-sdk';
 
 export interface HubInfo {
   hostName: string;
