@@ -162,6 +162,16 @@ describe('messages', () => {
     expect(toAzureMessage({ body: 'x', properties: { 'spaced key': 'line\nbreak' } }, 'mqtt').properties.getValue('spaced key')).toBe('line\nbreak');
   });
 
+  it("is still the SDK's Message, with a JSON form that names it instead of listing every body byte (the MQTT transport stringifies each message for a debug line)", () => {
+    const body = Buffer.alloc(1000, 'x');
+    for (const m of [toAzureMessage(body, 'mqtt'), toAzureMessage({ body, messageId: 'm-1' }, 'mqtt')]) {
+      expect(m).toBeInstanceOf(azureCommon.Message);
+      expect(m.getData()).toBe(body);
+      expect(JSON.stringify(m).length).toBeLessThan(60);
+    }
+    expect(JSON.parse(JSON.stringify(toAzureMessage({ body, messageId: 'm-1' }, 'mqtt')))).toEqual({ messageId: 'm-1', bytes: 1000 });
+  });
+
   it('sends objects as JSON with content type and encoding', () => {
     const m = toAzureMessage({ body: { a: 1 } }, 'mqtt');
     expect(m.getData().toString()).toBe('{"a":1}');
