@@ -8,14 +8,19 @@
 //
 //   node --conditions=source --import tsx bench/outbox.ts [--rounds 3] [--slices 6] [--slice-ms 500]
 //     [--warmup 6000] [--windows 16,1] [--protocols mqtt[,amqp]] [--variants plain,aa,ids,memory,durable]
-//     [--before DIR] [--cpu-prof DIR] [--json FILE]
+//     [--before DIR] [--from-source] [--cpu-prof DIR] [--json FILE]
+//
+// The children run as users run the client: compiled JavaScript, here one esbuild bundle of the
+// child with @switchyard/device built in from its sources (the Azure packages stay outside, taken
+// from bench/node_modules). Under tsx (--from-source) every closure made per message also pays a
+// keepNames wrapper (`__name`, an Object.defineProperty), which compiled code does not have.
 //
 // --before DIR adds memory@before and durable@before: the same two outboxes with connect() from
 // another checkout's packages/device (DIR is that checkout's root), so a change is measured
 // against the code before it in the same slices.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -34,6 +39,7 @@ const USAGE = `usage: node --conditions=source --import tsx bench/outbox.ts [opt
   --protocols LIST  mqtt, amqp or both (default mqtt)
   --variants LIST   subset of plain,aa,ids,memory,durable (plain is always run; default all)
   --before DIR      also memory@before and durable@before, from DIR/packages/device/src
+  --from-source     children under tsx from the TypeScript sources instead of a bundle
   --cpu-prof DIR    CPU profiles of the slices; DIR/<variant>/ then holds raw- (plain), ours- (that
                     variant) and aa- profiles for bench/profile-diff.ts
   --json FILE       every slice as JSON`;
@@ -48,6 +54,7 @@ const { values: flags } = parseArgs({
     protocols: { type: 'string', default: 'mqtt' },
     variants: { type: 'string', default: 'plain,aa,ids,memory,durable' },
     before: { type: 'string' },
+    'from-source': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     json: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -120,8 +127,9 @@ class Child {
   readonly #lines: AsyncIterator<string>;
   readonly #exited: Promise<unknown>;
 
-  constructor(config: OutboxChildConfig) {
-    const [cmd, args] = pinned(1, ['--disable-warning=DEP0123', '--conditions=source', '--import', 'tsx', here('./outbox-child.ts')]);
+  constructor(config: OutboxChildConfig, bundle: string | undefined) {
+    const script = bundle === undefined ? ['--conditions=source', '--import', 'tsx', here('./outbox-child.ts')] : [bundle];
+    const [cmd, args] = pinned(1, ['--disable-warning=DEP0123', ...script]);
     this.#child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
     this.#exited = once(this.#child, 'exit');
     this.#lines = createInterface({ input: this.#child.stdout! })[Symbol.asyncIterator]();
@@ -193,12 +201,38 @@ const cpuPerMessage = (s: SliceResult): number => s.cpuUs / Math.max(1, s.messag
 const fmt = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
 const iqr = (values: number[], digits = 2): string => (values.length < 4 ? '-' : `${fmt(percentile(values, 25), digits)}-${fmt(percentile(values, 75), digits)}`);
 
+/**
+ * The child as one plain-node file with `module` (a device package's src/index.ts; the
+ * workspace's by default) built in. Written under bench/node_modules, so the Azure packages it
+ * leaves outside resolve from bench/node_modules.
+ */
+async function bundleFor(module: string | undefined, name: string): Promise<string> {
+  const { build } = await import('esbuild');
+  const outfile = here(`./node_modules/.cache/switchyard-bench/outbox-child-${name}.mjs`);
+  await build({
+    entryPoints: [here('./outbox-child.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    conditions: ['source'],
+    external: ['azure-iot-*'],
+    keepNames: false,
+    ...(module === undefined ? {} : { alias: { '@switchyard/device': fileURLToPath(module) } }),
+    outfile,
+    logLevel: 'error',
+  });
+  return outfile;
+}
+const bundles = new Map<string | undefined, string>();
+if (!flags['from-source']) for (const [i, module] of [...new Set(slots.map((s) => s.module))].entries()) bundles.set(module, await bundleFor(module, String(i)));
+
 const loadAtStart = loadavg();
 const startedAt = Date.now();
 console.log('switchyard outbox bench: the outbox against the plain client, every variant in its own process, each slice run by all of them together');
 console.log(
   `git ${gitSha()} | node ${process.version} | load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} at start | hub on ${hasTaskset ? 'CPU 0' : 'any CPU (no taskset)'}, clients on ${hasTaskset ? 'CPU 1' : 'any CPU'} | ` +
-    `${protocols.join(', ')} | ${settings.payloadBytes} B messages, acknowledged by the hub | warm-up ${warmup} messages | ${rounds} round(s) x ${slices} slices of ${sliceMs} ms at W=${windows.join(' and W=')} | variants ${slots.map((s) => s.name).join(', ')}`,
+    `${protocols.join(', ')} | ${settings.payloadBytes} B messages, acknowledged by the hub | warm-up ${warmup} messages | ${rounds} round(s) x ${slices} slices of ${sliceMs} ms at W=${windows.join(' and W=')} | variants ${slots.map((s) => s.name).join(', ')} | ${flags['from-source'] ? 'children under tsx, from the TypeScript sources' : 'children bundled (esbuild, no keepNames), as compiled code runs'}`,
 );
 if (flags.before !== undefined) console.log(`@before: connect() from ${resolve(flags.before)}`);
 
@@ -223,10 +257,11 @@ async function round(protocol: 'mqtt' | 'amqp', r: number): Promise<void> {
       const deviceId = deviceIds[nextDevice++]!;
       const cpuProfile = profileRoot === undefined ? undefined : join(profileRoot, 'all', `${slot.name}-${protocol}-${deviceId}`);
       if (cpuProfile !== undefined) profileDirs.push({ slot: slot.name, protocol, deviceId, dir: cpuProfile });
+      const bundle = bundles.get(slot.module);
       const child = new Child({
         variant: slot.variant,
         protocol,
-        ...(slot.module === undefined ? {} : { module: slot.module }),
+        ...(slot.module === undefined || bundle !== undefined ? {} : { module: slot.module }),
         hub: hubAddress,
         deviceId,
         key: hub.info.devices[deviceId]!,
@@ -236,7 +271,7 @@ async function round(protocol: 'mqtt' | 'amqp', r: number): Promise<void> {
         warmupMaxMs: settings.warmupMaxMs,
         maxMessagesPerSlice: settings.maxMessagesPerSlice,
         ...(cpuProfile === undefined ? {} : { cpuProfile }),
-      });
+      }, bundle);
       started.set(slot.name, child);
       await child.expect('READY');
     }
@@ -323,7 +358,8 @@ if (profileRoot !== undefined) {
     mkdirSync(view, { recursive: true });
     for (const p of profileDirs) {
       const as = p.slot === 'plain' ? 'raw' : p.slot === 'aa' ? 'aa' : p.slot === slot.name ? 'ours' : undefined;
-      if (as !== undefined && existsSync(p.dir)) symlinkSync(p.dir, join(view, `${as}-${p.protocol}-${p.deviceId}`));
+      // Copies, not links: profile-diff.ts lists directories only.
+      if (as !== undefined && existsSync(p.dir)) cpSync(p.dir, join(view, `${as}-${p.protocol}-${p.deviceId}`), { recursive: true });
     }
   }
   console.log(`Profiles: node --import tsx bench/profile-diff.ts ${profileRoot}/<variant> (plain as raw, the variant as ours, aa as A/A)`);
