@@ -94,8 +94,9 @@ async function main(): Promise<void> {
   // bench/main.ts). A sixth one at a time, the rest 16 in flight.
   await send();
   const sequential = Math.ceil(config.warmup / 6);
-  await runSlice(send, 1, config.warmupMaxMs, sequential);
-  await runSlice(send, 16, config.warmupMaxMs, config.warmup - sequential);
+  const first = await runSlice(send, 1, config.warmupMaxMs, sequential);
+  const second = await runSlice(send, 16, config.warmupMaxMs, config.warmup - sequential);
+  let messages = 1 + first.messages + second.messages;
   await say('READY {}');
 
   let profiler: Session | undefined;
@@ -116,6 +117,7 @@ async function main(): Promise<void> {
     const slice = await runSlice(send, Number(command[1]), Number(command[2]), config.maxMessagesPerSlice);
     if (profiler !== undefined) profiles.push((await profiler.post('Profiler.stop')).profile);
     slices.push(slice);
+    messages += slice.messages;
     await say(`SLICE ${JSON.stringify(slice)}`);
   }
   if (profiler !== undefined && config.cpuProfile !== undefined) {
@@ -127,7 +129,7 @@ async function main(): Promise<void> {
   }
   const file = (client as unknown as { outbox?: { file?: OutboxChildResult['durableLog'] } }).outbox?.file;
   await client.close();
-  const result: OutboxChildResult = { variant, ...(file === undefined ? {} : { durableLog: file }) };
+  const result: OutboxChildResult = { variant, messages, ...(file === undefined ? {} : { durableLog: file }) };
   await say(`RESULT ${JSON.stringify(result)}`);
   process.exit(0);
 }

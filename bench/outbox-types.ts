@@ -28,6 +28,8 @@ export interface OutboxChildConfig {
 
 export interface OutboxChildResult {
   variant: OutboxVariant;
+  /** Messages acknowledged in all, warm-up included. */
+  messages: number;
   /** The durable outbox's log at the end: its size and how often it was rewritten. */
-  durableLog?: { bytes: number; liveBytes: number; compactions: number };
+  durableLog?: { bytes: number; liveBytes: number; compactions: number; writes?: number };
 }

@@ -243,7 +243,7 @@ let nextDevice = 0;
 const outboxRoot = mkdtempSync(join(tmpdir(), 'switchyard-bench-outbox-'));
 const profileRoot = flags['cpu-prof'] === undefined ? undefined : resolve(flags['cpu-prof']);
 const sets: SliceSet[] = [];
-const logs: Array<{ slot: string; protocol: string; round: number; log: NonNullable<OutboxChildResult['durableLog']> }> = [];
+const logs: Array<{ slot: string; protocol: string; round: number; messages: number; log: NonNullable<OutboxChildResult['durableLog']> }> = [];
 const failures: string[] = [];
 const profileDirs: Array<{ slot: string; protocol: string; deviceId: string; dir: string }> = [];
 
@@ -286,7 +286,7 @@ async function round(protocol: 'mqtt' | 'amqp', r: number): Promise<void> {
     }
     for (const [name, child] of started) {
       const result = await child.end();
-      if (result.durableLog !== undefined) logs.push({ slot: name, protocol, round: r, log: result.durableLog });
+      if (result.durableLog !== undefined) logs.push({ slot: name, protocol, round: r, messages: result.messages, log: result.durableLog });
     }
     sets.push(...mine);
     const line = windows
@@ -343,7 +343,10 @@ if (durableW16.length > 0) {
   const ratio = (name: string): number => median(durableW16.map((set) => rate(set.slices[name]!) / rate(set.slices.plain!)));
   console.log(`\nmqtt W=16: durable outbox / plain ${fmt(ratio('durable'), 3)}x (target >= 0.9x); in-memory outbox ${slots.some((s) => s.name === 'memory') ? fmt(ratio('memory'), 3) : '-'}x; A/A ${slots.some((s) => s.name === 'aa') ? fmt(ratio('aa'), 3) : '-'}x`);
 }
-for (const { slot, protocol, round: r, log } of logs) console.log(`durable log (${slot}, ${protocol}, round ${r + 1}): ${log.bytes} bytes, ${log.liveBytes} live, ${log.compactions} compaction(s)`);
+for (const { slot, protocol, round: r, messages, log } of logs) {
+  const perWrite = log.writes === undefined ? '' : `, ${log.writes} writes (${(messages / log.writes).toFixed(1)} messages per write)`;
+  console.log(`durable log (${slot}, ${protocol}, round ${r + 1}): ${messages} messages, ${log.bytes} bytes, ${log.liveBytes} live, ${log.compactions} compaction(s)${perWrite}`);
+}
 console.log(`Load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} at start, ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')} at end (2 cores shared with other work). Total ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`);
 if (failures.length > 0) {
   console.log(`Failures (${failures.length}):`);

@@ -6,7 +6,6 @@
 // consumer) can drop the copies an at-least-once replay produces.
 // One file because it is one queue whose order, in-flight window, back-off and TTL timer share its
 // state; the log format and the options are apart (outbox/ holds them).
-import { randomUUID } from 'node:crypto';
 import { SwitchyardError } from '@switchyard/errors';
 import type { Protocol } from '@switchyard/profile';
 import { backoffDelay, type Clock, type TimerHandle } from '@switchyard/time';
@@ -16,6 +15,7 @@ import { translateError } from '../errors.ts';
 import type { DeviceMessage, OutgoingMessage } from '../message.ts';
 import { outboxSettings, type OutboxOptions, type OutboxSettings } from './options.ts';
 import type { AddRecord } from './log-format.ts';
+import { messageIdSource } from './message-ids.ts';
 import { RecordLog } from './record-log.ts';
 import { messageBytes, withMessageId } from './stored-message.ts';
 
@@ -90,7 +90,8 @@ export interface OutboxBatching {
   attempt(messages: DeviceMessage[], done: (err?: unknown) => void): void;
 }
 
-class Entry {
+/** A queued message; it is also its own add record for the log (seq, enqueuedAt, message). */
+class Entry implements AddRecord {
   inFlight = false;
   done = false;
   /** Sent on its own from now on: a batch it was in was refused as a whole (one of them is unsendable). */
@@ -196,6 +197,8 @@ export class Outbox implements OutboxView {
   #pumpQueued = false;
   #holdPump = false;
   #drains: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  readonly #newId = messageIdSource();
+  readonly #flushAcksLater = (): void => this.#flushAcks();
 
   private constructor(settings: OutboxSettings, log: RecordLog | undefined) {
     this.#settings = settings;
@@ -237,9 +240,9 @@ export class Outbox implements OutboxView {
   }
 
   /** For tests and the bench: the log's size and how often it was rewritten. */
-  get file(): { bytes: number; liveBytes: number; compactions: number } | undefined {
+  get file(): { bytes: number; liveBytes: number; compactions: number; writes: number } | undefined {
     const log = this.#log;
-    return log === undefined ? undefined : { bytes: log.fileBytes, liveBytes: log.liveBytes, compactions: log.compactions };
+    return log === undefined ? undefined : { bytes: log.fileBytes, liveBytes: log.liveBytes, compactions: log.compactions, writes: log.writes };
   }
 
   drain(): Promise<void> {
@@ -257,7 +260,7 @@ export class Outbox implements OutboxView {
     let total = 0;
     try {
       for (const input of messages) {
-        const message = withMessageId(input, randomUUID);
+        const message = withMessageId(input, this.#newId);
         const bytes = messageBytes(message);
         total += bytes;
         entries.push(new Entry(this, 0, message, bytes, now));
@@ -270,17 +273,15 @@ export class Outbox implements OutboxView {
       entry.seq = ++this.#seq;
       this.#push(entry);
     }
-    // Written before the first attempt either way; 'queued' also waits for the sync.
-    const queued = this.#log?.add(
-      entries.map((e): AddRecord => ({ seq: e.seq, enqueuedAt: e.enqueuedAt, message: e.message })),
-      options.until === 'queued',
-    );
     let result: Promise<void>;
     if (options.until === 'queued') {
-      // A log that fails to write rejects the caller; the messages are still sent from memory.
-      result = queued ?? Promise.resolve();
+      // Written before the first attempt, and waits for the sync. A log that fails to write
+      // rejects the caller; the messages are still sent from memory.
+      result = this.#log?.add(entries, true) ?? Promise.resolve();
     } else {
-      queued?.catch(() => undefined);
+      // Written before the first attempt too (this turn), without a promise per message: a log
+      // that fails shows in every later `until: 'queued'` and in close().
+      this.#log?.append(entries);
       result = new Promise<void>((resolve, reject) => {
         const waiter = new Waiter(this.#host, what, entries.length, entries[0]!.message.messageId, options.timeoutMs, options.signal, resolve, reject);
         for (const entry of entries) entry.waiter = waiter;
@@ -433,7 +434,7 @@ export class Outbox implements OutboxView {
   // Acks of one turn go to the log as one record.
   #queueAck(seq: number): void {
     if (this.#log === undefined) return;
-    if (this.#acks.length === 0) queueMicrotask(() => this.#flushAcks());
+    if (this.#acks.length === 0) queueMicrotask(this.#flushAcksLater);
     this.#acks.push(seq);
     this.#unrecorded++;
   }
@@ -536,8 +537,7 @@ export class Outbox implements OutboxView {
 
   #makeRoom(what: string, count: number, bytes: number, messageId: string): void {
     const { maxMessages, maxBytes, whenFull } = this.#settings;
-    const fits = (): boolean => this.#depth + count <= maxMessages && this.#bytes + bytes <= maxBytes;
-    if (fits()) return;
+    if (this.#depth + count <= maxMessages && this.#bytes + bytes <= maxBytes) return;
     const full = (why: string): SwitchyardError =>
       new SwitchyardError('QUOTA_EXCEEDED', `${what}: the outbox is full (${this.#depth} of ${maxMessages} messages, ${this.#bytes} of ${maxBytes} bytes); ${why}`, {
         retryable: true,
@@ -625,7 +625,7 @@ export class Outbox implements OutboxView {
     const out: AddRecord[] = [];
     for (let i = this.#head; i < this.#entries.length; i++) {
       const entry = this.#entries[i]!;
-      if (!entry.done) out.push({ seq: entry.seq, enqueuedAt: entry.enqueuedAt, message: entry.message });
+      if (!entry.done) out.push(entry);
     }
     return out;
   }

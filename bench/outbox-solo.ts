@@ -1,0 +1,50 @@
+// One client alone against a hub of its own process, for strace or a --cpu-prof: `variant` as in
+// bench/outbox-child.ts, `dir` for durable. Prints CPU µs per message at `window` in flight.
+//   node --conditions=source --import tsx bench/outbox-solo.ts <plain|memory|durable> [window = 1] [seconds = 5] [dir]
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { connect } from '@switchyard/device';
+import type { HubInfo } from './overhead-types.ts';
+
+const variant = process.argv[2] ?? 'durable';
+const window = Number(process.argv[3] ?? '1');
+const seconds = Number(process.argv[4] ?? '5');
+const dir = process.argv[5] ?? mkdtempSync(join(tmpdir(), 'switchyard-outbox-solo-'));
+const hubChild = spawn('taskset', ['-c', '0', process.execPath, '--conditions=source', '--import', 'tsx', fileURLToPath(new URL('./hub-process.ts', import.meta.url)), '1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+const [line] = (await once(createInterface({ input: hubChild.stdout! }), 'line')) as [string];
+const hub = JSON.parse(line) as HubInfo;
+const { client } = await connect({
+  connectionString: `HostName=${hub.hostName};DeviceId=bench-0;SharedAccessKey=${hub.devices['bench-0']}`,
+  ca: hub.ca,
+  endpoint: { host: hub.address, ports: hub.ports },
+  profile: { protocols: ['mqtt'], features: ['telemetry'], c2d: 'none' },
+  forceProtocol: 'mqtt',
+  ...(variant === 'memory' ? { outbox: {} } : variant === 'durable' ? { outbox: { dir } } : {}),
+});
+const payload = Buffer.alloc(100, 'x');
+async function run(ms: number): Promise<{ n: number; cpu: number }> {
+  let stop = false;
+  let n = 0;
+  setTimeout(() => (stop = true), ms);
+  const before = process.cpuUsage();
+  await Promise.all(Array.from({ length: window }, async () => {
+    while (!stop) {
+      await client.sendEvent(payload);
+      n++;
+    }
+  }));
+  const used = process.cpuUsage(before);
+  return { n, cpu: (used.user + used.system) / n };
+}
+await run(2000);
+const { n, cpu } = await run(seconds * 1000);
+console.log(`${variant} W=${window}: ${(n / seconds).toFixed(0)} msg/s, ${cpu.toFixed(1)} µs CPU/msg`);
+await client.close();
+hubChild.stdin!.end();
+await once(hubChild, 'exit');
+if (process.argv[5] === undefined) rmSync(dir, { recursive: true, force: true });
