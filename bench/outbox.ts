@@ -15,7 +15,8 @@
 // from bench/node_modules). Under tsx (--from-source) every closure made per message also pays a
 // keepNames wrapper (`__name`, an Object.defineProperty), which compiled code does not have.
 //
-// --before DIR adds memory@before and durable@before: the same two outboxes with connect() from
+// --before DIR adds memory@before and durable@before (for those of memory and durable that run):
+// the same outboxes with connect() from
 // another checkout's packages/device (DIR is that checkout's root), so a change is measured
 // against the code before it in the same slices.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -38,7 +39,8 @@ const USAGE = `usage: node --conditions=source --import tsx bench/outbox.ts [opt
   --windows LIST    sends in flight, comma-separated (default 16,1)
   --protocols LIST  mqtt, amqp or both (default mqtt)
   --variants LIST   subset of plain,aa,ids,memory,durable (plain is always run; default all)
-  --before DIR      also memory@before and durable@before, from DIR/packages/device/src
+  --before DIR      also memory@before and durable@before (of those in --variants), from
+                    DIR/packages/device/src
   --from-source     children under tsx from the TypeScript sources instead of a bundle
   --cpu-prof DIR    CPU profiles of the slices; DIR/<variant>/ then holds raw- (plain), ours- (that
                     variant) and aa- profiles for bench/profile-diff.ts
@@ -105,7 +107,7 @@ if (flags.before !== undefined) {
     process.exit(2);
   }
   const module = pathToFileURL(entry).href;
-  slots.push({ name: 'memory@before', variant: 'memory', module }, { name: 'durable@before', variant: 'durable', module });
+  for (const variant of ['memory', 'durable'] as const) if (slots.some((s) => s.name === variant)) slots.push({ name: `${variant}@before`, variant, module });
 }
 
 const settings = { payloadBytes: 100, warmupMaxMs: 8000, maxMessagesPerSlice: sliceMs * 200, lineTimeoutMs: 60_000 };
