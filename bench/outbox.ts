@@ -41,6 +41,8 @@ const USAGE = `usage: node --conditions=source --import tsx bench/outbox.ts [opt
   --variants LIST   subset of plain,aa,ids,memory,durable (plain is always run; default all)
   --before DIR      also memory@before and durable@before (of those in --variants), from
                     DIR/packages/device/src
+  --device DIR      every variant with connect() from DIR/packages/device/src (another checkout),
+                    for runs that alternate with this checkout's
   --from-source     children under tsx from the TypeScript sources instead of a bundle
   --cpu-prof DIR    CPU profiles of the slices; DIR/<variant>/ then holds raw- (plain), ours- (that
                     variant) and aa- profiles for bench/profile-diff.ts
@@ -56,6 +58,7 @@ const { values: flags } = parseArgs({
     protocols: { type: 'string', default: 'mqtt' },
     variants: { type: 'string', default: 'plain,aa,ids,memory,durable' },
     before: { type: 'string' },
+    device: { type: 'string' },
     'from-source': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     json: { type: 'string' },
@@ -91,22 +94,26 @@ interface Slot {
   module?: string;
 }
 const KNOWN: Record<string, OutboxVariant> = { plain: 'plain', aa: 'plain', ids: 'ids', memory: 'memory', durable: 'durable' };
-const slots: Slot[] = [{ name: 'plain', variant: 'plain' }];
+function deviceModule(flag: string, dir: string): string {
+  const entry = resolve(dir, 'packages/device/src/index.ts');
+  if (!existsSync(entry)) {
+    console.error(`--${flag}: no ${entry}`);
+    process.exit(2);
+  }
+  return pathToFileURL(entry).href;
+}
+const allFrom = flags.device === undefined ? undefined : deviceModule('device', flags.device);
+const slots: Slot[] = [{ name: 'plain', variant: 'plain', ...(allFrom === undefined ? {} : { module: allFrom }) }];
 for (const name of flags.variants.split(',').map((v) => v.trim())) {
   const variant = KNOWN[name];
   if (variant === undefined) {
     console.error(`--variants: unknown ${JSON.stringify(name)}\n${USAGE}`);
     process.exit(2);
   }
-  if (name !== 'plain') slots.push({ name, variant });
+  if (name !== 'plain') slots.push({ name, variant, ...(allFrom === undefined ? {} : { module: allFrom }) });
 }
 if (flags.before !== undefined) {
-  const entry = resolve(flags.before, 'packages/device/src/index.ts');
-  if (!existsSync(entry)) {
-    console.error(`--before: no ${entry}`);
-    process.exit(2);
-  }
-  const module = pathToFileURL(entry).href;
+  const module = deviceModule('before', flags.before);
   for (const variant of ['memory', 'durable'] as const) if (slots.some((s) => s.name === variant)) slots.push({ name: `${variant}@before`, variant, module });
 }
 
@@ -237,6 +244,7 @@ console.log(
     `${protocols.join(', ')} | ${settings.payloadBytes} B messages, acknowledged by the hub | warm-up ${warmup} messages | ${rounds} round(s) x ${slices} slices of ${sliceMs} ms at W=${windows.join(' and W=')} | variants ${slots.map((s) => s.name).join(', ')} | ${flags['from-source'] ? 'children under tsx, from the TypeScript sources' : 'children bundled (esbuild, no keepNames), as compiled code runs'}`,
 );
 if (flags.before !== undefined) console.log(`@before: connect() from ${resolve(flags.before)}`);
+if (flags.device !== undefined) console.log(`every variant: connect() from ${resolve(flags.device)}`);
 
 const hub = await startHub(slots.length * rounds * protocols.length);
 const { devices: _keys, ...hubAddress } = hub.info;

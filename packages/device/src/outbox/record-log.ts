@@ -241,7 +241,11 @@ export class RecordLog {
     try {
       this.#writeFrames();
     } finally {
-      for (const written of this.#unwritten.splice(0)) written();
+      if (this.#unwritten.length > 0) {
+        const written = this.#unwritten;
+        this.#unwritten = [];
+        for (const callback of written) callback();
+      }
     }
   }
 
