@@ -43,6 +43,7 @@ const USAGE = `usage: node --conditions=source --import tsx bench/outbox.ts [opt
                     DIR/packages/device/src
   --device DIR      every variant with connect() from DIR/packages/device/src (another checkout),
                     for runs that alternate with this checkout's
+  --dir-root DIR    where the durable outboxes' directories go (default: the OS temp directory)
   --from-source     children under tsx from the TypeScript sources instead of a bundle
   --cpu-prof DIR    CPU profiles of the slices; DIR/<variant>/ then holds raw- (plain), ours- (that
                     variant) and aa- profiles for bench/profile-diff.ts
@@ -59,6 +60,7 @@ const { values: flags } = parseArgs({
     variants: { type: 'string', default: 'plain,aa,ids,memory,durable' },
     before: { type: 'string' },
     device: { type: 'string' },
+    'dir-root': { type: 'string' },
     'from-source': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     json: { type: 'string' },
@@ -250,7 +252,8 @@ const hub = await startHub(slots.length * rounds * protocols.length);
 const { devices: _keys, ...hubAddress } = hub.info;
 const deviceIds = Object.keys(hub.info.devices);
 let nextDevice = 0;
-const outboxRoot = mkdtempSync(join(tmpdir(), 'switchyard-bench-outbox-'));
+const outboxRoot = mkdtempSync(join(flags['dir-root'] ?? tmpdir(), 'switchyard-bench-outbox-'));
+console.log(`durable outboxes under ${outboxRoot} (${spawnSync('df', ['--output=fstype', outboxRoot], { encoding: 'utf8' }).stdout.split('\n')[1]?.trim() ?? '?'})`);
 const profileRoot = flags['cpu-prof'] === undefined ? undefined : resolve(flags['cpu-prof']);
 const sets: SliceSet[] = [];
 const logs: Array<{ slot: string; protocol: string; round: number; messages: number; log: NonNullable<OutboxChildResult['durableLog']> }> = [];
