@@ -477,7 +477,8 @@ export class Outbox implements OutboxView {
   }
 
   #pumpLoop(): void {
-    const now = this.#host.clock.now();
+    // The clock is read only to judge expiry: without a ttlMs the pump (twice per message) needs no time.
+    const now = this.#settings.ttlMs === undefined ? 0 : this.#host.clock.now();
     const batching = this.#host.batch;
     let expired: Entry[] | undefined;
     const window = outboxWindow(this.#host.protocol);
