@@ -3,7 +3,7 @@
 //   node --conditions=source --import tsx bench/outbox-solo.ts <plain|memory|durable> [window = 1] [seconds = 5] [dir]
 // With OUTBOX_SOLO_PROFILE=<dir>, a CPU profile of the measured part (not connect or warm-up) goes there.
 // Alone on a shared machine its rate swings with the neighbours: for profiles, not for ratios.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -20,7 +20,8 @@ const seconds = Number(process.argv[4] ?? '5');
 const dir = process.argv[5] ?? mkdtempSync(join(tmpdir(), 'switchyard-outbox-solo-'));
 // Beside this file, or (bundled to run without tsx) under bench/ of the working directory.
 const hubScript = [fileURLToPath(new URL('./hub-process.ts', import.meta.url)), join(process.cwd(), 'bench', 'hub-process.ts')].find((p) => existsSync(p))!;
-const hubChild = spawn('taskset', ['-c', '0', process.execPath, '--conditions=source', '--import', 'tsx', hubScript, '1'], { stdio: ['pipe', 'pipe', 'inherit'] });
+const hubArgs = ['--conditions=source', '--import', 'tsx', hubScript, '1'];
+const hubChild = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0 ? spawn('taskset', ['-c', '0', process.execPath, ...hubArgs], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(process.execPath, hubArgs, { stdio: ['pipe', 'pipe', 'inherit'] });
 const [line] = (await once(createInterface({ input: hubChild.stdout! }), 'line')) as [string];
 const hub = JSON.parse(line) as HubInfo;
 const { client } = await connect({
