@@ -3,7 +3,7 @@
 // every attempt on the next turn, in memory and with `dir`, rounds interleaved. Prints µs of
 // process CPU (user + system) per message and the durable - memory difference, which is the log.
 // A measuring script, not a test.
-//   node --conditions=source --import tsx bench/outbox-log-cost.ts [messages = 50000] [rounds = 5] [only: memory | durable]
+//   node --conditions=source --import tsx bench/outbox-log-cost.ts [messages = 50000] [rounds = 5] [only: memory | durable | both] [window = 16]
 // (`only` runs one kind, for a --cpu-prof of it alone.)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { median } from './stats.ts';
 const n = Number(process.argv[2] ?? '50000');
 const rounds = Number(process.argv[3] ?? '5');
 const only = process.argv[4];
-const WINDOW = 16;
+const WINDOW = Number(process.argv[5] ?? '16');
 const payload = Buffer.alloc(100, 'x');
 
 class AckingHost implements OutboxHost {

@@ -1,135 +1,386 @@
-// Outbox cost: MQTT telemetry throughput of the plain client, the in-memory outbox and the
-// durable outbox (outbox.dir, fsync group commits) in the same run, each keeping 16 sends in
-// flight (sendEvent resolves on the hub's acknowledgement in all three). The hub runs in a child
-// process (pinned to CPU 0 when taskset exists, this process to CPU 1). Runs alternate
-// plain / memory / durable for several rounds and the medians are compared, so drift in the
-// machine's load hits all three alike.
+// `pnpm bench:outbox`: what the outbox costs, against the plain client in the same run. Every
+// variant runs in a process of its own (bench/outbox-child.ts), all on one CPU (taskset: CPU 1),
+// the hub in its own process on the other (CPU 0). In each round the children are started,
+// connected and warmed up one after another, then run every slice together, so a burst of
+// background load hits all of them alike; ratios are taken per slice set (variant / plain of the
+// same slice) and the report shows their medians over every slice set of every round, with the
+// A/A pair (a second plain client) beside as the noise floor.
 //
-//   node --conditions=source --import tsx bench/outbox.ts [seconds per run] [rounds]
-import { spawn, spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+//   node --conditions=source --import tsx bench/outbox.ts [--rounds 3] [--slices 6] [--slice-ms 500]
+//     [--warmup 6000] [--windows 16,1] [--protocols mqtt[,amqp]] [--variants plain,aa,ids,memory,durable]
+//     [--before DIR] [--from-source] [--cpu-prof DIR] [--json FILE]
+//
+// The children run as users run the client: compiled JavaScript, here one esbuild bundle of the
+// child with @switchyard/device built in from its sources (the Azure packages stay outside, taken
+// from bench/node_modules). Under tsx (--from-source) every closure made per message also pays a
+// keepNames wrapper (`__name`, an Object.defineProperty), which compiled code does not have.
+//
+// --before DIR adds memory@before and durable@before (for those of memory and durable that run):
+// the same outboxes with connect() from
+// another checkout's packages/device (DIR is that checkout's root), so a change is measured
+// against the code before it in the same slices.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { connect, type DeviceClient, type OutboxOptions } from '@switchyard/device';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { median, percentile } from './stats.ts';
+import type { OutboxChildConfig, OutboxChildResult, OutboxVariant } from './outbox-types.ts';
+import type { HubInfo, SliceResult } from './overhead-types.ts';
 
-interface HubInfo { hostName: string; address: string; ports: { mqtt: number; amqp: number; https: number }; ca: string; devices: Record<string, string> }
+const USAGE = `usage: node --conditions=source --import tsx bench/outbox.ts [options]
+  --rounds N        rounds, fresh processes each (default 3)
+  --slices N        slices per window in a round (default 6)
+  --slice-ms MS     length of one slice (default 500)
+  --warmup N        messages each child sends before its first slice (default 6000)
+  --windows LIST    sends in flight, comma-separated (default 16,1)
+  --protocols LIST  mqtt, amqp or both (default mqtt)
+  --variants LIST   of plain,aa,ids,memory,durable (plain always runs; default plain,aa,memory,durable)
+  --before DIR      also memory@before and durable@before (of those in --variants), from
+                    DIR/packages/device/src
+  --device DIR      every variant with connect() from DIR/packages/device/src (another checkout),
+                    for runs that alternate with this checkout's
+  --dir-root DIR    where the durable outboxes' directories go (default: the OS temp directory)
+  --from-source     children under tsx from the TypeScript sources instead of a bundle
+  --cpu-prof DIR    CPU profiles of the slices; DIR/<variant>/ then holds raw- (plain), ours- (that
+                    variant) and aa- profiles for bench/profile-diff.ts
+  --json FILE       every slice as JSON`;
 
-const seconds = Number(process.argv[2] ?? '3');
-const rounds = Number(process.argv[3] ?? '3');
-const WINDOW = 16;
-const payload = Buffer.alloc(100, 'x');
-const loadBefore = loadavg()[0]!;
-const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
-if (hasTaskset) spawnSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
-
-const script = fileURLToPath(new URL('./hub-process.ts', import.meta.url));
-const args = ['--conditions=source', '--import', 'tsx', script, '5'];
-const hubChild = hasTaskset ? spawn('taskset', ['-c', '0', process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-const hubLines = createInterface({ input: hubChild.stdout! });
-const [line] = (await once(hubLines, 'line')) as [string];
-const hub = JSON.parse(line) as HubInfo;
-const dir = mkdtempSync(join(tmpdir(), 'switchyard-bench-outbox-'));
-
-async function client(index: number, outbox: OutboxOptions | undefined): Promise<DeviceClient> {
-  const id = `bench-${index}`;
-  const { client } = await connect({
-    connectionString: `HostName=${hub.hostName};DeviceId=${id};SharedAccessKey=${hub.devices[id]}`,
-    ca: hub.ca,
-    endpoint: { host: hub.address, ports: hub.ports },
-    profile: { features: ['telemetry'] },
-    forceProtocol: 'mqtt',
-    ...(outbox === undefined ? {} : { outbox }),
-  });
-  return client as DeviceClient;
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    slices: { type: 'string', default: '6' },
+    'slice-ms': { type: 'string', default: '500' },
+    warmup: { type: 'string', default: '6000' },
+    windows: { type: 'string', default: '16,1' },
+    protocols: { type: 'string', default: 'mqtt' },
+    variants: { type: 'string', default: 'plain,aa,memory,durable' },
+    before: { type: 'string' },
+    device: { type: 'string' },
+    'dir-root': { type: 'string' },
+    'from-source': { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
+    json: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (flags.help) {
+  console.log(USAGE);
+  process.exit(0);
 }
+function positive(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0) {
+    console.error(`--${name} must be a positive integer, got ${JSON.stringify(text)}\n${USAGE}`);
+    process.exit(2);
+  }
+  return value;
+}
+const rounds = positive('rounds', flags.rounds);
+const slices = positive('slices', flags.slices);
+const sliceMs = positive('slice-ms', flags['slice-ms']);
+const warmup = positive('warmup', flags.warmup);
+const windows = flags.windows.split(',').map((w) => positive('windows', w.trim()));
+const protocols = flags.protocols.split(',').map((p) => p.trim());
+if (protocols.some((p) => p !== 'mqtt' && p !== 'amqp')) {
+  console.error(`--protocols: mqtt and/or amqp\n${USAGE}`);
+  process.exit(2);
+}
+
+interface Slot {
+  name: string;
+  variant: OutboxVariant;
+  module?: string;
+}
+const KNOWN: Record<string, OutboxVariant> = { plain: 'plain', aa: 'plain', ids: 'ids', memory: 'memory', durable: 'durable' };
+function deviceModule(flag: string, dir: string): string {
+  const entry = resolve(dir, 'packages/device/src/index.ts');
+  if (!existsSync(entry)) {
+    console.error(`--${flag}: no ${entry}`);
+    process.exit(2);
+  }
+  return pathToFileURL(entry).href;
+}
+const allFrom = flags.device === undefined ? undefined : deviceModule('device', flags.device);
+const slots: Slot[] = [{ name: 'plain', variant: 'plain', ...(allFrom === undefined ? {} : { module: allFrom }) }];
+for (const name of flags.variants.split(',').map((v) => v.trim())) {
+  const variant = KNOWN[name];
+  if (variant === undefined) {
+    console.error(`--variants: unknown ${JSON.stringify(name)}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (name !== 'plain') slots.push({ name, variant, ...(allFrom === undefined ? {} : { module: allFrom }) });
+}
+if (flags.before !== undefined) {
+  const module = deviceModule('before', flags.before);
+  for (const variant of ['memory', 'durable'] as const) if (slots.some((s) => s.name === variant)) slots.push({ name: `${variant}@before`, variant, module });
+}
+
+const settings = { payloadBytes: 100, warmupMaxMs: 8000, maxMessagesPerSlice: sliceMs * 200, lineTimeoutMs: 60_000 };
+const hasTaskset = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
+// This process only orchestrates; it stays off the clients' core.
+if (hasTaskset) spawnSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
+const pinned = (cpu: number, args: string[]): [string, string[]] => (hasTaskset ? ['taskset', ['-c', String(cpu), process.execPath, ...args]] : [process.execPath, args]);
+
+function gitSha(): string {
+  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  const dirty = spawnSync('git', ['status', '--porcelain'], { encoding: 'utf8' }).stdout.trim() !== '';
+  return r.status === 0 ? `${r.stdout.trim()}${dirty ? ' (uncommitted changes)' : ''}` : 'unknown';
+}
+
+/** One child, driven line by line. */
+class Child {
+  readonly #child: ChildProcess;
+  readonly #lines: AsyncIterator<string>;
+  readonly #exited: Promise<unknown>;
+
+  constructor(config: OutboxChildConfig, bundle: string | undefined) {
+    const script = bundle === undefined ? ['--conditions=source', '--import', 'tsx', here('./outbox-child.ts')] : [bundle];
+    const [cmd, args] = pinned(1, ['--disable-warning=DEP0123', ...script]);
+    this.#child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.#exited = once(this.#child, 'exit');
+    this.#lines = createInterface({ input: this.#child.stdout! })[Symbol.asyncIterator]();
+    this.#child.stdin!.write(`${JSON.stringify(config)}\n`);
+  }
+
+  async expect(tag: string): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no ${tag} within ${settings.lineTimeoutMs} ms`)), settings.lineTimeoutMs);
+    });
+    const exited = this.#exited.then(() => { throw new Error(`child exited (code ${this.#child.exitCode ?? this.#child.signalCode}) before ${tag}`); });
+    try {
+      for (let i = 0; i < 1000; i++) {
+        const next = await Promise.race([this.#lines.next(), timeout, exited]);
+        if (next.done === true) throw new Error(`child closed stdout before ${tag}`);
+        if (next.value.startsWith(`${tag} `)) return next.value.slice(tag.length + 1);
+      }
+      throw new Error(`no ${tag} in 1000 lines`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async run(window: number, ms: number): Promise<SliceResult> {
+    this.#child.stdin!.write(`RUN ${window} ${ms}\n`);
+    return JSON.parse(await this.expect('SLICE')) as SliceResult;
+  }
+
+  async end(): Promise<OutboxChildResult> {
+    this.#child.stdin!.end('END\n');
+    const result = JSON.parse(await this.expect('RESULT')) as OutboxChildResult;
+    await this.#exited;
+    return result;
+  }
+
+  kill(): void {
+    if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGKILL');
+  }
+}
+
+async function startHub(devices: number): Promise<{ info: HubInfo; stop: () => Promise<void> }> {
+  const [cmd, args] = pinned(0, ['--conditions=source', '--import', 'tsx', here('./hub-process.ts'), String(devices)]);
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => { throw new Error('the hub exited before printing its address'); })])) as [string];
+  return {
+    info: JSON.parse(first) as HubInfo,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.stdin!.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+interface SliceSet {
+  protocol: string;
+  round: number;
+  window: number;
+  slices: Record<string, SliceResult>;
+}
+
+const rate = (s: SliceResult): number => s.messages / s.seconds;
+const cpuPerMessage = (s: SliceResult): number => s.cpuUs / Math.max(1, s.messages);
+const fmt = (v: number, digits = 0): string => (Number.isFinite(v) ? v.toFixed(digits) : '-');
+const iqr = (values: number[], digits = 2): string => (values.length < 4 ? '-' : `${fmt(percentile(values, 25), digits)}-${fmt(percentile(values, 75), digits)}`);
 
 /**
- * Messages per second acknowledged with WINDOW sends in flight, after a one-second warm-up, and
- * this process's CPU (user + system) per message meanwhile: on a loaded machine the rate swings
- * with the neighbours, the CPU a message costs much less.
+ * The child as one plain-node file with `module` (a device package's src/index.ts; the
+ * workspace's by default) built in. Written under bench/node_modules, so the Azure packages it
+ * leaves outside resolve from bench/node_modules.
  */
-async function measure(device: DeviceClient, withIds: boolean): Promise<{ rate: number; cpuMicros: number }> {
-  let running = true;
-  let counting = false;
-  let acked = 0;
-  let failed: unknown;
-  const loops: Array<Promise<void>> = [];
-  for (let i = 0; i < WINDOW; i++) {
-    loops.push(
-      (async () => {
-        while (running) {
-          try {
-            await device.sendEvent(withIds ? { body: payload, messageId: randomUUID() } : payload);
-          } catch (err) {
-            failed = err;
-            running = false;
-          }
-          if (counting) acked++;
-        }
-      })(),
-    );
+async function bundleFor(module: string | undefined, name: string): Promise<string> {
+  const { build } = await import('esbuild');
+  const outfile = here(`./node_modules/.cache/switchyard-bench/outbox-child-${name}.mjs`);
+  await build({
+    entryPoints: [here('./outbox-child.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    conditions: ['source'],
+    external: ['azure-iot-*'],
+    keepNames: false,
+    ...(module === undefined ? {} : { alias: { '@switchyard/device': fileURLToPath(module) } }),
+    outfile,
+    logLevel: 'error',
+  });
+  return outfile;
+}
+const bundles = new Map<string | undefined, string>();
+if (!flags['from-source']) for (const [i, module] of [...new Set(slots.map((s) => s.module))].entries()) bundles.set(module, await bundleFor(module, String(i)));
+
+const loadAtStart = loadavg();
+const startedAt = Date.now();
+console.log('switchyard outbox bench: the outbox against the plain client, every variant in its own process, each slice run by all of them together');
+console.log(
+  `git ${gitSha()} | node ${process.version} | load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} at start | hub on ${hasTaskset ? 'CPU 0' : 'any CPU (no taskset)'}, clients on ${hasTaskset ? 'CPU 1' : 'any CPU'} | ` +
+    `${protocols.join(', ')} | ${settings.payloadBytes} B messages, acknowledged by the hub | warm-up ${warmup} messages | ${rounds} round(s) x ${slices} slices of ${sliceMs} ms at W=${windows.join(' and W=')} | variants ${slots.map((s) => s.name).join(', ')} | ${flags['from-source'] ? 'children under tsx, from the TypeScript sources' : 'children bundled (esbuild, no keepNames), as compiled code runs'}`,
+);
+if (flags.before !== undefined) console.log(`@before: connect() from ${resolve(flags.before)}`);
+if (flags.device !== undefined) console.log(`every variant: connect() from ${resolve(flags.device)}`);
+
+const hub = await startHub(slots.length * rounds * protocols.length);
+const { devices: _keys, ...hubAddress } = hub.info;
+const deviceIds = Object.keys(hub.info.devices);
+let nextDevice = 0;
+const outboxRoot = mkdtempSync(join(flags['dir-root'] ?? tmpdir(), 'switchyard-bench-outbox-'));
+console.log(`durable outboxes under ${outboxRoot} (${spawnSync('df', ['--output=fstype', outboxRoot], { encoding: 'utf8' }).stdout.split('\n')[1]?.trim() ?? '?'})`);
+const profileRoot = flags['cpu-prof'] === undefined ? undefined : resolve(flags['cpu-prof']);
+const sets: SliceSet[] = [];
+const logs: Array<{ slot: string; protocol: string; round: number; messages: number; log: NonNullable<OutboxChildResult['durableLog']> }> = [];
+const failures: string[] = [];
+const profileDirs: Array<{ slot: string; protocol: string; deviceId: string; dir: string }> = [];
+
+async function round(protocol: 'mqtt' | 'amqp', r: number): Promise<void> {
+  const started = new Map<string, Child>();
+  try {
+    // One after another, in an order that rotates with the round: each cold start and warm-up
+    // runs without the others competing for the CPU.
+    const order = slots.map((_, i) => slots[(i + r) % slots.length]!);
+    for (const slot of order) {
+      const deviceId = deviceIds[nextDevice++]!;
+      const cpuProfile = profileRoot === undefined ? undefined : join(profileRoot, 'all', `${slot.name}-${protocol}-${deviceId}`);
+      if (cpuProfile !== undefined) profileDirs.push({ slot: slot.name, protocol, deviceId, dir: cpuProfile });
+      const bundle = bundles.get(slot.module);
+      const child = new Child({
+        variant: slot.variant,
+        protocol,
+        ...(slot.module === undefined || bundle !== undefined ? {} : { module: slot.module }),
+        hub: hubAddress,
+        deviceId,
+        key: hub.info.devices[deviceId]!,
+        ...(slot.variant === 'durable' ? { dir: join(outboxRoot, deviceId) } : {}),
+        payloadBytes: settings.payloadBytes,
+        warmup,
+        warmupMaxMs: settings.warmupMaxMs,
+        maxMessagesPerSlice: settings.maxMessagesPerSlice,
+        ...(cpuProfile === undefined ? {} : { cpuProfile }),
+      }, bundle);
+      started.set(slot.name, child);
+      await child.expect('READY');
+    }
+    const mine: SliceSet[] = [];
+    for (let s = 0; s < slices; s++) {
+      for (const window of windows) {
+        // The order the RUN lines go out in rotates too: the first to start gets a head start.
+        const turn = slots.map((_, i) => slots[(i + s + r) % slots.length]!.name);
+        const results = await Promise.all(turn.map((name) => started.get(name)!.run(window, sliceMs)));
+        mine.push({ protocol, round: r, window, slices: Object.fromEntries(turn.map((name, i) => [name, results[i]!])) });
+      }
+    }
+    for (const [name, child] of started) {
+      const result = await child.end();
+      if (result.durableLog !== undefined) logs.push({ slot: name, protocol, round: r, messages: result.messages, log: result.durableLog });
+    }
+    sets.push(...mine);
+    const line = windows
+      .map((w) => {
+        const ws = mine.filter((set) => set.window === w);
+        const plain = median(ws.map((set) => rate(set.slices.plain!)));
+        return `W${w} plain ${fmt(plain)} msg/s; ` + slots.filter((s) => s.name !== 'plain').map((s) => `${s.name} ${fmt(median(ws.map((set) => rate(set.slices[s.name]!) / rate(set.slices.plain!))), 3)}`).join(' ');
+      })
+      .join(' | ');
+    console.log(`  ${protocol} round ${r + 1}: ${line}`);
+  } catch (err) {
+    failures.push(`${protocol} round ${r + 1}: ${(err as Error).message}`);
+    console.log(`  ${protocol} round ${r + 1} FAILED: ${(err as Error).message}`);
+  } finally {
+    for (const child of started.values()) child.kill();
   }
-  await new Promise((r) => setTimeout(r, 1000));
-  counting = true;
-  const started = process.hrtime.bigint();
-  const cpu = process.cpuUsage();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  counting = false;
-  const used = process.cpuUsage(cpu);
-  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-  running = false;
-  await Promise.all(loops);
-  if (failed !== undefined) throw failed;
-  return { rate: acked / elapsed, cpuMicros: (used.user + used.system) / acked };
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+try {
+  for (const protocol of protocols as Array<'mqtt' | 'amqp'>) for (let r = 0; r < rounds; r++) await round(protocol, r);
+} finally {
+  await hub.stop();
+  rmSync(outboxRoot, { recursive: true, force: true });
+}
 
-// 'ids' is the plain client given a fresh messageId per message by the caller: what stable ids
-// alone cost (a longer MQTT topic for the SDK to build and the hub to parse), outbox or not.
-// 'aa' is a second plain client: plain/aa is the noise floor of the same run (A/A).
-const kinds = {
-  plain: await client(0, undefined),
-  aa: await client(4, undefined),
-  ids: await client(3, undefined),
-  memory: await client(1, {}),
-  durable: await client(2, { dir }),
-};
-const results: Record<keyof typeof kinds, number[]> = { plain: [], aa: [], ids: [], memory: [], durable: [] };
-const cpu: Record<keyof typeof kinds, number[]> = { plain: [], aa: [], ids: [], memory: [], durable: [] };
-for (let round = 0; round < rounds; round++) {
-  for (const kind of Object.keys(kinds) as Array<keyof typeof kinds>) {
-    const { rate, cpuMicros } = await measure(kinds[kind], kind === 'ids');
-    results[kind].push(rate);
-    cpu[kind].push(cpuMicros);
-    process.stderr.write(`round ${round + 1} ${kind}: ${Math.round(rate)} msg/s, ${cpuMicros.toFixed(1)} µs CPU/msg\n`);
+// ---- report -------------------------------------------------------------------------------
+
+const loadAtEnd = loadavg();
+console.log('');
+console.log('Per protocol and window, medians over every slice set of every round. rate / plain and CPU / plain are');
+console.log('ratios within one slice set (the variants ran it together); CPU is the process (all threads) per message.');
+for (const protocol of protocols) {
+  for (const window of windows) {
+    const ws = sets.filter((set) => set.protocol === protocol && set.window === window);
+    if (ws.length === 0) continue;
+    console.log(`\n${protocol} W=${window} (${ws.length} slice sets)`);
+    const header = ['variant', 'msg/s', 'rate / plain', 'IQR', 'CPU us/msg', 'CPU / plain', 'IQR', 'main-thread us/msg'];
+    const rows = slots.map((slot) => {
+      const ratio = ws.map((set) => rate(set.slices[slot.name]!) / rate(set.slices.plain!));
+      const cpuRatio = ws.map((set) => cpuPerMessage(set.slices[slot.name]!) / cpuPerMessage(set.slices.plain!));
+      const main = ws.map((set) => (set.slices[slot.name]!.threads?.mainNs ?? Number.NaN) / 1000 / Math.max(1, set.slices[slot.name]!.messages));
+      return [slot.name, fmt(median(ws.map((set) => rate(set.slices[slot.name]!)))), fmt(median(ratio), 3), iqr(ratio), fmt(median(ws.map((set) => cpuPerMessage(set.slices[slot.name]!))), 1), fmt(median(cpuRatio), 3), iqr(cpuRatio), fmt(median(main), 1)];
+    });
+    // Under 100 % the clients wait for the hub (or the network), not for their CPU: rates then say
+    // how the hub shares itself out as much as what a variant costs; CPU per message still holds.
+    const busy = median(ws.map((set) => Object.values(set.slices).reduce((sum, sl) => sum + sl.cpuUs / (sl.seconds * 1e6), 0)));
+    console.log(`  clients' CPU busy (sum over variants, median per slice set): ${fmt(busy * 100)} % of one core`);
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+    for (const row of [header, ...rows]) console.log(`  ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')}`);
   }
 }
-const durableFile = (kinds.durable as unknown as { outbox: { file?: { bytes: number; compactions: number } } }).outbox.file;
-for (const device of Object.values(kinds)) await device.close();
-hubChild.stdin!.end();
-await once(hubChild, 'exit');
-rmSync(dir, { recursive: true, force: true });
+const durableW16 = sets.filter((set) => set.protocol === 'mqtt' && set.window === 16 && set.slices.durable !== undefined);
+if (durableW16.length > 0) {
+  const ratio = (name: string): number => median(durableW16.map((set) => rate(set.slices[name]!) / rate(set.slices.plain!)));
+  console.log(`\nmqtt W=16: durable outbox / plain ${fmt(ratio('durable'), 3)}x (target >= 0.9x); in-memory outbox ${slots.some((s) => s.name === 'memory') ? fmt(ratio('memory'), 3) : '-'}x; A/A ${slots.some((s) => s.name === 'aa') ? fmt(ratio('aa'), 3) : '-'}x`);
+}
+for (const { slot, protocol, round: r, messages, log } of logs) {
+  const perWrite = log.writes === undefined ? '' : `, ${log.writes} writes (${(messages / log.writes).toFixed(1)} messages per write)`;
+  console.log(`durable log (${slot}, ${protocol}, round ${r + 1}): ${messages} messages, ${log.bytes} bytes, ${log.liveBytes} live, ${log.compactions} compaction(s)${perWrite}`);
+}
+console.log(`Load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')} at start, ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')} at end (2 cores shared with other work). Total ${((Date.now() - startedAt) / 1000).toFixed(0)} s.`);
+if (failures.length > 0) {
+  console.log(`Failures (${failures.length}):`);
+  for (const f of failures) console.log(`  ${f}`);
+  process.exitCode = 1;
+}
 
-const plain = median(results.plain);
-const summary = {
-  protocol: 'mqtt',
-  inFlight: WINDOW,
-  secondsPerRun: seconds,
-  rounds,
-  msgsPerSecond: { plain: Math.round(plain), aa: Math.round(median(results.aa)), plainWithIds: Math.round(median(results.ids)), memory: Math.round(median(results.memory)), durable: Math.round(median(results.durable)) },
-  ratioVsPlain: { aa: Number((median(results.aa) / plain).toFixed(3)), plainWithIds: Number((median(results.ids) / plain).toFixed(3)), memory: Number((median(results.memory) / plain).toFixed(3)), durable: Number((median(results.durable) / plain).toFixed(3)) },
-  ratioVsPlainWithIds: { memory: Number((median(results.memory) / median(results.ids)).toFixed(3)), durable: Number((median(results.durable) / median(results.ids)).toFixed(3)) },
-  clientCpuMicrosPerMessage: Object.fromEntries(Object.entries(cpu).map(([kind, xs]) => [kind, Number(median(xs).toFixed(1))])),
-  clientCpuVsPlain: { memory: Number((median(cpu.memory) / median(cpu.plain)).toFixed(3)), durable: Number((median(cpu.durable) / median(cpu.plain)).toFixed(3)) },
-  durableLog: durableFile,
-  taskset: hasTaskset,
-  // The machine is shared: the 1-minute load average when the run began and ended.
-  loadAverage: { before: Number(loadBefore.toFixed(2)), after: Number(loadavg()[0]!.toFixed(2)) },
-};
-console.log(JSON.stringify(summary, null, 2));
-console.log(`durable outbox / plain client at ${WINDOW} in flight: ${summary.ratioVsPlain.durable.toFixed(3)}x (target >= 0.9x); in-memory outbox: ${summary.ratioVsPlain.memory.toFixed(3)}x; plain client with message ids: ${summary.ratioVsPlain.plainWithIds.toFixed(3)}x; A/A (a second plain client): ${summary.ratioVsPlain.aa.toFixed(3)}x`);
+if (profileRoot !== undefined) {
+  // bench/profile-diff.ts compares raw-, ours- and aa- directories: one such view per variant.
+  for (const slot of slots.filter((s) => s.name !== 'plain' && s.name !== 'aa')) {
+    const view = join(profileRoot, slot.name.replace('@', '-'));
+    mkdirSync(view, { recursive: true });
+    for (const p of profileDirs) {
+      const as = p.slot === 'plain' ? 'raw' : p.slot === 'aa' ? 'aa' : p.slot === slot.name ? 'ours' : undefined;
+      // Copies, not links: profile-diff.ts lists directories only.
+      if (as !== undefined && existsSync(p.dir)) cpSync(p.dir, join(view, `${as}-${p.protocol}-${p.deviceId}`), { recursive: true });
+    }
+  }
+  console.log(`Profiles: node --import tsx bench/profile-diff.ts ${profileRoot}/<variant> (plain as raw, the variant as ours, aa as A/A)`);
+}
+if (flags.json !== undefined) {
+  writeFileSync(flags.json, JSON.stringify({ git: gitSha(), loadAtStart, loadAtEnd, settings: { ...settings, rounds, slices, sliceMs, warmup, windows, protocols, slots }, sets, logs, failures }, null, 2));
+  console.log(`Wrote ${flags.json}.`);
+}

@@ -6,7 +6,6 @@
 // consumer) can drop the copies an at-least-once replay produces.
 // One file because it is one queue whose order, in-flight window, back-off and TTL timer share its
 // state; the log format and the options are apart (outbox/ holds them).
-import { randomUUID } from 'node:crypto';
 import { SwitchyardError } from '@switchyard/errors';
 import type { Protocol } from '@switchyard/profile';
 import { backoffDelay, type Clock, type TimerHandle } from '@switchyard/time';
@@ -16,6 +15,7 @@ import { translateError } from '../errors.ts';
 import type { DeviceMessage, OutgoingMessage } from '../message.ts';
 import { outboxSettings, type OutboxOptions, type OutboxSettings } from './options.ts';
 import type { AddRecord } from './log-format.ts';
+import { messageIdSource } from './message-ids.ts';
 import { RecordLog } from './record-log.ts';
 import { messageBytes, withMessageId } from './stored-message.ts';
 
@@ -90,7 +90,8 @@ export interface OutboxBatching {
   attempt(messages: DeviceMessage[], done: (err?: unknown) => void): void;
 }
 
-class Entry {
+/** A queued message; it is also its own add record for the log (seq, enqueuedAt, message). */
+class Entry implements AddRecord {
   inFlight = false;
   done = false;
   /** Sent on its own from now on: a batch it was in was refused as a whole (one of them is unsendable). */
@@ -193,9 +194,14 @@ export class Outbox implements OutboxView {
   #ttlTimer: TimerHandle | undefined;
   #ttlAt = 0;
   #acks: number[] = [];
+  #spareAcks: number[] = [];
+  /** Acks handed to the log and not yet written. */
+  #handedAcks = 0;
   #pumpQueued = false;
   #holdPump = false;
   #drains: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  readonly #newId = messageIdSource();
+  readonly #flushAcksLater = (): void => this.#flushAcks();
 
   private constructor(settings: OutboxSettings, log: RecordLog | undefined) {
     this.#settings = settings;
@@ -237,9 +243,9 @@ export class Outbox implements OutboxView {
   }
 
   /** For tests and the bench: the log's size and how often it was rewritten. */
-  get file(): { bytes: number; liveBytes: number; compactions: number } | undefined {
+  get file(): { bytes: number; liveBytes: number; compactions: number; writes: number } | undefined {
     const log = this.#log;
-    return log === undefined ? undefined : { bytes: log.fileBytes, liveBytes: log.liveBytes, compactions: log.compactions };
+    return log === undefined ? undefined : { bytes: log.fileBytes, liveBytes: log.liveBytes, compactions: log.compactions, writes: log.writes };
   }
 
   drain(): Promise<void> {
@@ -257,7 +263,7 @@ export class Outbox implements OutboxView {
     let total = 0;
     try {
       for (const input of messages) {
-        const message = withMessageId(input, randomUUID);
+        const message = withMessageId(input, this.#newId);
         const bytes = messageBytes(message);
         total += bytes;
         entries.push(new Entry(this, 0, message, bytes, now));
@@ -270,17 +276,15 @@ export class Outbox implements OutboxView {
       entry.seq = ++this.#seq;
       this.#push(entry);
     }
-    // Written before the first attempt either way; 'queued' also waits for the sync.
-    const queued = this.#log?.add(
-      entries.map((e): AddRecord => ({ seq: e.seq, enqueuedAt: e.enqueuedAt, message: e.message })),
-      options.until === 'queued',
-    );
     let result: Promise<void>;
     if (options.until === 'queued') {
-      // A log that fails to write rejects the caller; the messages are still sent from memory.
-      result = queued ?? Promise.resolve();
+      // Written before the first attempt, and waits for the sync. A log that fails to write
+      // rejects the caller; the messages are still sent from memory.
+      result = this.#log?.add(entries, true) ?? Promise.resolve();
     } else {
-      queued?.catch(() => undefined);
+      // Written before the first attempt too (this turn), without a promise per message: a log
+      // that fails shows in every later `until: 'queued'` and in close().
+      this.#log?.append(entries);
       result = new Promise<void>((resolve, reject) => {
         const waiter = new Waiter(this.#host, what, entries.length, entries[0]!.message.messageId, options.timeoutMs, options.signal, resolve, reject);
         for (const entry of entries) entry.waiter = waiter;
@@ -421,8 +425,11 @@ export class Outbox implements OutboxView {
     this.#bytes -= entry.bytes;
     const entries = this.#entries;
     while (this.#head < entries.length && entries[this.#head]!.done) this.#head++;
-    // Drop the done prefix now and then, so the array does not grow with everything ever sent.
-    if (this.#head > 1024 && this.#head * 2 > entries.length) {
+    // Drop the done prefix often (amortized, at most one element copied per entry finished): done
+    // entries kept in the array keep their message, waiter and promise alive, and the young
+    // generation's scavenges copy whatever is alive, so a long done prefix made every scavenge
+    // of a busy outbox copy about a thousand messages the plain client had let go (bench/README.md).
+    if (this.#head >= 32 && this.#head * 2 > entries.length) {
       this.#entries = entries.slice(this.#head);
       this.#cursor = Math.max(0, this.#cursor - this.#head);
       this.#head = 0;
@@ -433,20 +440,30 @@ export class Outbox implements OutboxView {
   // Acks of one turn go to the log as one record.
   #queueAck(seq: number): void {
     if (this.#log === undefined) return;
-    if (this.#acks.length === 0) queueMicrotask(() => this.#flushAcks());
+    if (this.#acks.length === 0) queueMicrotask(this.#flushAcksLater);
     this.#acks.push(seq);
     this.#unrecorded++;
   }
 
   #flushAcks(): void {
     if (this.#acks.length === 0) return;
+    // Two arrays taking turns: the log copies the seqs at once, and an ack queued while it runs
+    // (its callback can pump, and an attempt can settle at once) goes to the other one.
     const acks = this.#acks;
-    this.#acks = [];
-    this.#log?.remove(acks, () => {
-      this.#unrecorded -= acks.length;
-      this.#pump();
-    });
+    this.#acks = this.#spareAcks;
+    this.#spareAcks = acks;
+    this.#handedAcks += acks.length;
+    this.#log?.remove(acks, this.#acksWritten);
+    acks.length = 0;
   }
+
+  // Every ack handed over so far was in the write that ends with this call (a second call for
+  // the same write finds none left); one callback for all turns instead of a closure per turn.
+  readonly #acksWritten = (): void => {
+    this.#unrecorded -= this.#handedAcks;
+    this.#handedAcks = 0;
+    this.#pump();
+  };
 
   #pump(): void {
     // Re-entered from an attempt that settles synchronously: the loop below already carries on.
@@ -460,7 +477,8 @@ export class Outbox implements OutboxView {
   }
 
   #pumpLoop(): void {
-    const now = this.#host.clock.now();
+    // The clock is read only to judge expiry: without a ttlMs the pump (twice per message) needs no time.
+    const now = this.#settings.ttlMs === undefined ? 0 : this.#host.clock.now();
     const batching = this.#host.batch;
     let expired: Entry[] | undefined;
     const window = outboxWindow(this.#host.protocol);
@@ -536,8 +554,7 @@ export class Outbox implements OutboxView {
 
   #makeRoom(what: string, count: number, bytes: number, messageId: string): void {
     const { maxMessages, maxBytes, whenFull } = this.#settings;
-    const fits = (): boolean => this.#depth + count <= maxMessages && this.#bytes + bytes <= maxBytes;
-    if (fits()) return;
+    if (this.#depth + count <= maxMessages && this.#bytes + bytes <= maxBytes) return;
     const full = (why: string): SwitchyardError =>
       new SwitchyardError('QUOTA_EXCEEDED', `${what}: the outbox is full (${this.#depth} of ${maxMessages} messages, ${this.#bytes} of ${maxBytes} bytes); ${why}`, {
         retryable: true,
@@ -625,7 +642,7 @@ export class Outbox implements OutboxView {
     const out: AddRecord[] = [];
     for (let i = this.#head; i < this.#entries.length; i++) {
       const entry = this.#entries[i]!;
-      if (!entry.done) out.push({ seq: entry.seq, enqueuedAt: entry.enqueuedAt, message: entry.message });
+      if (!entry.done) out.push(entry);
     }
     return out;
   }

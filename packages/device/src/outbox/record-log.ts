@@ -81,6 +81,8 @@ export class RecordLog {
   readonly #live = new Map<number, number>();
   #liveBytes = 0;
   compactions = 0;
+  /** Writes to the file so far (each one frame or a few): messages per write is what a turn gathers. */
+  writes = 0;
   /** The outbox's live records, for a rewrite; set by the outbox. */
   liveRecords: () => AddRecord[] = () => [];
 
@@ -170,14 +172,23 @@ export class RecordLog {
    */
   add(records: readonly AddRecord[], durable = true): Promise<void> {
     if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    this.append(records);
+    return durable ? this.#durable() : Promise.resolve();
+  }
+
+  /**
+   * `add(records, false)` without the promise, for the path every message takes: the records
+   * reach the OS in this turn and are synced with the next sync. Nothing when the log has failed
+   * (every later `add` and `flush` rejects then).
+   */
+  append(records: readonly AddRecord[]): void {
+    if (this.#failed !== undefined) return;
     for (const record of records) {
       const size = this.#writer.add(record);
       this.#live.set(record.seq, size);
       this.#liveBytes += size;
     }
-    if (durable) return this.#durable();
     this.#schedule();
-    return Promise.resolve();
   }
 
   /**
@@ -230,7 +241,11 @@ export class RecordLog {
     try {
       this.#writeFrames();
     } finally {
-      for (const written of this.#unwritten.splice(0)) written();
+      if (this.#unwritten.length > 0) {
+        const written = this.#unwritten;
+        this.#unwritten = [];
+        for (const callback of written) callback();
+      }
     }
   }
 
@@ -242,6 +257,7 @@ export class RecordLog {
       if (data !== undefined) {
         // Written before anything is added again: `data` is a view of the writer's reused buffer.
         for (let at = 0; at < data.length; ) at += writeSync(fd, data, at);
+        this.writes++;
         this.#size += data.length;
         this.#unsyncedBytes += data.length;
       }
