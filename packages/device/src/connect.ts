@@ -6,12 +6,14 @@ import { createRequire } from 'node:module';
 import azureDevice from 'azure-iot-device';
 import type { Client } from 'azure-iot-device';
 import { SwitchyardError } from '@switchyard/errors';
+import { systemClock } from '@switchyard/time';
 import { resolveProfile, type ExactProfile, type ProfileDefinition, type Protocol } from '@switchyard/profile';
 import { PROTOCOL_PORTS, select, type Decision } from '@switchyard/selector';
 import { DeviceCore } from './core/device-core.ts';
 import { guard } from './core/guard.ts';
 import { abandonedError, destroyTransportSocket, SocketSet, swallowUnheardRheaErrors } from './links/abandon.ts';
 import { requestAmqpHeartbeats } from './links/amqp-heartbeats.ts';
+import { gateMqttRedials } from './links/mqtt-redial-gate.ts';
 import { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type AzureGeneration, type PollOnce } from './links/azure-client-link.ts';
 import { RedirectAgent, routeFor, uploadAgentTarget, usesGatewayHostName, withGatewayHostName } from './endpoint.ts';
 import { translateError, httpStatusOf, neverReachedHub } from './errors.ts';
@@ -145,6 +147,8 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
     swallowUnheardRheaErrors(transport);
     // Twice the keep-alive, as MQTT's: a silent connection is dropped within 2 x keepAliveSeconds.
     requestAmqpHeartbeats(transport, options.keepAliveSeconds * 2_000);
+    // A connection the hub drops right after it opens is not dialled again at once (mqtt-redial-gate.ts).
+    gateMqttRedials(transport, { clock: options.clock ?? systemClock });
     return transport;
   } as unknown as TransportConstructor;
   if (protocol === 'https') {

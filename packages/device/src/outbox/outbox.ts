@@ -425,11 +425,17 @@ export class Outbox implements OutboxView {
     this.#bytes -= entry.bytes;
     const entries = this.#entries;
     while (this.#head < entries.length && entries[this.#head]!.done) this.#head++;
-    // Drop the done prefix often (amortized, at most one element copied per entry finished): done
-    // entries kept in the array keep their message, waiter and promise alive, and the young
-    // generation's scavenges copy whatever is alive, so a long done prefix made every scavenge
-    // of a busy outbox copy about a thousand messages the plain client had let go (bench/README.md).
-    if (this.#head >= 32 && this.#head * 2 > entries.length) {
+    // Drop the done prefix often (amortized, at most one element copied per entry finished), and
+    // at once when nothing is left in it: done entries kept in the array keep their message, waiter
+    // and promise alive. The young generation's scavenges copy whatever is alive, so a long done
+    // prefix made every scavenge of a busy outbox copy about a thousand messages the plain client had
+    // let go (bench/README.md); at a low rate (a gateway identity's 0.5 msg/s) it held every message
+    // sent for half an hour.
+    if (this.#head === entries.length) {
+      this.#entries = [];
+      this.#cursor = 0;
+      this.#head = 0;
+    } else if (this.#head >= 32 && this.#head * 2 > entries.length) {
       this.#entries = entries.slice(this.#head);
       this.#cursor = Math.max(0, this.#cursor - this.#head);
       this.#head = 0;

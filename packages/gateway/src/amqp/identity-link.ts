@@ -20,6 +20,7 @@ import azureCommon from 'azure-iot-common';
 import methodClientModule from 'azure-iot-device-amqp/dist/amqp_device_method_client.js';
 import twinClientModule from 'azure-iot-device-amqp/dist/amqp_twin_client.js';
 import type { IdentityChannel } from './identity-channel.ts';
+import { releaseAbandoned, spareCredit } from './session-deliveries.ts';
 
 const { AmqpMessage, translateError: translateAmqpError } = amqpBase;
 const { errors: azureErrors, SharedAccessSignature, encodeUriComponentStrict } = azureCommon;
@@ -59,21 +60,6 @@ function fromRheaMessage(raw: RheaMessage, protocol: 'amqp' | 'amqp-ws'): C2DMes
   return fromAzureMessage(AmqpMessage.toMessage(raw as never) as never, protocol);
 }
 
-function waitSendable(sender: Sender): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onSendable = (): void => {
-      sender.removeListener('sender_close', onClose);
-      resolve();
-    };
-    const onClose = (): void => {
-      sender.removeListener('sendable', onSendable);
-      reject(new azureErrors.NotConnectedError('the telemetry link was detached'));
-    };
-    sender.once('sendable', onSendable);
-    sender.once('sender_close', onClose);
-  });
-}
-
 function callbackPromise<T = unknown>(run: (done: (err?: Error | null, result?: T) => void) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => run((err, result) => (err ? reject(err) : resolve(result as T))));
 }
@@ -98,6 +84,10 @@ export class IdentityLink implements DeviceLink {
   /** Fails the attach in flight: a connection that dies silently never answers it. */
   #senderFail: ((error: Error) => void) | undefined;
   #inFlight: Map<Delivery, (err?: unknown) => void> | undefined;
+  /** Deliveries handed to the current sender since it was opened (spareCredit). */
+  #handed = 0;
+  /** Sends waiting for credit: settled by the hub's next flow, or failed when the sender goes. */
+  #credit: { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } | undefined;
   #receiver: Receiver | undefined;
   #c2d = false;
   #methods: Set<string> | undefined;
@@ -201,6 +191,7 @@ export class IdentityLink implements DeviceLink {
 
   #forgetLinks(error: Error): void {
     this.#sender = undefined;
+    this.#creditLost(error);
     this.#senderReady = undefined;
     const senderFail = this.#senderFail;
     this.#senderOk = undefined;
@@ -210,6 +201,9 @@ export class IdentityLink implements DeviceLink {
     const inFlight = this.#inFlight;
     this.#inFlight = undefined;
     for (const done of inFlight?.values() ?? []) done(error);
+    // The hub settles nothing more on a link that is gone; left unsettled, these would hold the
+    // session's delivery ring for every identity sharing it (session-deliveries.ts).
+    if (inFlight) releaseAbandoned(inFlight.keys());
     // The SDK clients' links were force-detached by the channel; new ones are built on next use.
     const methodClient = this.#methodClient;
     this.#methodClient = undefined;
@@ -243,9 +237,14 @@ export class IdentityLink implements DeviceLink {
 
   async #send(message: RheaMessage): Promise<void> {
     const sender = await this.#ensureSender();
-    // Out of credit: wait for the hub to grant more rather than piling deliveries onto rhea's
-    // session buffer (which throws when full), as the SDK's SenderLink does.
-    while (!sender.sendable()) await waitSendable(sender);
+    // Out of credit: wait for the hub to grant more rather than queueing deliveries in rhea
+    // beyond it; a link closed meanwhile (a fault under way) takes nothing: the outbox sends again
+    // once the identity is back (session-deliveries.ts says what either would cost).
+    while (spareCredit(sender, this.#handed) === 0) {
+      if (this.#sender !== sender || !sender.is_open()) throw new azureErrors.NotConnectedError('the telemetry link was detached');
+      await this.#waitCredit();
+    }
+    this.#handed++;
     await new Promise<void>((resolve, reject) => {
       const delivery = sender.send(message);
       (this.#inFlight ??= new Map()).set(delivery, (err?: unknown) => (err ? reject(err) : resolve()));
@@ -261,6 +260,7 @@ export class IdentityLink implements DeviceLink {
       if (!session) return reject(notConnected(this.deviceId));
       const sender = session.open_sender({ target: { address: `/devices/${this.deviceId}/messages/events` } });
       this.#sender = sender;
+      this.#handed = 0;
       this.#senderOk = resolve;
       this.#senderFail = reject;
       IdentityLink.#bySender.set(sender, this);
@@ -272,6 +272,24 @@ export class IdentityLink implements DeviceLink {
       sender.on('sender_close', IdentityLink.#onSenderClose);
     });
     return this.#senderReady;
+  }
+
+  #waitCredit(): Promise<void> {
+    if (this.#credit) return this.#credit.promise;
+    let resolve!: () => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.#credit = { promise, resolve, reject };
+    return promise;
+  }
+
+  #creditLost(error: Error): void {
+    const credit = this.#credit;
+    this.#credit = undefined;
+    credit?.reject(error);
   }
 
   // Every identity has a telemetry link once it sends, so its rhea handlers are shared functions
@@ -303,6 +321,11 @@ export class IdentityLink implements DeviceLink {
 
   static #onSendable(this: void, context: EventContext): void {
     const link = context.sender ? IdentityLink.#bySender.get(context.sender) : undefined;
+    if (link && link.#sender === context.sender && link.#credit) {
+      const credit = link.#credit;
+      link.#credit = undefined;
+      credit.resolve();
+    }
     const resolve = link ? link.#senderOk : undefined;
     const sender = context.sender;
     if (!link || !resolve || !sender || link.#sender !== sender) return;
@@ -320,7 +343,9 @@ export class IdentityLink implements DeviceLink {
     link.#senderReady = undefined;
     link.#senderOk = undefined;
     link.#senderFail = undefined;
-    reject?.(new azureErrors.NotConnectedError('the telemetry link was detached'));
+    const error = new azureErrors.NotConnectedError('the telemetry link was detached');
+    link.#creditLost(error);
+    reject?.(error);
   }
 
   // ---- cloud to device ---------------------------------------------------------------------
