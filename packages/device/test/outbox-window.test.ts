@@ -99,7 +99,9 @@ describe('the outbox window', () => {
     // Before the fix the pump looped forever here, re-trying the head of the queue.
     expect(attempts).toBe(1);
     expect(outbox.depth).toBe(100);
-    await (h.clock as ManualClock).advanceAsync(1_000);
+    // The first back-off is 250-500 ms (jittered), the next at least 500 ms more: after 500 ms
+    // exactly one retry has run, whatever the jitter drew (1 000 ms let a second one in, 1 run in 4).
+    await (h.clock as ManualClock).advanceAsync(500);
     expect(attempts).toBe(2);
     h.attempt = (_message, done) => {
       attempts++;
