@@ -4,29 +4,13 @@
 // then "END" answered by "RESULT <json>"), so the parent can run one slice on every variant at
 // once on one CPU and compare them per slice set.
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type * as DeviceModule from '@switchyard/device';
+import { commandLines, say, threadTimes } from './child-io.ts';
 import type { OutboxChildConfig, OutboxChildResult } from './outbox-types.ts';
 import type { SliceResult } from './overhead-types.ts';
-
-/** CPU ns of the main thread and of every other thread (GC helpers, compilers, libuv's pool), from /proc; undefined off Linux. */
-function threadNs(): { mainNs: number; otherNs: number } | undefined {
-  try {
-    let mainNs = 0;
-    let otherNs = 0;
-    for (const tid of readdirSync('/proc/self/task')) {
-      const ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-      if (Number(tid) === process.pid) mainNs += ns;
-      else otherNs += ns;
-    }
-    return { mainNs, otherNs };
-  } catch {
-    return undefined;
-  }
-}
 
 type Send = () => Promise<unknown>;
 
@@ -36,7 +20,7 @@ async function runSlice(send: Send, window: number, ms: number, maxMessages: num
   let done = 0;
   let stop = false;
   const timer = setTimeout(() => { stop = true; }, ms);
-  const before = threadNs();
+  const before = threadTimes();
   const cpuBefore = process.cpuUsage();
   const started = process.hrtime.bigint();
   const worker = async (): Promise<void> => {
@@ -49,7 +33,7 @@ async function runSlice(send: Send, window: number, ms: number, maxMessages: num
   await Promise.all(Array.from({ length: window }, worker));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = process.cpuUsage(cpuBefore);
-  const after = threadNs();
+  const after = threadTimes();
   clearTimeout(timer);
   return {
     window,
@@ -59,21 +43,12 @@ async function runSlice(send: Send, window: number, ms: number, maxMessages: num
     systemUs: cpu.system,
     gcCount: 0,
     gcMs: 0,
-    ...(before === undefined || after === undefined ? {} : { threads: { mainNs: after.mainNs - before.mainNs, otherNs: after.otherNs - before.otherNs, voluntarySwitches: 0, involuntarySwitches: 0 } }),
+    ...(before === undefined || after === undefined ? {} : { threads: { mainNs: after.mainNs - before.mainNs, otherNs: after.otherNs - before.otherNs, voluntarySwitches: after.voluntarySwitches - before.voluntarySwitches, involuntarySwitches: after.involuntarySwitches - before.involuntarySwitches } }),
   };
-}
-
-function say(line: string): Promise<void> {
-  return new Promise((resolve) => process.stdout.write(`${line}\n`, () => resolve()));
 }
 
 async function main(): Promise<void> {
-  const commands = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-  const next = async (): Promise<string> => {
-    const { value, done } = await commands.next();
-    if (done === true) throw new Error('stdin closed before END');
-    return value as string;
-  };
+  const next = commandLines();
   const config = JSON.parse(await next()) as OutboxChildConfig;
   const { connect } = (config.module === undefined ? await import('@switchyard/device') : await import(config.module)) as typeof DeviceModule;
   const { hub, protocol, variant } = config;

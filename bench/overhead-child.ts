@@ -3,17 +3,17 @@
 // over stdin/stdout (protocol in overhead-types.ts): the parent runs each short slice on a raw
 // child, an ours child and a second raw child at once, so background load hits all alike.
 // Neither variant is imported statically: each loads only what it would load in a real device.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { Session } from 'node:inspector/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { getHeapSpaceStatistics } from 'node:v8';
 import type { Duplex } from 'node:stream';
 import type * as DeviceModule from '@switchyard/device';
 import type { ProfileDefinition, Protocol } from '@switchyard/profile';
+import { commandLines, say, threadTimes } from './child-io.ts';
 import { startCountingProxy, type CountingProxy } from './counting-proxy.ts';
 import { LogHistogram } from './stats.ts';
 import type { ChildConfig, ChildResult, LatencySummary, ReadyInfo, SliceResult, WireResult } from './overhead-types.ts';
@@ -196,27 +196,6 @@ new PerformanceObserver((list) => {
   }
 }).observe({ entryTypes: ['gc'] });
 
-/** CPU ns per thread class and context switches so far, from /proc; undefined off Linux. */
-function threadTimes(): { mainNs: number; otherNs: number; voluntarySwitches: number; involuntarySwitches: number } | undefined {
-  try {
-    let mainNs = 0;
-    let otherNs = 0;
-    let voluntarySwitches = 0;
-    let involuntarySwitches = 0;
-    for (const tid of readdirSync('/proc/self/task')) {
-      const ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-      if (Number(tid) === process.pid) mainNs += ns;
-      else otherNs += ns;
-      const status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
-      voluntarySwitches += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      involuntarySwitches += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    }
-    return { mainNs, otherNs, voluntarySwitches, involuntarySwitches };
-  } catch {
-    return undefined;
-  }
-}
-
 /** Sends with `window` in flight until `ms` pass or `maxMessages` have been issued. */
 async function runSlice(sender: Sender, window: number, ms: number, maxMessages: number, histogram?: LogHistogram): Promise<SliceResult> {
   let issued = 0;
@@ -266,17 +245,8 @@ function packageOf(path: string): string | undefined {
   return first?.startsWith('@') && second !== undefined ? `${first}/${second}` : first;
 }
 
-function say(line: string): Promise<void> {
-  return new Promise((resolve) => process.stdout.write(`${line}\n`, () => resolve()));
-}
-
 async function main(): Promise<void> {
-  const commands = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-  const next = async (): Promise<string> => {
-    const { value, done } = await commands.next();
-    if (done === true) throw new Error('stdin closed before END');
-    return value as string;
-  };
+  const next = commandLines();
   const config = JSON.parse(await next()) as ChildConfig;
   let sampledPeak = process.memoryUsage.rss();
   let retainedPeak = retainedRss();

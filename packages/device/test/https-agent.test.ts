@@ -35,7 +35,7 @@ describe('HttpsAgent.getName', () => {
       { ...base, ca: `${CA}x` },
       { ...base, cert: 'CERT' },
       { ...base, key: 'KEY' },
-      { ...base, rejectUnauthorized: false },
+      { ...base, rejectUnauthorized: undefined },
       { ...base, servername: 'gateway.local' },
       { ...base, minVersion: 'TLSv1.3' },
       { ...base, family: 6 },
