@@ -25,7 +25,8 @@ import { parseArgs } from 'node:util';
 import { PROTOCOLS, type Protocol } from '@switchyard/profile';
 import { createConsumerProject } from '../scripts/consumer-project.ts';
 import { bundleChild } from './bundle-child.ts';
-import type { ChildConfig, HubInfo, Variant } from './overhead-types.ts';
+import { startHub } from './hub-child.ts';
+import type { ChildConfig, Variant } from './overhead-types.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -52,7 +53,6 @@ for (const tool of ['valgrind', 'callgrind_control', 'callgrind_annotate']) {
 }
 
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
-const hasTaskset = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
 const outDir = flags.keep ?? mkdtempSync(join(tmpdir(), 'switchyard-instructions-'));
 mkdirSync(outDir, { recursive: true });
 
@@ -61,11 +61,8 @@ process.once('exit', () => installed.remove());
 const child = await bundleChild(here('./overhead-child.ts'), join(installed.dir, 'overhead-child.bundle.mjs'), ['azure-iot-*', '@switchyard/device']);
 const oursModule = pathToFileURL(join(installed.dir, 'node_modules', '@switchyard', 'device', 'dist', 'index.js')).href;
 
-const hubArgs = ['--import', 'tsx', here('./hub-process.ts'), String(protocols.length * windows.length * variants.length)];
-const hubChild = hasTaskset ? spawn('taskset', ['-c', '0', process.execPath, ...hubArgs], { stdio: ['pipe', 'pipe', 'inherit'] }) : spawn(process.execPath, hubArgs, { stdio: ['pipe', 'pipe', 'inherit'] });
-const [line] = (await once(createInterface({ input: hubChild.stdout! }), 'line')) as [string];
-const hub = JSON.parse(line) as HubInfo;
-const { devices, ...hubAddress } = hub;
+const hub = await startHub(protocols.length * windows.length * variants.length, ['--import', 'tsx']);
+const { devices, ...hubAddress } = hub.info;
 const deviceIds = Object.keys(devices);
 
 /** What V8 does about the code rather than the code itself: GC, compilation, interpreter and baseline tiers. */
@@ -169,9 +166,7 @@ for (const protocol of protocols) {
   }
 }
 } finally {
-  const exited = once(hubChild, 'exit');
-  hubChild.stdin!.end();
-  await exited;
+  await hub.stop();
 }
 if (flags.keep === undefined) rmSync(outDir, { recursive: true, force: true });
 else console.log(`callgrind files kept in ${outDir} (callgrind_annotate FILE-01 for the main thread)`);

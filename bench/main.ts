@@ -21,9 +21,10 @@ import { parseArgs } from 'node:util';
 import { PROTOCOLS, type Protocol } from '@switchyard/profile';
 import { createConsumerProject } from '../scripts/consumer-project.ts';
 import { bundleChild } from './bundle-child.ts';
+import { hasTaskset, pinned, pinSelfToHubCore, startHub } from './hub-child.ts';
 import { report, rowFor, SLOTS, type AdapterCost, type ProtocolResults, type SliceSet, type Slot } from './overhead-report.ts';
 import { median, percentile } from './stats.ts';
-import type { ChildConfig, ChildResult, HubInfo, ReadyInfo, SliceResult } from './overhead-types.ts';
+import type { ChildConfig, ChildResult, ReadyInfo, SliceResult } from './overhead-types.ts';
 
 const USAGE = `usage: pnpm bench [options]
   --quick             one round, short phases (under a minute)
@@ -137,11 +138,9 @@ const settings = {
   lineTimeoutMs: 60_000,
 };
 
-const hasTaskset = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
 // This process only orchestrates; keep it off the client's core.
-if (hasTaskset) spawnSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+pinSelfToHubCore();
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
-const pinned = (cpu: number, args: string[]): [string, string[]] => (hasTaskset ? ['taskset', ['-c', String(cpu), process.execPath, ...args]] : [process.execPath, args]);
 
 function gitSha(): string {
   const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
@@ -149,26 +148,6 @@ function gitSha(): string {
   return r.status === 0 ? `${r.stdout.trim()}${dirty ? ' (uncommitted changes in tree)' : ''}` : 'unknown';
 }
 
-async function startHub(devices: number): Promise<{ info: HubInfo; stop: () => Promise<void> }> {
-  const [cmd, args] = pinned(0, ['--import', 'tsx', here('./hub-process.ts'), String(devices)]);
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const first = await Promise.race([
-    once(lines, 'line') as Promise<[string]>,
-    once(child, 'exit').then(() => { throw new Error('the hub process exited before printing its address'); }),
-  ]);
-  return {
-    info: JSON.parse(first[0]) as HubInfo,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = once(child, 'exit');
-      child.stdin!.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
 
 /** One client process, driven line by line (see overhead-types.ts). */
 class ClientChild {
@@ -285,7 +264,7 @@ if (flags['cpu-prof'] !== undefined) mkdirSync(flags['cpu-prof'], { recursive: t
 const childrenPerRound = protocols.length * SLOTS.length;
 // Identities from bench-100 on, so ids of equal length keep per-message bytes comparable (HTTPS
 // repeats the id in every request path and SAS audience).
-const hub = await startHub(100 + protocols.length * 2 + childrenPerRound * rounds);
+const hub = await startHub(100 + protocols.length * 2 + childrenPerRound * rounds, ['--import', 'tsx']);
 const deviceIds = Object.keys(hub.info.devices).slice(100);
 const { devices: _keys, ...hubAddress } = hub.info;
 let nextDevice = 0;

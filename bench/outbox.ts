@@ -27,9 +27,10 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { hasTaskset, pinned, pinSelfToHubCore, startHub } from './hub-child.ts';
 import { median, percentile } from './stats.ts';
 import type { OutboxChildConfig, OutboxChildResult, OutboxVariant } from './outbox-types.ts';
-import type { HubInfo, SliceResult } from './overhead-types.ts';
+import type { SliceResult } from './overhead-types.ts';
 
 const USAGE = `usage: node --conditions=source --import tsx bench/outbox.ts [options]
   --rounds N        rounds, fresh processes each (default 3)
@@ -120,11 +121,9 @@ if (flags.before !== undefined) {
 }
 
 const settings = { payloadBytes: 100, warmupMaxMs: 8000, maxMessagesPerSlice: sliceMs * 200, lineTimeoutMs: 60_000 };
-const hasTaskset = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0;
 // This process only orchestrates; it stays off the clients' core.
-if (hasTaskset) spawnSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+pinSelfToHubCore();
 const here = (file: string): string => fileURLToPath(new URL(file, import.meta.url));
-const pinned = (cpu: number, args: string[]): [string, string[]] => (hasTaskset ? ['taskset', ['-c', String(cpu), process.execPath, ...args]] : [process.execPath, args]);
 
 function gitSha(): string {
   const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
@@ -182,23 +181,6 @@ class Child {
   }
 }
 
-async function startHub(devices: number): Promise<{ info: HubInfo; stop: () => Promise<void> }> {
-  const [cmd, args] = pinned(0, ['--conditions=source', '--import', 'tsx', here('./hub-process.ts'), String(devices)]);
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => { throw new Error('the hub exited before printing its address'); })])) as [string];
-  return {
-    info: JSON.parse(first) as HubInfo,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = once(child, 'exit');
-      child.stdin!.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
 
 interface SliceSet {
   protocol: string;
@@ -248,7 +230,7 @@ console.log(
 if (flags.before !== undefined) console.log(`@before: connect() from ${resolve(flags.before)}`);
 if (flags.device !== undefined) console.log(`every variant: connect() from ${resolve(flags.device)}`);
 
-const hub = await startHub(slots.length * rounds * protocols.length);
+const hub = await startHub(slots.length * rounds * protocols.length, ['--conditions=source', '--import', 'tsx']);
 const { devices: _keys, ...hubAddress } = hub.info;
 const deviceIds = Object.keys(hub.info.devices);
 let nextDevice = 0;
