@@ -13,7 +13,10 @@
 // is our per-send code, ours-sdk / raw our configuration of the SDK).
 //
 //   pnpm bench:instructions [--protocols https,amqp] [--windows 1,16] [--messages 2000]
-//                           [--warmup 6000] [--variants raw,ours,ours-sdk] [--keep DIR]
+//                           [--warmup 6000] [--variants raw,ours,ours-sdk] [--keep DIR] [--perf-map]
+//
+// --perf-map: the children write node's perf map (--perf-basic-prof, /tmp/perf-<pid>.map), so the
+// kept callgrind files' JIT addresses can be named; each row then says which map is its own.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -36,6 +39,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string', default: '6000' },
     variants: { type: 'string', default: 'raw,ours,ours-sdk' },
     keep: { type: 'string' },
+    'perf-map': { type: 'boolean', default: false },
   },
 });
 const protocols = flags.protocols.split(',') as Protocol[];
@@ -97,7 +101,7 @@ async function measure(protocol: Protocol, window: number, variant: Variant, dev
   const out = join(outDir, `${protocol}-w${window}-${variant}.callgrind`);
   const proc = spawn(
     'valgrind',
-    ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${out}`, process.execPath, '--disable-warning=DEP0123', child],
+    ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${out}`, process.execPath, ...(flags['perf-map'] ? ['--perf-basic-prof'] : []), '--disable-warning=DEP0123', child],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let stderr = '';
@@ -137,6 +141,7 @@ async function measure(protocol: Protocol, window: number, variant: Variant, dev
   proc.stdin!.write('END\n');
   await expect('RESULT');
   await once(proc, 'exit');
+  if (flags['perf-map']) console.log(`  ${protocol} W=${window} ${variant}: JIT names in /tmp/perf-${proc.pid}.map, counts in ${out}-*`);
   const files = readdirSync(outDir).filter((f) => f.startsWith(`${protocol}-w${window}-${variant}.callgrind-`));
   let main = { mutator: 0, engine: 0 };
   let other = 0;

@@ -2,7 +2,7 @@
 // real half-open connection it is exercised by bounded-dead-network.test.ts ("half-open").
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '@switchyard/time';
-import { requestAmqpHeartbeats, watchSilence } from '../src/links/amqp-heartbeats.ts';
+import { keepWriting, requestAmqpHeartbeats, watchSilence } from '../src/links/amqp-heartbeats.ts';
 
 function fakeConnection() {
   const reads: Buffer[] = [];
@@ -83,5 +83,87 @@ describe('the AMQP silence watch', () => {
     expect(connection.local.open.idle_time_out).toBeUndefined();
     clock.advance(4_000);
     expect(connection.idled).toBe(1);
+  });
+});
+
+/** A stand-in for rhea 1.x's Connection on the writing side: the peer's open frame keeps its idle timeout behind an accessor, as rhea's composite types do. */
+function writingConnection(peerIdleMs: number) {
+  const written: string[] = [];
+  const open = Object.create({
+    get idle_time_out(): number {
+      return peerIdleMs;
+    },
+  }) as { idle_time_out?: number };
+  const transport = {
+    pending: [] as string[],
+    write(this: { pending: string[] }, _socket: unknown) {
+      written.push(...this.pending);
+      this.pending = [];
+    },
+  };
+  const connection = {
+    remote: { open },
+    heartbeat_out: setTimeout(() => undefined, 60_000) as ReturnType<typeof setTimeout> | undefined,
+    amqp_transport: transport,
+    socket: {},
+    socket_ready: true,
+    // rhea: encode the frame, then output(), which writes whatever is pending.
+    _write_frame(frame = 'empty') {
+      transport.pending.push(frame);
+      transport.write.call(transport, connection.socket);
+    },
+    send(frame: string) {
+      connection._write_frame(frame);
+    },
+  };
+  return { connection, written };
+}
+
+describe('the AMQP heartbeat writer', () => {
+  it('hides the hub\'s idle timeout from rhea\'s per-write timer and writes an empty frame after half of it in silence', () => {
+    const clock = new ManualClock(0);
+    const { connection, written } = writingConnection(8_000);
+    keepWriting(connection, clock);
+    expect(connection.remote.open.idle_time_out).toBeUndefined();
+    expect(connection.heartbeat_out).toBeUndefined();
+    // Frames every second: no heartbeat is needed.
+    for (let t = 0; t < 10; t++) {
+      clock.advance(1_000);
+      connection.send(`transfer ${t}`);
+    }
+    expect(written.filter((f) => f === 'empty')).toHaveLength(0);
+    // Silence from t = 10 s: a frame goes out no later than half the idle timeout after the last one.
+    clock.advance(4_000);
+    expect(written.filter((f) => f === 'empty')).toHaveLength(1);
+    // And again in every half timeout of silence after it, from one timer, never keeping the process alive.
+    clock.advance(8_000);
+    expect(written.filter((f) => f === 'empty')).toHaveLength(3);
+    expect(clock.pending()).toBe(1);
+    expect(clock.pending({ refed: true })).toBe(0);
+  });
+
+  it('stops with the connection', () => {
+    const clock = new ManualClock(0);
+    const { connection, written } = writingConnection(8_000);
+    keepWriting(connection, clock);
+    connection.socket_ready = false;
+    clock.advance(20_000);
+    expect(written).toHaveLength(0);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('leaves rhea\'s own timer alone when the hub asks for no heartbeats or the connection lacks the parts it relies on', () => {
+    const clock = new ManualClock(0);
+    const { connection } = writingConnection(0);
+    const timer = connection.heartbeat_out;
+    keepWriting(connection, clock);
+    expect(connection.heartbeat_out).toBe(timer);
+    expect(clock.pending()).toBe(0);
+    const other = writingConnection(8_000).connection;
+    keepWriting({ ...other, amqp_transport: { write: other.amqp_transport.write } } as never, clock);
+    expect(other.remote.open.idle_time_out).toBe(8_000);
+    expect(clock.pending()).toBe(0);
+    clearTimeout(timer);
+    clearTimeout(other.heartbeat_out);
   });
 });

@@ -7,13 +7,22 @@
 // "Where the CPU went", stop 10). So once the open frame is out, rhea's own watch is switched off:
 // a read only notes the time, and one timer per connection wakes when the silence would reach the
 // idle timeout.
+//
+// The same holds for the other direction, in the raw client too: the hub advertises an idle timeout
+// (IoT Hub: 240 s), so rhea clears and re-arms `heartbeat_out` (a bound function and a Timeout) on
+// every write to send an empty frame after half of it in silence; at one frame per message that was
+// about 4k of the 145k instructions of an AMQP send, in node's timer lists (bench/README.md, "Timers
+// per frame"). After the open, one timer per connection writes that empty frame instead.
 import { systemClock, type Clock } from '@switchyard/time';
 
 /** The parts of rhea's Connection this relies on (rhea 1.x); without them rhea's own watch stays. */
 interface RheaConnectionLike {
   local?: { open?: { idle_time_out?: number } };
+  remote?: { open?: { idle_time_out?: number } };
   heartbeat_in?: ReturnType<typeof setTimeout>;
-  amqp_transport?: { read?: (buffer: Buffer, connection: unknown) => number };
+  heartbeat_out?: ReturnType<typeof setTimeout>;
+  amqp_transport?: { read?: (buffer: Buffer, connection: unknown) => number; write?: (socket: unknown) => void; pending?: unknown };
+  _write_frame?: () => void;
   socket?: unknown;
   socket_ready?: boolean;
   idle?: () => void;
@@ -35,7 +44,11 @@ export function requestAmqpHeartbeats(transport: unknown, idleTimeoutMs: number,
   amqp.connect = (config: Record<string, unknown>, done: Done) => {
     const policyOverride = { ...(config.policyOverride as Record<string, unknown> | undefined), idle_time_out: idleTimeoutMs };
     original.call(amqp, { ...config, policyOverride }, (err?: unknown, result?: unknown) => {
-      if (err === undefined || err === null) watchSilence(amqp._rheaConnection as RheaConnectionLike | undefined, idleTimeoutMs, clock);
+      if (err === undefined || err === null) {
+        const connection = amqp._rheaConnection as RheaConnectionLike | undefined;
+        watchSilence(connection, idleTimeoutMs, clock);
+        keepWriting(connection, clock);
+      }
       done(err, result);
     });
   };
@@ -75,4 +88,42 @@ export function watchSilence(connection: RheaConnectionLike | undefined, idleTim
     clock.setTimeout(check, idleTimeoutMs - silentMs).unref();
   };
   clock.setTimeout(check, idleTimeoutMs).unref();
+}
+
+/**
+ * Replaces rhea's per-write heartbeat timer on an open `connection` by one timer per connection:
+ * every quarter of the hub's advertised idle timeout it looks whether anything was written since the
+ * last look, and writes an empty frame if not. So at most half the timeout passes without a frame,
+ * as with rhea's own timer.
+ */
+export function keepWriting(connection: RheaConnectionLike | undefined, clock: Clock): void {
+  const transport = connection?.amqp_transport;
+  const remote = connection?.remote?.open;
+  if (connection === undefined || transport === undefined || remote === undefined || typeof transport.write !== 'function' || !Array.isArray(transport.pending) || typeof connection._write_frame !== 'function') return;
+  const peerIdleMs = remote.idle_time_out;
+  if (typeof peerIdleMs !== 'number' || !(peerIdleMs > 0)) return;
+  const write = transport.write;
+  const socket = connection.socket;
+  let wrote = false;
+  transport.write = function flaggedWrite(this: { pending: unknown[] }, s: unknown): void {
+    if (this.pending.length > 0) wrote = true;
+    write.call(this, s);
+  };
+  // rhea re-arms heartbeat_out only while the peer's open frame carries an idle timeout: an own
+  // property in front of the frame's accessor hides it from rhea alone.
+  Object.defineProperty(remote, 'idle_time_out', { value: undefined, writable: true, configurable: true, enumerable: true });
+  if (connection.heartbeat_out !== undefined) {
+    clearTimeout(connection.heartbeat_out);
+    connection.heartbeat_out = undefined;
+  }
+  const periodMs = peerIdleMs / 4;
+  const check = (): void => {
+    if (connection.socket !== socket || connection.socket_ready !== true) return;
+    // The empty frame goes through the write above and counts as one: the next comes half the
+    // timeout after it, as rhea's would.
+    if (wrote) wrote = false;
+    else connection._write_frame!();
+    clock.setTimeout(check, periodMs).unref();
+  };
+  clock.setTimeout(check, periodMs).unref();
 }

@@ -51,7 +51,8 @@ export interface SharedConnectionOptions {
 // The one vocabulary (@switchyard/device's ConnectionState): a connection is `disconnected` until
 // opened and again after it was lost, `connecting` while opening, `connected` while usable.
 export type { ConnectionState } from '@switchyard/device/internal';
-import type { ConnectionState } from '@switchyard/device/internal';
+import { keepWriting, type ConnectionState } from '@switchyard/device/internal';
+import { systemClock } from '@switchyard/time';
 
 export interface SharedConnectionEvents {
   open: [];
@@ -170,6 +171,9 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
       connection.on('error', (context: EventContext) => onGone(context, 'failed'));
 
       connection.on('connection_open', () => {
+        // rhea re-arms a heartbeat Timeout on every frame it writes, every identity's message
+        // included; one timer per connection writes the hub's heartbeats instead (amqp-heartbeats.ts).
+        keepWriting(connection as never, systemClock);
         const control = connection.create_session();
         // The connection outlives its control session in rhea: left as it was, it stayed open (a
         // socket and rhea's heartbeat timer) after the gateway dialled a new one, and kept the
