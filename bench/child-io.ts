@@ -3,22 +3,39 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
+export interface ThreadTimes {
+  mainNs: number;
+  otherNs: number;
+  voluntarySwitches: number;
+  involuntarySwitches: number;
+  /** The other threads' ns by name and start order ("node#1": the first thread after the main one). */
+  otherByName: Record<string, number>;
+}
+
 /** CPU ns per thread class and context switches so far, from /proc; undefined off Linux. */
-export function threadTimes(): { mainNs: number; otherNs: number; voluntarySwitches: number; involuntarySwitches: number } | undefined {
+export function threadTimes(): ThreadTimes | undefined {
   try {
     let mainNs = 0;
     let otherNs = 0;
     let voluntarySwitches = 0;
     let involuntarySwitches = 0;
-    for (const tid of readdirSync('/proc/self/task')) {
+    const otherByName: Record<string, number> = {};
+    const tids = readdirSync('/proc/self/task').sort((a, b) => Number(a) - Number(b));
+    for (const [index, tid] of tids.entries()) {
       const ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
       if (Number(tid) === process.pid) mainNs += ns;
-      else otherNs += ns;
+      else {
+        otherNs += ns;
+        // Node 20 names none of its threads: the order they were started in tells them apart
+        // (V8's platform workers first, libuv's pool only once something used it).
+        const name = `${readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()}#${index}`;
+        otherByName[name] = (otherByName[name] ?? 0) + ns;
+      }
       const status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
       voluntarySwitches += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
       involuntarySwitches += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
     }
-    return { mainNs, otherNs, voluntarySwitches, involuntarySwitches };
+    return { mainNs, otherNs, voluntarySwitches, involuntarySwitches, otherByName };
   } catch {
     return undefined;
   }

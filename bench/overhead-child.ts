@@ -226,6 +226,7 @@ async function runSlice(sender: Sender, window: number, ms: number, maxMessages:
       : {
           mainNs: threadsAfter.mainNs - threadsBefore.mainNs,
           otherNs: threadsAfter.otherNs - threadsBefore.otherNs,
+          otherByName: Object.fromEntries(Object.entries(threadsAfter.otherByName).map(([name, ns]) => [name, ns - (threadsBefore.otherByName[name] ?? 0)])),
           // voluntary_ctxt_switches of a thread that ended in the slice drop out; threads rarely end mid-run.
           voluntarySwitches: threadsAfter.voluntarySwitches - threadsBefore.voluntarySwitches,
           involuntarySwitches: threadsAfter.involuntarySwitches - threadsBefore.involuntarySwitches,

@@ -79,7 +79,7 @@ export interface SliceResult {
    * From /proc (Linux; absent elsewhere): CPU of the main thread (the event loop) and of all other
    * threads (V8's GC helpers and compilers, libuv's pool), ns, and context switches of the process.
    */
-  threads?: { mainNs: number; otherNs: number; voluntarySwitches: number; involuntarySwitches: number };
+  threads?: { mainNs: number; otherNs: number; voluntarySwitches: number; involuntarySwitches: number; otherByName?: Record<string, number> };
 }
 
 export interface LatencySummary {
