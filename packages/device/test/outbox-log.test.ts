@@ -175,8 +175,8 @@ describe('outbox log compaction', () => {
       for (const record of batch) live.set(record.seq, record);
       await log.add(batch);
       // The oldest go: acknowledged.
-      const gone = [...live.keys()].slice(0, 20);
-      for (const s of gone) live.delete(s);
+      const gone = [...live.values()].slice(0, 20);
+      for (const record of gone) live.delete(record.seq);
       log.remove(gone);
       await log.flush();
       const size = statSync(join(dir, LOG_FILE)).size;

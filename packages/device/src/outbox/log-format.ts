@@ -35,6 +35,11 @@ export interface AddRecord {
   seq: number;
   enqueuedAt: number;
   message: StoredMessage;
+  /**
+   * Its framed size in the log's current file, kept by the log (0 once removed): the size goes
+   * with the record, not into a table keyed by seq that grows and shrinks with every message.
+   */
+  logBytes?: number;
 }
 export interface AckRecord {
   acks: readonly number[];
@@ -155,17 +160,31 @@ export class FrameWriter {
 
   /** Appends an ack record for `seqs`. */
   ack(seqs: readonly number[]): void {
-    this.#ensure(5 + 8 * seqs.length);
-    const buf = this.#buf;
-    let at = this.#at;
-    buf[at] = ACK;
-    buf.writeUInt32LE(seqs.length, at + 1);
-    at += 5;
+    let at = this.#ackHeader(seqs.length);
     for (const seq of seqs) {
-      buf.writeDoubleLE(seq, at);
+      this.#buf.writeDoubleLE(seq, at);
       at += 8;
     }
     this.#at = at;
+  }
+
+  /** Appends an ack record for the seqs of `records`. */
+  ackRecords(records: readonly AddRecord[]): void {
+    let at = this.#ackHeader(records.length);
+    for (const record of records) {
+      this.#buf.writeDoubleLE(record.seq, at);
+      at += 8;
+    }
+    this.#at = at;
+  }
+
+  /** Room and the header of an ack record of `count` seqs; returns where the first seq goes. */
+  #ackHeader(count: number): number {
+    this.#ensure(5 + 8 * count);
+    const at = this.#at;
+    this.#buf[at] = ACK;
+    this.#buf.writeUInt32LE(count, at + 1);
+    return at + 5;
   }
 
   /** The frames written since the last take, closed; a view of the reused buffer. */

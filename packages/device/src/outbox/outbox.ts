@@ -98,6 +98,8 @@ class Entry implements AddRecord {
   solo = false;
   /** Its bytes in a batch request (OutboxBatching.bytesOf); -1 until asked. */
   batchBytes = -1;
+  /** Its size in the log file (RecordLog keeps it). */
+  logBytes = 0;
   waiter: Waiter | undefined = undefined;
   readonly settle = (err?: unknown): void => this.outbox.settled(this, err);
   constructor(
@@ -193,8 +195,8 @@ export class Outbox implements OutboxView {
   #retryTimer: TimerHandle | undefined;
   #ttlTimer: TimerHandle | undefined;
   #ttlAt = 0;
-  #acks: number[] = [];
-  #spareAcks: number[] = [];
+  #acks: Entry[] = [];
+  #spareAcks: Entry[] = [];
   /** Acks handed to the log and not yet written. */
   #handedAcks = 0;
   #pumpQueued = false;
@@ -216,7 +218,9 @@ export class Outbox implements OutboxView {
     const { log, entries } = await RecordLog.open(settings.dir);
     const outbox = new Outbox(settings, log);
     for (const recovered of entries) {
-      outbox.#push(new Entry(outbox, recovered.seq, recovered.message, messageBytes(recovered.message), recovered.enqueuedAt));
+      const entry = new Entry(outbox, recovered.seq, recovered.message, messageBytes(recovered.message), recovered.enqueuedAt);
+      entry.logBytes = recovered.size;
+      outbox.#push(entry);
       outbox.#seq = recovered.seq;
     }
     return outbox;
@@ -259,14 +263,15 @@ export class Outbox implements OutboxView {
     if (this.#closed) return Promise.reject(this.#closedError(what));
     if (options.signal?.aborted === true) return Promise.reject(abortedError(options.signal, what));
     const now = this.#host.clock.now();
-    const entries: Entry[] = [];
+    // Sized at once: grown from empty by push, it cost a reallocation per sendEvent.
+    const entries = new Array<Entry>(messages.length);
     let total = 0;
     try {
-      for (const input of messages) {
-        const message = withMessageId(input, this.#newId);
+      for (let i = 0; i < messages.length; i++) {
+        const message = withMessageId(messages[i]!, this.#newId);
         const bytes = messageBytes(message);
         total += bytes;
-        entries.push(new Entry(this, 0, message, bytes, now));
+        entries[i] = new Entry(this, 0, message, bytes, now);
       }
       this.#makeRoom(what, entries.length, total, entries[0]!.message.messageId);
     } catch (err) {
@@ -333,7 +338,7 @@ export class Outbox implements OutboxView {
     if (!err) {
       this.#retries = 0;
       this.#finish(entry);
-      this.#queueAck(entry.seq);
+      this.#queueAck(entry);
       entry.waiter?.entryDone();
       this.#pump();
       return;
@@ -444,16 +449,16 @@ export class Outbox implements OutboxView {
   }
 
   // Acks of one turn go to the log as one record.
-  #queueAck(seq: number): void {
+  #queueAck(entry: Entry): void {
     if (this.#log === undefined) return;
     if (this.#acks.length === 0) queueMicrotask(this.#flushAcksLater);
-    this.#acks.push(seq);
+    this.#acks.push(entry);
     this.#unrecorded++;
   }
 
   #flushAcks(): void {
     if (this.#acks.length === 0) return;
-    // Two arrays taking turns: the log copies the seqs at once, and an ack queued while it runs
+    // Two arrays taking turns: the log encodes the acks at once, and an ack queued while it runs
     // (its callback can pump, and an attempt can settle at once) goes to the other one.
     const acks = this.#acks;
     this.#acks = this.#spareAcks;
@@ -593,7 +598,7 @@ export class Outbox implements OutboxView {
       this.#finish(entry);
       entry.waiter?.failed(errorFor(entry));
     }
-    this.#log?.remove(entries.map((e) => e.seq));
+    this.#log?.remove(entries);
     this.#host.dropped(cause === undefined ? { reason, messageIds: entries.map((e) => e.message.messageId) } : { reason, messageIds: entries.map((e) => e.message.messageId), error: cause });
   }
 

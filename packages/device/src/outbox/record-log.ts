@@ -77,8 +77,7 @@ export class RecordLog {
   /** Written since the last sync started, without anyone waiting for it. */
   #unsyncedBytes = 0;
   #failed: SwitchyardError | undefined;
-  /** Framed size of each live add record, by seq. */
-  readonly #live = new Map<number, number>();
+  /** The framed size of the live add records (each record holds its own: `logBytes`). */
   #liveBytes = 0;
   compactions = 0;
   /** Writes to the file so far (each one frame or a few): messages per write is what a turn gathers. */
@@ -146,7 +145,7 @@ export class RecordLog {
       const log = new RecordLog(dir, fd, size, policy, lock);
       const entries = liveEntries(records);
       for (const entry of entries) {
-        log.#live.set(entry.seq, entry.size);
+        entry.logBytes = entry.size;
         log.#liveBytes += entry.size;
       }
       return { log, entries };
@@ -185,28 +184,28 @@ export class RecordLog {
     if (this.#failed !== undefined) return;
     for (const record of records) {
       const size = this.#writer.add(record);
-      this.#live.set(record.seq, size);
+      record.logBytes = size;
       this.#liveBytes += size;
     }
     this.#schedule();
   }
 
   /**
-   * Appends that these entries left the outbox (acknowledged or dropped); not synced on its own.
+   * Appends that these records left the outbox (acknowledged or dropped); not synced on its own.
    * `written` runs once the record reached the OS (it survives a crash of the process), or at once
    * when the log has failed.
    */
-  remove(seqs: readonly number[], written?: () => void): void {
-    if (this.#failed !== undefined || seqs.length === 0) {
+  remove(records: readonly AddRecord[], written?: () => void): void {
+    if (this.#failed !== undefined || records.length === 0) {
       written?.();
       return;
     }
     if (written !== undefined) this.#unwritten.push(written);
-    for (const seq of seqs) {
-      this.#liveBytes -= this.#live.get(seq) ?? 0;
-      this.#live.delete(seq);
+    for (const record of records) {
+      this.#liveBytes -= record.logBytes ?? 0;
+      record.logBytes = 0;
     }
-    this.#writer.ack(seqs);
+    this.#writer.ackRecords(records);
     this.#schedule();
   }
 
@@ -318,10 +317,9 @@ export class RecordLog {
     closeSync(this.#fd!);
     this.#fd = openSync(this.path, 'a');
     this.#size = data.length;
-    this.#live.clear();
     this.#liveBytes = 0;
     records.forEach((record, index) => {
-      this.#live.set(record.seq, sizes[index]!);
+      record.logBytes = sizes[index]!;
       this.#liveBytes += sizes[index]!;
     });
     this.compactions++;
