@@ -80,6 +80,10 @@ describe.each(['amqp', 'amqp-ws'] as const)('the AMQP heartbeat writer over %s',
       // The hub read it as a frame: the connection carries telemetry on.
       await client.sendEvent(new device.Message('after the heartbeat'));
       expect(hub.telemetry({ deviceId }).length).toBe(4);
+      // Closed in order, the connection gets nothing more: rhea leaves socket_ready set then.
+      await client.close();
+      clock.advance(240_000);
+      expect(empties).toHaveLength(1);
     } finally {
       await client.close();
       agent.destroy();

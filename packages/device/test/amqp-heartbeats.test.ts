@@ -107,6 +107,10 @@ function writingConnection(peerIdleMs: number) {
     amqp_transport: transport,
     socket: {},
     socket_ready: true,
+    open: true,
+    is_open(): boolean {
+      return connection.open;
+    },
     // rhea: encode the frame, then output(), which writes whatever is pending.
     _write_frame(frame = 'empty') {
       transport.pending.push(frame);
@@ -142,14 +146,17 @@ describe('the AMQP heartbeat writer', () => {
     expect(clock.pending({ refed: true })).toBe(0);
   });
 
-  it('stops with the connection', () => {
-    const clock = new ManualClock(0);
-    const { connection, written } = writingConnection(8_000);
-    keepWriting(connection, clock);
-    connection.socket_ready = false;
-    clock.advance(20_000);
-    expect(written).toHaveLength(0);
-    expect(clock.pending()).toBe(0);
+  it('stops with the connection, lost or closed in order (rhea keeps socket_ready then)', () => {
+    for (const end of ['lost', 'closed'] as const) {
+      const clock = new ManualClock(0);
+      const { connection, written } = writingConnection(8_000);
+      keepWriting(connection, clock);
+      if (end === 'lost') connection.socket_ready = false;
+      else connection.open = false;
+      clock.advance(20_000);
+      expect(written).toHaveLength(0);
+      expect(clock.pending()).toBe(0);
+    }
   });
 
   it('leaves rhea\'s own timer alone when the hub asks for no heartbeats or the connection lacks the parts it relies on', () => {

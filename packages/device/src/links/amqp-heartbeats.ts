@@ -23,6 +23,7 @@ interface RheaConnectionLike {
   heartbeat_out?: ReturnType<typeof setTimeout>;
   amqp_transport?: { read?: (buffer: Buffer, connection: unknown) => number; write?: (socket: unknown) => void; pending?: unknown };
   _write_frame?: () => void;
+  is_open?: () => boolean;
   socket?: unknown;
   socket_ready?: boolean;
   idle?: () => void;
@@ -118,7 +119,9 @@ export function keepWriting(connection: RheaConnectionLike | undefined, clock: C
   }
   const periodMs = peerIdleMs / 4;
   const check = (): void => {
-    if (connection.socket !== socket || connection.socket_ready !== true) return;
+    // Gone, or closed in order: rhea keeps socket_ready after a clean close, and its own timer
+    // is armed only while the connection is open.
+    if (connection.socket !== socket || connection.socket_ready !== true || connection.is_open?.() === false) return;
     // The empty frame goes through the write above and counts as one: the next comes half the
     // timeout after it, as rhea's would.
     if (wrote) wrote = false;
