@@ -312,14 +312,15 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
 
   /** OutboxHost: one attempt at one queued message, under the client's deadline. */
   attempt(message: DeviceMessage, done: (err?: unknown) => void): void {
-    const operation = new Operation<void>(this, 'sendEvent', this.#timeoutMs, undefined, () => done(), done, message.messageId);
+    // `done` resolves too: an Operation<void> resolves with undefined, which `done` reads as success.
+    const operation = new Operation<void>(this, 'sendEvent', this.#timeoutMs, undefined, done, done, message.messageId);
     if (this.#mustHold()) this.#hold(() => this.#sendNow(operation, message));
     else this.#sendNow(operation, message);
   }
 
   /** One request for several queued messages (OutboxBatching), under the client's deadline. */
   #attemptBatch(messages: DeviceMessage[], done: (err?: unknown) => void): void {
-    const operation = new Operation<void>(this, 'sendEventBatch', this.#timeoutMs, undefined, () => done(), done, messages[0]?.messageId);
+    const operation = new Operation<void>(this, 'sendEventBatch', this.#timeoutMs, undefined, done, done, messages[0]?.messageId);
     const start = (): void => {
       if (operation.settled) return;
       if (this.#machine.desired === 'closed') return operation.refused(this.#closedError('sendEventBatch'));
