@@ -84,6 +84,9 @@ describe.each(['amqp', 'amqp-ws'] as const)('the AMQP heartbeat writer over %s',
       await client.close();
       clock.advance(240_000);
       expect(empties).toHaveLength(1);
+      // And the writer's timer is gone with it (only the read side's, a 1e9 ms one here, is left):
+      // kept, it held the closed connection, its sessions and links, for as long as the process ran.
+      expect(clock.pending()).toBe(1);
     } finally {
       await client.close();
       agent.destroy();
