@@ -158,33 +158,19 @@ export class FrameWriter {
     return at - start;
   }
 
-  /** Appends an ack record for `seqs`. */
-  ack(seqs: readonly number[]): void {
-    let at = this.#ackHeader(seqs.length);
-    for (const seq of seqs) {
-      this.#buf.writeDoubleLE(seq, at);
-      at += 8;
-    }
-    this.#at = at;
-  }
-
-  /** Appends an ack record for the seqs of `records`. */
-  ackRecords(records: readonly AddRecord[]): void {
-    let at = this.#ackHeader(records.length);
+  /** Appends an ack record for the seqs of `records` (the queue's entries, handed over as they are). */
+  ack(records: readonly { seq: number }[]): void {
+    this.#ensure(5 + 8 * records.length);
+    const buf = this.#buf;
+    let at = this.#at;
+    buf[at] = ACK;
+    buf.writeUInt32LE(records.length, at + 1);
+    at += 5;
     for (const record of records) {
-      this.#buf.writeDoubleLE(record.seq, at);
+      buf.writeDoubleLE(record.seq, at);
       at += 8;
     }
     this.#at = at;
-  }
-
-  /** Room and the header of an ack record of `count` seqs; returns where the first seq goes. */
-  #ackHeader(count: number): number {
-    this.#ensure(5 + 8 * count);
-    const at = this.#at;
-    this.#buf[at] = ACK;
-    this.#buf.writeUInt32LE(count, at + 1);
-    return at + 5;
   }
 
   /** The frames written since the last take, closed; a view of the reused buffer. */
@@ -207,7 +193,7 @@ export class FrameWriter {
 export function encodeFrame(records: readonly LogRecord[]): Buffer {
   const writer = new FrameWriter(1024);
   for (const record of records) {
-    if ('acks' in record) writer.ack(record.acks);
+    if ('acks' in record) writer.ack(record.acks.map((seq) => ({ seq })));
     else writer.add(record);
   }
   return Buffer.from(writer.take() ?? Buffer.alloc(0));

@@ -205,7 +205,7 @@ export class RecordLog {
       this.#liveBytes -= record.logBytes ?? 0;
       record.logBytes = 0;
     }
-    this.#writer.ackRecords(records);
+    this.#writer.ack(records);
     this.#schedule();
   }
 
