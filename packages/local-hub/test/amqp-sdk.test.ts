@@ -147,6 +147,29 @@ describe.each(['amqp', 'amqp-ws'] as const)('Azure SDK over %s', (transport) => 
     expect(answer).toEqual({ status: 200, payload: { delay: 5, ok: true } });
   });
 
+  // The SDK sends method answers and twin requests pre-settled. rhea frees a received delivery
+  // only once the receiving side marks it settled too, in order, and its session window is what
+  // is left of 2,048: a hub that leaves pre-settled deliveries alone stops the whole session after
+  // 2,048 of them, telemetry included.
+  it('keeps the session flowing past 2,048 pre-settled method answers and twin patches', async () => {
+    const client = await connected('presettled');
+    client.onDeviceMethod('ping', (_request, response) => void response.send(200, { pong: true }));
+    const twin = await within(client.getTwin(), 10_000, 'getTwin');
+    const invoke = (): Promise<unknown> => hub.local.invokeMethod(device('presettled'), { methodName: 'ping', payload: 1, responseTimeoutInSeconds: 10, connectTimeoutInSeconds: 10 });
+    const patch = (k: number): Promise<void> => new Promise((resolve, reject) => twin.properties.reported.update({ k }, (err?: Error) => (err ? reject(err) : resolve())));
+    const total = 2100;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < total) {
+        const k = next++;
+        await within(k % 2 === 0 ? invoke() : patch(k), 10_000, `pre-settled request ${k}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    await within(client.sendEvent(new Message('after')), 10_000, 'send after 2,100 pre-settled deliveries');
+    expect(hub.local.telemetry({ deviceId: device('presettled') }).map((r) => r.body.toString())).toEqual(['after']);
+  }, 120_000);
+
   it('renews its SAS token on the live connection and keeps working past the first expiry', async () => {
     const client = await connected('renewal', { tokenRenewal: { tokenValidTimeInSeconds: 4, tokenRenewalMarginInSeconds: 2 } });
     await within(client.sendEvent(new Message('before')), 10_000, 'send before');

@@ -18,6 +18,7 @@ import { parsePutToken, putTokenReply } from './cbs.ts';
 import type { AmqpConnectionRoute, AmqpRoute } from './route.ts';
 import type { AmqpMessageLike, OutgoingAmqpMessage } from './mapping.ts';
 import { sendCapacity } from './rhea-outgoing.ts';
+import { settleIncoming } from './settle.ts';
 import { ServiceLinks, type ServiceEndpoints } from './service-links.ts';
 import {
   BATCH_MESSAGE_FORMAT,
@@ -355,7 +356,7 @@ export class AmqpConnectionHandler {
     const role = this.roles.get(receiver);
     const identity = role ? this.identities.get(role.deviceId) : undefined;
     if (!role || !identity) {
-      settle(delivery, { condition: UNAUTHORIZED, description: 'link is not authorized' });
+      settleIncoming(delivery, { condition: UNAUTHORIZED, description: 'link is not authorized' });
       return;
     }
     switch (role.endpoint) {
@@ -370,13 +371,13 @@ export class AmqpConnectionHandler {
       case 'methods':
         return this.onMethodResponse(identity, delivery, message);
       case 'c2d':
-        settle(delivery, { condition: 'amqp:not-allowed', description: 'devices cannot send on the devicebound link' });
+        settleIncoming(delivery, { condition: 'amqp:not-allowed', description: 'devices cannot send on the devicebound link' });
         return;
     }
   }
 
   private onCbsRequest(receiver: Receiver, delivery: Delivery | undefined, message: AmqpMessageLike | Buffer | undefined): void {
-    settle(delivery, undefined);
+    settleIncoming(delivery);
     if (message === undefined || Buffer.isBuffer(message)) return;
     const routed = this.route?.putToken(message);
     if (routed) {
@@ -453,20 +454,20 @@ export class AmqpConnectionHandler {
         const to = checkTelemetryTo(m.to, deviceId);
         if (!to.ok) {
           this.deps.core.logRefusal({ deviceId, protocol: this.protocol, connectionId: this.id, what: 'telemetry', why: to.why });
-          settle(delivery, { condition: UNAUTHORIZED, description: to.why });
+          settleIncoming(delivery, { condition: UNAUTHORIZED, description: to.why });
           return;
         }
       }
       for (const m of messages) this.deps.core.acceptTelemetry(deviceId, this.protocol, telemetryFromAmqp(m));
-      settle(delivery, undefined);
+      settleIncoming(delivery);
     } catch (e) {
-      settle(delivery, errorCondition(e));
+      settleIncoming(delivery, errorCondition(e));
       if (!(e instanceof HubError)) this.deps.logger.warn('amqp telemetry failed', { connectionId: this.id, deviceId, error: describe(e) });
     }
   }
 
   private onTwinRequest(identity: Identity, role: LinkRole, delivery: Delivery | undefined, message: AmqpMessageLike | Buffer | undefined): void {
-    settle(delivery, undefined);
+    settleIncoming(delivery);
     if (message === undefined || Buffer.isBuffer(message)) return;
     const replyTo = identity.twinSenders.find((s) => role.channel !== undefined && this.roles.get(s)?.channel === role.channel) ?? identity.twinSenders.at(-1);
     const parsed = parseTwinRequest(message);
@@ -520,21 +521,21 @@ export class AmqpConnectionHandler {
 
   private onMethodResponse(identity: Identity, delivery: Delivery | undefined, message: AmqpMessageLike | Buffer | undefined): void {
     if (message === undefined || Buffer.isBuffer(message)) {
-      settle(delivery, { condition: 'com.microsoft:argument-error', description: 'method response is not a message' });
+      settleIncoming(delivery, { condition: 'com.microsoft:argument-error', description: 'method response is not a message' });
       return;
     }
     const parsed = parseMethodResponse(message);
     if (!parsed.ok) {
-      settle(delivery, { condition: 'com.microsoft:argument-error', description: parsed.why });
+      settleIncoming(delivery, { condition: 'com.microsoft:argument-error', description: parsed.why });
       return;
     }
     const requestId = identity.methodRequestIds.get(parsed.requestId.toLowerCase()) ?? parsed.requestId;
     identity.methodRequestIds.delete(parsed.requestId.toLowerCase());
     try {
       this.deps.core.methodResponse(identity.deviceId, requestId, { status: parsed.status, payload: parsed.payload });
-      settle(delivery, undefined);
+      settleIncoming(delivery);
     } catch (e) {
-      settle(delivery, errorCondition(e));
+      settleIncoming(delivery, errorCondition(e));
     }
   }
 
@@ -617,13 +618,6 @@ function channelOf(properties: unknown): string | undefined {
   if (typeof properties !== 'object' || properties === null) return undefined;
   const v = (properties as Record<string, unknown>)['com.microsoft:channel-correlation-id'];
   return typeof v === 'string' ? v : messageIdToString(v);
-}
-
-/** Settles an incoming delivery unless the device already settled it (pre-settled twin requests). */
-function settle(delivery: Delivery | undefined, error: { condition: string; description: string } | undefined): void {
-  if (!delivery || delivery.remote_settled) return;
-  if (error) delivery.reject(error);
-  else delivery.accept();
 }
 
 function errorCondition(e: unknown): { condition: string; description: string } {

@@ -10,6 +10,7 @@ import type { PolicyAuthResult, PolicyRight } from '../core/policies.ts';
 import type { C2DMessage, C2DSendInput, DeviceProtocol, HubCore, HubLogger } from '../core/types.ts';
 import { putTokenReply } from './cbs.ts';
 import { sendCapacity } from './rhea-outgoing.ts';
+import { settleIncoming } from './settle.ts';
 import type { AmqpMessageLike, OutgoingAmqpMessage } from './mapping.ts';
 import type { ServiceBoundConsumer, ServiceBoundEntry, ServiceBoundQueue } from './service-queue.ts';
 import { C2D_SEND_ADDRESS, c2dFromServiceMessage, parseServicePutToken } from './service-mapping.ts';
@@ -145,29 +146,29 @@ export class ServiceLinks {
     const delivery = ctx.delivery;
     const message = ctx.message as AmqpMessageLike | Buffer | undefined;
     if (this.links.get(receiver) !== 'c2d-send' || !this.identity) {
-      settle(delivery, { condition: UNAUTHORIZED, description: 'link is not authorized' });
+      settleIncoming(delivery, { condition: UNAUTHORIZED, description: 'link is not authorized' });
       return;
     }
     if (message === undefined || Buffer.isBuffer(message)) {
-      settle(delivery, { condition: 'com.microsoft:argument-error', description: 'a C2D message must be a single AMQP message' });
+      settleIncoming(delivery, { condition: 'com.microsoft:argument-error', description: 'a C2D message must be a single AMQP message' });
       return;
     }
     const parsed = c2dFromServiceMessage(message, this.endpoints.clock.now());
     if (!parsed.ok) {
       this.core.logRefusal({ protocol: this.protocol, connectionId: this.connectionId, what: 'service c2d send', why: parsed.why });
-      settle(delivery, { condition: 'com.microsoft:argument-error', description: parsed.why });
+      settleIncoming(delivery, { condition: 'com.microsoft:argument-error', description: parsed.why });
       return;
     }
     try {
       this.endpoints.sendC2D(parsed.deviceId, parsed.input);
-      settle(delivery, undefined);
+      settleIncoming(delivery);
     } catch (e) {
       if (e instanceof HubError) {
         this.core.logRefusal({ deviceId: parsed.deviceId, protocol: this.protocol, connectionId: this.connectionId, what: 'service c2d send', why: e.message });
-        settle(delivery, { condition: e.amqpCondition, description: redactSecrets(`${e.kind} (${e.errorCode}): ${e.message}`) });
+        settleIncoming(delivery, { condition: e.amqpCondition, description: redactSecrets(`${e.kind} (${e.errorCode}): ${e.message}`) });
       } else {
         this.logger.warn('amqp service c2d send failed', { connectionId: this.connectionId, error: redactSecrets(String(e)) });
-        settle(delivery, { condition: 'amqp:internal-error', description: 'internal error' });
+        settleIncoming(delivery, { condition: 'amqp:internal-error', description: 'internal error' });
       }
     }
   }
@@ -256,8 +257,3 @@ export class ServiceLinks {
   }
 }
 
-function settle(delivery: Delivery | undefined, error: { condition: string; description: string } | undefined): void {
-  if (!delivery || delivery.remote_settled) return;
-  if (error) delivery.reject(error);
-  else delivery.accept();
-}

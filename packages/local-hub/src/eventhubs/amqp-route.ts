@@ -6,6 +6,7 @@ import type { Clock, TimerHandle } from '@switchyard/time';
 import type { HubLogger } from '../core/types.ts';
 import type { AmqpMessageLike, OutgoingAmqpMessage } from '../amqp/mapping.ts';
 import { bodyToBuffer, messageIdToString } from '../amqp/mapping.ts';
+import { settleIncoming } from '../amqp/settle.ts';
 import type { AmqpConnectionRoute, AmqpRoute, AmqpRouteProtocol } from '../amqp/route.ts';
 import { checkClaim, covers, parseEventHubsAudience, type ClaimRules } from './auth.ts';
 import type { EventHubEndpoint } from './endpoint.ts';
@@ -299,7 +300,7 @@ class EventHubsConnection implements AmqpConnectionRoute {
   message(receiver: Receiver, ctx: EventContext): boolean {
     if (!this.#managementReceivers.has(receiver)) return false;
     const delivery = ctx.delivery;
-    if (delivery && !delivery.remote_settled) delivery.accept();
+    settleIncoming(delivery);
     const request = ctx.message as AmqpMessageLike & { reply_to?: unknown } | undefined;
     if (!request || Buffer.isBuffer(request)) return true;
     const reply = this.#answer(request);
