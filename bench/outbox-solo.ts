@@ -56,13 +56,14 @@ if (session !== undefined) {
   await session.post('Profiler.setSamplingInterval', { interval: 100 });
   await session.post('Profiler.start');
 }
-// OUTBOX_SOLO_HEAP=<dir>: a sampled allocation profile (garbage included) of the measured part instead.
+// OUTBOX_SOLO_HEAP=<dir>: a sampled allocation profile (garbage included) of the measured part instead;
+// with OUTBOX_SOLO_MINOR=0 only what outlived a scavenge (or was allocated old), which is what the GC copies.
 const heapDir = process.env.OUTBOX_SOLO_HEAP;
 const heap = heapDir === undefined ? undefined : new Session();
 if (heap !== undefined) {
   heap.connect();
   await heap.post('HeapProfiler.enable');
-  await heap.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+  await heap.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: process.env.OUTBOX_SOLO_MINOR !== "0" } as never);
 }
 const { n, cpu } = await run(seconds * 1000);
 if (heap !== undefined && heapDir !== undefined) {

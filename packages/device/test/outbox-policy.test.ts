@@ -101,6 +101,51 @@ describe('outbox order and replay', () => {
     await pending;
   });
 
+  it('fails an attempt past its deadline and sends it again; the late answer to the first changes nothing', async () => {
+    const host = new FakeHost();
+    const timedOut: number[] = [];
+    const states: Array<{ handedOver: boolean; epoch: number }> = [];
+    const timed: OutboxHost = {
+      protocol: host.protocol,
+      identity: undefined,
+      clock: host.clock,
+      attemptTimeoutMs: 5_000,
+      attemptTimedOut: (epoch) => timedOut.push(epoch),
+      attempt: (message, done, state) => {
+        state.handedOver = true;
+        state.epoch = 7;
+        states.push(state);
+        host.attempt(message, done);
+      },
+      dropped: (event) => host.dropped(event),
+    };
+    const outbox = (await Outbox.open({})).bind(timed);
+    outbox.resume();
+    let settled = false;
+    const sent = send(outbox, 'a').then(() => (settled = true));
+    const first = host.attempts.shift()!;
+    host.clock.advance(4_999);
+    expect(timedOut).toEqual([]);
+    host.clock.advance(1);
+    expect(timedOut).toEqual([7]);
+    // The first attempt's answer arrives after its deadline: it neither acknowledges nor frees a place.
+    first.done();
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    expect(outbox.depth).toBe(1);
+    outbox.resume();
+    const second = host.attempts.shift()!;
+    expect(second.message.messageId).toBe(first.message.messageId);
+    second.done();
+    await sent;
+    expect(outbox.depth).toBe(0);
+    // Acknowledged: its deadline is gone, so nothing fires later.
+    host.clock.advance(60_000);
+    expect(timedOut).toEqual([7]);
+    expect(host.attempts).toHaveLength(0);
+    await outbox.close();
+  });
+
   it('drops a message the hub can never take (too large) with an event, and goes on with the next', async () => {
     const { outbox, host } = await outboxWith();
     const big = send(outbox, 'big');

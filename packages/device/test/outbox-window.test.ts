@@ -68,9 +68,9 @@ describe('the outbox window', () => {
     expect(h.attempts).toHaveLength(OUTBOX_WINDOW);
     let liveAtRefill: number[] | undefined;
     const attempt = h.attempt;
-    h.attempt = (message, done) => {
+    h.attempt = (message, done, state) => {
       liveAtRefill ??= liveEntries(decodeLog(readFileSync(join(dir, LOG_FILE))).records).map((e) => e.seq);
-      attempt(message, done);
+      attempt(message, done, state);
     };
     h.attempts.shift()!.done();
     // Acknowledged in memory, not yet in the file: a crash now would send it again, so its place stays taken.

@@ -15,7 +15,7 @@ import { featureUnsupported, isRetryable, translateError, type ErrorContext } fr
 import type { DeviceLink, LinkDown, LinkListener, LinkMessage, Settlement } from '../links/link.ts';
 import { queueIterator, type MessageQueue } from '../message-queue.ts';
 import type { DeviceMessage, OutgoingMessage } from '../message.ts';
-import type { Outbox, OutboxBatching, OutboxDroppedEvent, OutboxHost } from '../outbox/outbox.ts';
+import type { Outbox, OutboxAttempt, OutboxBatching, OutboxDroppedEvent, OutboxHost } from '../outbox/outbox.ts';
 import type { PollEvent } from '../poll-scheduler.ts';
 import type { C2DMessage, DeviceClient, MethodHandler, MethodRequest, MethodResult, OperationOptions, SendOptions, TwinDocument } from '../types.ts';
 import { abortedError, Operation, type OperationHost } from './operation.ts';
@@ -310,12 +310,50 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
     return { signal: options?.signal, timeoutMs: options?.timeoutMs ?? this.#timeoutMs, until: options?.until ?? 'acknowledged' };
   }
 
-  /** OutboxHost: one attempt at one queued message, under the client's deadline. */
-  attempt(message: DeviceMessage, done: (err?: unknown) => void): void {
-    // `done` resolves too: an Operation<void> resolves with undefined, which `done` reads as success.
-    const operation = new Operation<void>(this, 'sendEvent', this.#timeoutMs, undefined, done, done, message.messageId);
-    if (this.#mustHold()) this.#hold(() => this.#sendNow(operation, message));
-    else this.#sendNow(operation, message);
+  /** OutboxHost: each attempt's deadline, which the outbox keeps on the entry itself. */
+  get attemptTimeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  /** OutboxHost: an attempt handed to the link of `epoch` was not acknowledged in time. */
+  attemptTimedOut(epoch: number): void {
+    this.operationTimedOut('sendEvent', epoch);
+  }
+
+  /**
+   * OutboxHost: one attempt at one queued message. No Operation: the outbox's entry is the
+   * attempt's deadline node and record, and its `done` is made once per message.
+   */
+  attempt(message: DeviceMessage, done: (err?: unknown) => void, attempt: OutboxAttempt): void {
+    if (this.#mustHold()) this.#holdAttempt(message, done, attempt);
+    else this.#attemptNow(message, done, attempt);
+  }
+
+  #holdAttempt(message: DeviceMessage, done: (err?: unknown) => void, attempt: OutboxAttempt): void {
+    const count = attempt.attempts;
+    // Its deadline may pass while it waits, and the outbox may start it again meanwhile.
+    this.#hold(() => {
+      if (attempt.inFlight && attempt.attempts === count) this.#attemptNow(message, done, attempt);
+    });
+  }
+
+  #attemptNow(message: DeviceMessage, done: (err?: unknown) => void, attempt: OutboxAttempt): void {
+    if (this.#machine.desired === 'closed') return done(this.#closedError('sendEvent'));
+    attempt.handedOver = true;
+    attempt.epoch = this.#link.epoch;
+    try {
+      this.#link.send(
+        message,
+        this.#link.holdsDuringReconnect
+          ? (err) => {
+              if (err && this.#mustHold() && isRetryable(err)) this.#holdAttempt(message, done, attempt);
+              else done(err);
+            }
+          : done,
+      );
+    } catch (err) {
+      done(err);
+    }
   }
 
   /** One request for several queued messages (OutboxBatching), under the client's deadline. */

@@ -76,6 +76,10 @@ function metaOf(message: StoredMessage): string {
   return JSON.stringify(meta);
 }
 
+function viewOf(buf: Buffer): DataView {
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
 /**
  * Records encoded straight into one reusable buffer, frames closed as they fill; `take()` hands
  * over the bytes of every frame so far. The buffer is reused after a take: the caller writes the
@@ -83,12 +87,17 @@ function metaOf(message: StoredMessage): string {
  */
 export class FrameWriter {
   #buf: Buffer;
+  // The header fields go through a DataView of the same bytes: the optimizing compiler turns its
+  // setters into plain stores, where Buffer's write*LE are calls with their own bounds checks
+  // (about a third of a record's encoding; bench/README.md, "Outbox").
+  #view: DataView;
   #at = 0;
   /** Where the open frame's header is; -1 when no frame is open. */
   #frame = -1;
 
   constructor(initial = 64 * 1024) {
     this.#buf = Buffer.allocUnsafe(initial);
+    this.#view = viewOf(this.#buf);
   }
 
   get empty(): boolean {
@@ -104,6 +113,7 @@ export class FrameWriter {
       const grown = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#at + bytes));
       this.#buf.copy(grown, 0, 0, this.#at);
       this.#buf = grown;
+      this.#view = viewOf(grown);
     }
     if (this.#frame === -1) {
       this.#frame = this.#at;
@@ -115,8 +125,8 @@ export class FrameWriter {
     if (this.#frame === -1) return;
     const buf = this.#buf;
     const start = this.#frame + FRAME_HEADER;
-    buf.writeUInt32LE(this.#at - start, this.#frame);
-    buf.writeUInt32LE(crc32(buf.subarray(start, this.#at)), this.#frame + 4);
+    this.#view.setUint32(this.#frame, this.#at - start, true);
+    this.#view.setUint32(this.#frame + 4, crc32(buf.subarray(start, this.#at)), true);
     this.#frame = -1;
   }
 
@@ -146,14 +156,15 @@ export class FrameWriter {
       bodyBytes = buf.write(text, at);
     }
     at += bodyBytes;
+    const view = this.#view;
     buf[start] = ADD;
     buf[start + 1] = text === undefined ? BODY_BYTES : json === undefined ? BODY_TEXT : BODY_JSON;
-    buf.writeUInt16LE(0, start + 2);
-    buf.writeUInt32LE(idBytes, start + 4);
-    buf.writeUInt32LE(metaBytes, start + 8);
-    buf.writeUInt32LE(bodyBytes, start + 12);
-    buf.writeDoubleLE(record.seq, start + 16);
-    buf.writeDoubleLE(record.enqueuedAt, start + 24);
+    view.setUint16(start + 2, 0, true);
+    view.setUint32(start + 4, idBytes, true);
+    view.setUint32(start + 8, metaBytes, true);
+    view.setUint32(start + 12, bodyBytes, true);
+    view.setFloat64(start + 16, record.seq, true);
+    view.setFloat64(start + 24, record.enqueuedAt, true);
     this.#at = at;
     return at - start;
   }
@@ -163,11 +174,12 @@ export class FrameWriter {
     this.#ensure(5 + 8 * records.length);
     const buf = this.#buf;
     let at = this.#at;
+    const view = this.#view;
     buf[at] = ACK;
-    buf.writeUInt32LE(records.length, at + 1);
+    view.setUint32(at + 1, records.length, true);
     at += 5;
     for (const record of records) {
-      buf.writeDoubleLE(record.seq, at);
+      view.setFloat64(at, record.seq, true);
       at += 8;
     }
     this.#at = at;

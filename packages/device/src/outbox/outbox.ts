@@ -73,8 +73,19 @@ export interface OutboxHost {
   readonly protocol: Protocol;
   readonly clock: Clock;
   readonly identity: string | undefined;
-  /** One attempt at one message; `done` once, without an error when the hub acknowledged it. */
-  attempt(message: DeviceMessage, done: (err?: unknown) => void): void;
+  /**
+   * One attempt at one message; `done` once, without an error when the hub acknowledged it.
+   * `attempt` is where the host notes when it handed the message to the link (`handedOver`,
+   * `epoch`); it is the entry itself, so an attempt allocates nothing of the outbox's.
+   */
+  attempt(message: DeviceMessage, done: (err?: unknown) => void, attempt: OutboxAttempt): void;
+  /**
+   * The deadline of one attempt, from its start (the client's operation timeout). Without it an
+   * attempt waits for `done` however long it takes.
+   */
+  readonly attemptTimeoutMs?: number | undefined;
+  /** An attempt handed to the link of `epoch` ran past attemptTimeoutMs (the host may recycle that connection). */
+  attemptTimedOut?(epoch: number): void;
   /**
    * Set when the link carries several messages in one request (HTTPS): waiting messages then go
    * as batches of at most `maxBytes` (each message counting `bytesOf`), as one attempt.
@@ -90,9 +101,28 @@ export interface OutboxBatching {
   attempt(messages: DeviceMessage[], done: (err?: unknown) => void): void;
 }
 
-/** A queued message; it is also its own add record for the log (seq, enqueuedAt, message). */
-class Entry implements AddRecord {
+/** What a host notes on an attempt (OutboxHost.attempt). */
+export interface OutboxAttempt {
+  /** Still on its way: false once it settled or its deadline passed. */
+  readonly inFlight: boolean;
+  /** Counts the attempts at this message; a held start that finds a later count is stale. */
+  readonly attempts: number;
+  /** Set by the host when it gave the message to the link: from then on the hub may have it. */
+  handedOver: boolean;
+  /** The link's epoch at that moment, so a timeout recycles only that connection. */
+  epoch: number;
+}
+
+/**
+ * A queued message; it is also its own add record for the log (seq, enqueuedAt, message), and
+ * the deadline node of its attempt: a per-attempt operation object was a third of what a queued
+ * message kept alive (bench/README.md, "Outbox").
+ */
+class Entry extends DeadlineNode implements AddRecord, OutboxAttempt {
   inFlight = false;
+  attempts = 0;
+  handedOver = false;
+  epoch = 0;
   done = false;
   /** Sent on its own from now on: a batch it was in was refused as a whole (one of them is unsendable). */
   solo = false;
@@ -108,7 +138,13 @@ class Entry implements AddRecord {
     readonly message: DeviceMessage & { messageId: string },
     readonly bytes: number,
     readonly enqueuedAt: number,
-  ) {}
+  ) {
+    super();
+  }
+
+  expire(): void {
+    this.outbox.attemptExpired(this);
+  }
 }
 
 /** Several entries sent in one request: its outcome is each entry's. */
@@ -332,7 +368,10 @@ export class Outbox implements OutboxView {
 
   /** Called by an entry when its attempt ended. */
   settled(entry: Entry, err: unknown): void {
+    // A link that answers an attempt whose deadline already passed (or answers twice) changes nothing.
+    if (!entry.inFlight) return;
     entry.inFlight = false;
+    clearDeadline(entry);
     this.#inFlight--;
     if (entry.done || this.#closed) return;
     if (!err) {
@@ -361,6 +400,17 @@ export class Outbox implements OutboxView {
     }
     this.#cursor = Math.min(this.#cursor, this.#head);
     this.#armTtl();
+  }
+
+  /** Called by an entry when its attempt's deadline passed first: it fails, and goes again. */
+  attemptExpired(entry: Entry): void {
+    const host = this.#host;
+    const timeoutMs = host.attemptTimeoutMs;
+    const details: Record<string, unknown> = { protocol: host.protocol, operation: 'sendEvent', timeoutMs, delivered: entry.handedOver ? 'unknown' : 'no', messageId: entry.message.messageId };
+    if (host.identity !== undefined) details.deviceId = host.identity;
+    const handedOver = entry.handedOver;
+    this.settled(entry, new SwitchyardError('TIMEOUT', `${host.protocol} sendEvent attempt was not acknowledged within ${timeoutMs} ms; it is sent again`, { details }));
+    if (handedOver) host.attemptTimedOut?.(entry.epoch);
   }
 
   /** Called by a batch when its attempt ended. */
@@ -399,7 +449,12 @@ export class Outbox implements OutboxView {
       this.#host.clock.clearTimeout(this.#ttlTimer);
     }
     this.#flushAcks();
-    for (let i = this.#head; i < this.#entries.length; i++) this.#entries[i]!.waiter?.failed(this.#closedError('sendEvent'));
+    for (let i = this.#head; i < this.#entries.length; i++) {
+      const entry = this.#entries[i]!;
+      // An attempt's deadline must not hold the process open after close().
+      clearDeadline(entry);
+      entry.waiter?.failed(this.#closedError('sendEvent'));
+    }
     for (const drain of this.#drains.splice(0)) drain.reject(this.#closedError('drain'));
     await this.#log?.close();
   }
@@ -429,7 +484,10 @@ export class Outbox implements OutboxView {
     this.#depth--;
     this.#bytes -= entry.bytes;
     const entries = this.#entries;
-    while (this.#head < entries.length && entries[this.#head]!.done) this.#head++;
+    // A done entry leaves its slot at once: kept until the next compaction, it kept its message,
+    // waiter and promise alive through scavenges that the plain client's send never sees.
+    while (this.#head < entries.length && entries[this.#head]!.done) (entries as Array<Entry | undefined>)[this.#head++] = undefined;
+    if (this.#cursor < this.#head) this.#cursor = this.#head;
     // Drop the done prefix often (amortized, at most one element copied per entry finished), and
     // at once when nothing is left in it: done entries kept in the array keep their message, waiter
     // and promise alive. The young generation's scavenges copy whatever is alive, so a long done
@@ -515,7 +573,11 @@ export class Outbox implements OutboxView {
         }
       }
       this.#launch(entry);
-      this.#host.attempt(entry.message, entry.settle);
+      entry.attempts++;
+      entry.handedOver = false;
+      const timeoutMs = this.#host.attemptTimeoutMs;
+      if (timeoutMs !== undefined) startDeadline(entry, timeoutMs, this.#host.clock);
+      this.#host.attempt(entry.message, entry.settle, entry);
     }
     if (expired !== undefined) this.#dropExpired(expired);
   }
@@ -564,8 +626,14 @@ export class Outbox implements OutboxView {
   }
 
   #makeRoom(what: string, count: number, bytes: number, messageId: string): void {
-    const { maxMessages, maxBytes, whenFull } = this.#settings;
+    const { maxMessages, maxBytes } = this.#settings;
     if (this.#depth + count <= maxMessages && this.#bytes + bytes <= maxBytes) return;
+    this.#makeRoomFull(what, count, bytes, messageId);
+  }
+
+  // Apart from #makeRoom: its closures would otherwise cost every send a context, full or not.
+  #makeRoomFull(what: string, count: number, bytes: number, messageId: string): void {
+    const { maxMessages, maxBytes, whenFull } = this.#settings;
     const full = (why: string): SwitchyardError =>
       new SwitchyardError('QUOTA_EXCEEDED', `${what}: the outbox is full (${this.#depth} of ${maxMessages} messages, ${this.#bytes} of ${maxBytes} bytes); ${why}`, {
         retryable: true,

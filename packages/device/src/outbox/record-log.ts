@@ -224,11 +224,14 @@ export class RecordLog {
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#write();
-    });
+    setImmediate(this.#writeScheduled);
   }
+
+  // One function for every turn's write, not a closure per turn.
+  readonly #writeScheduled = (): void => {
+    this.#scheduled = false;
+    this.#write();
+  };
 
   #fail(err: unknown): void {
     this.#failed ??= stateFailed('write', this.dir, err);
