@@ -101,7 +101,7 @@ describe('outbox order and replay', () => {
     await pending;
   });
 
-  it('fails an attempt past its deadline and sends it again; the late answer to the first changes nothing', async () => {
+  it('fails an attempt past its deadline and sends it again; a late answer to the first settles neither', async () => {
     const host = new FakeHost();
     const timedOut: number[] = [];
     const states: Array<{ handedOver: boolean; epoch: number }> = [];
@@ -128,14 +128,17 @@ describe('outbox order and replay', () => {
     expect(timedOut).toEqual([]);
     host.clock.advance(1);
     expect(timedOut).toEqual([7]);
-    // The first attempt's answer arrives after its deadline: it neither acknowledges nor frees a place.
-    first.done();
-    await Promise.resolve();
-    expect(settled).toBe(false);
-    expect(outbox.depth).toBe(1);
     outbox.resume();
     const second = host.attempts.shift()!;
     expect(second.message.messageId).toBe(first.message.messageId);
+    // The first attempt's answer arrives while the second is on the wire (a connection replaced
+    // after the timeout ends its sends): it is not the second's answer, success or failure.
+    first.done();
+    first.done(new SwitchyardError('NOT_CONNECTED', 'old connection closed'));
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    expect(outbox.depth).toBe(1);
+    expect(host.attempts).toHaveLength(0);
     second.done();
     await sent;
     expect(outbox.depth).toBe(0);

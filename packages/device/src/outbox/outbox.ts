@@ -131,7 +131,6 @@ class Entry extends DeadlineNode implements AddRecord, OutboxAttempt {
   /** Its size in the log file (RecordLog keeps it). */
   logBytes = 0;
   waiter: Waiter | undefined = undefined;
-  readonly settle = (err?: unknown): void => this.outbox.settled(this, err);
   constructor(
     readonly outbox: Outbox,
     public seq: number,
@@ -366,10 +365,14 @@ export class Outbox implements OutboxView {
     this.#scheduleRetry();
   }
 
-  /** Called by an entry when its attempt ended. */
-  settled(entry: Entry, err: unknown): void {
-    // A link that answers an attempt whose deadline already passed (or answers twice) changes nothing.
-    if (!entry.inFlight) return;
+  /**
+   * Called when an attempt at `entry` ended; `attempt` is its count (OutboxAttempt.attempts), so
+   * that a late answer to an earlier attempt cannot settle the one on the wire now.
+   */
+  settled(entry: Entry, err: unknown, attempt = entry.attempts): void {
+    // An answer to an attempt whose deadline already passed (or a second answer) changes nothing:
+    // taken for the attempt on the wire now, it hid that the connection carrying it was broken.
+    if (!entry.inFlight || attempt !== entry.attempts) return;
     entry.inFlight = false;
     clearDeadline(entry);
     this.#inFlight--;
@@ -577,7 +580,9 @@ export class Outbox implements OutboxView {
       entry.handedOver = false;
       const timeoutMs = this.#host.attemptTimeoutMs;
       if (timeoutMs !== undefined) startDeadline(entry, timeoutMs, this.#host.clock);
-      this.#host.attempt(entry.message, entry.settle, entry);
+      const attempt = entry.attempts;
+      // One closure per attempt, so its answer is known to be this attempt's.
+      this.#host.attempt(entry.message, (err) => this.settled(entry, err, attempt), entry);
     }
     if (expired !== undefined) this.#dropExpired(expired);
   }
