@@ -322,7 +322,7 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
 
   /**
    * OutboxHost: one attempt at one queued message. No Operation: the outbox's entry is the
-   * attempt's deadline node and record, and its `done` is made once per message.
+   * attempt's deadline node and its record; `done` is the outbox's callback for this attempt.
    */
   attempt(message: DeviceMessage, done: (err?: unknown) => void, attempt: OutboxAttempt): void {
     if (this.#mustHold()) this.#holdAttempt(message, done, attempt);

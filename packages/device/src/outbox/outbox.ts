@@ -76,7 +76,7 @@ export interface OutboxHost {
   /**
    * One attempt at one message; `done` once, without an error when the hub acknowledged it.
    * `attempt` is where the host notes when it handed the message to the link (`handedOver`,
-   * `epoch`); it is the entry itself, so an attempt allocates nothing of the outbox's.
+   * `epoch`); it is the entry itself, so an attempt costs the outbox only the `done` closure.
    */
   attempt(message: DeviceMessage, done: (err?: unknown) => void, attempt: OutboxAttempt): void;
   /**
