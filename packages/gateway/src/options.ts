@@ -64,6 +64,7 @@ export interface GatewaySettings {
   connectConcurrency: number;
   openTimeoutMs: number;
   closeTimeoutMs: number;
+  keepAliveSeconds: number;
   reconnect: ReconnectPolicy;
   outbox: OutboxOptions | undefined;
 }
@@ -97,6 +98,7 @@ export function validateOptions(options: GatewayOptions): GatewaySettings {
     connectConcurrency: positiveInteger(options.connectConcurrency, 'connectConcurrency', 50),
     openTimeoutMs: positiveInteger(options.openTimeoutMs, 'openTimeoutMs', 30_000),
     closeTimeoutMs: positiveInteger(options.closeTimeoutMs, 'closeTimeoutMs', 5_000),
+    keepAliveSeconds: positiveInteger(options.keepAliveSeconds, 'keepAliveSeconds', 30),
     reconnect: {
       initialDelayMs: positiveInteger(options.reconnect?.initialDelayMs, 'reconnect.initialDelayMs', 1_000),
       maxDelayMs: positiveInteger(options.reconnect?.maxDelayMs, 'reconnect.maxDelayMs', 60_000),

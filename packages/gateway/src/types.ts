@@ -73,6 +73,13 @@ export interface GatewayOptions {
   /** Bound on the hub answering a detach or session end. Default 5 000. */
   closeTimeoutMs?: number;
   /**
+   * Each shared AMQP connection asks the hub for a frame at least every `keepAliveSeconds`, and
+   * is dropped and re-opened after twice that without one: a half-open connection (a NAT or cell
+   * change, a silent peer) is replaced within 2 × keepAliveSeconds. As the device client's
+   * `keepAliveSeconds`. Default 30.
+   */
+  keepAliveSeconds?: number;
+  /**
    * AMQP and AMQP-WS only: what each identity runs on. 'lean' (default): a DeviceClient on the
    * connection's shared session, links attached on first use, the SDK's own AMQP message, method
    * and twin code; a few KiB per identity. 'azure-client': an unmodified azure-iot-device `Client`

@@ -46,12 +46,17 @@ export interface SharedConnectionOptions {
   openTimeoutMs: number;
   /** Bound on waiting for the peer to answer a session end or link detach. */
   closeTimeoutMs: number;
+  /**
+   * Sent as the open's idle timeout, so the hub writes at least every half of it; a connection
+   * that hears nothing for this long is dropped as lost (a half-open connection).
+   */
+  idleTimeoutMs: number;
 }
 
 // The one vocabulary (@switchyard/device's ConnectionState): a connection is `disconnected` until
 // opened and again after it was lost, `connecting` while opening, `connected` while usable.
 export type { ConnectionState } from '@switchyard/device/internal';
-import { keepWriting, type ConnectionState } from '@switchyard/device/internal';
+import { keepWriting, watchSilence, type ConnectionState } from '@switchyard/device/internal';
 import { systemClock } from '@switchyard/time';
 
 export interface SharedConnectionEvents {
@@ -174,6 +179,9 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
         // rhea re-arms a heartbeat Timeout on every frame it writes, every identity's message
         // included; one timer per connection writes the hub's heartbeats instead (amqp-heartbeats.ts).
         keepWriting(connection as never, systemClock);
+        // Without an idle timeout of its own, a black-holed connection looked alive for good: its
+        // sends timed out and went again into the same dead socket (bench/README.md, soak).
+        watchSilence(connection as never, this.options.idleTimeoutMs, systemClock);
         const control = connection.create_session();
         // The connection outlives its control session in rhea: left as it was, it stayed open (a
         // socket and rhea's heartbeat timer) after the gateway dialled a new one, and kept the
@@ -209,7 +217,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     const { endpoint } = this;
     // An IP gets no SNI (Node warns on IP server names) and is checked against the IP SANs.
     const servername = isIP(endpoint.host) === 0 ? endpoint.host : '';
-    const base = { hostname: endpoint.hubHostName, reconnect: false, idle_time_out: 0 } as ConnectionOptions;
+    const base = { hostname: endpoint.hubHostName, reconnect: false, idle_time_out: this.options.idleTimeoutMs } as ConnectionOptions;
     if (endpoint.transport === 'tls') {
       return { ...base, transport: 'tls', host: endpoint.host, port: endpoint.port, servername, ca: endpoint.ca } as ConnectionOptions;
     }

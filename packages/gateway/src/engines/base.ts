@@ -123,6 +123,7 @@ export function createPool(options: GatewayOptions, settings: GatewaySettings, p
     userAgent: 'switchyard-gateway',
     openTimeoutMs: settings.openTimeoutMs,
     closeTimeoutMs: settings.closeTimeoutMs,
+    idleTimeoutMs: settings.keepAliveSeconds * 2_000,
   });
 }
 
