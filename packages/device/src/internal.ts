@@ -9,7 +9,7 @@ export { DeadlineNode, startDeadline, clearDeadline } from './core/deadlines.ts'
 export type { DeviceLink, LinkListener, LinkMessage, LinkDown, Settlement } from './links/link.ts';
 export { AzureClientLink, boundedRetryPolicy, CLOSE_GRACE_MS, CLOSE_SETTLE_MS, type AzureClientLike, type AzureClientLinkOptions, type AzureGeneration, type PollOnce } from './links/azure-client-link.ts';
 export { guardTwinClient, guardTransportTwin } from './links/amqp-twin-guard.ts';
-export { keepWriting, watchSilence } from './links/amqp-heartbeats.ts';
+export { keepWriting, watchSilence, type SilenceWatch } from './links/amqp-heartbeats.ts';
 export { translateError, classifyFailure, featureUnsupported, isRetryable, neverReachedHub, type ErrorContext, type FailureKind } from './errors.ts';
 export { TRANSPORTS, loadTransport, type TransportSpec, type TransportConstructor, type ModuleImporter } from './transport-factory.ts';
 export { RedirectAgent, type Endpoint } from './endpoint.ts';

@@ -42,6 +42,19 @@ describe('the AMQP silence watch', () => {
     expect(clock.pending()).toBe(0);
   });
 
+  it('tells how long nothing was read', () => {
+    const clock = new ManualClock(0);
+    const { connection } = fakeConnection();
+    const watch = watchSilence(connection, 4_000, clock)!;
+    clock.advance(1_500);
+    expect(watch.silentMs()).toBe(1_500);
+    connection.amqp_transport.read(Buffer.from([0, 0, 0, 8]), connection);
+    expect(watch.silentMs()).toBe(0);
+    clock.advance(700);
+    expect(watch.silentMs()).toBe(700);
+    expect(watchSilence({ ...connection, amqp_transport: undefined } as never, 4_000, clock)).toBeUndefined();
+  });
+
   it('stops watching a connection that is gone, and never keeps the process alive', () => {
     const clock = new ManualClock(0);
     const { connection } = fakeConnection();

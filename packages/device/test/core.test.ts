@@ -46,7 +46,7 @@ class ScriptedLink implements DeviceLink {
   uploadToBlob(): Promise<void> {
     return Promise.resolve();
   }
-  operationTimedOut(operation: string, epoch: number): void {
+  operationTimedOut(operation: string, epoch: number, _timeoutMs: number): void {
     this.timedOut.push([operation, epoch]);
   }
   close(): Promise<void> {

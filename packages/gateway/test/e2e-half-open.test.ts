@@ -53,4 +53,42 @@ describe('a lean gateway on a connection that goes silent', () => {
       await gateway.close();
     }
   }, 40_000);
+
+  it('replaces it at the first operation that times out unanswered, long before 2 × keepAliveSeconds', async () => {
+    const id = 'half-open-timeout';
+    hub.createDevice(id);
+    // The default keepAliveSeconds (30): the silence watch alone would wait 60 s.
+    const gateway = await createGateway({
+      protocol: 'amqp',
+      env: {},
+      ca: hub.ca,
+      endpoint: { host: hub.address, ports: hub.ports },
+      reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
+      identities: [{ deviceId: id, connectionString: hub.deviceConnectionString(id, { protocol: 'amqp' }) }],
+    });
+    try {
+      await gateway.open();
+      const device = gateway.get(id)!.device;
+      device.on('error', () => undefined);
+      await device.sendEvent('before');
+      const reconnected = new Promise<number>((resolve) => {
+        gateway.on('identity-connected', (event) => {
+          if (event.deviceId === id) resolve(Date.now());
+        });
+      });
+      const started = Date.now();
+      hub.faults.network(id, { kind: 'blackhole', seconds: 60 });
+      // Its answer never comes: nothing at all is read on the connection for the whole 3 s.
+      await expect(device.sendEvent('into the hole', { timeoutMs: 3_000 })).rejects.toMatchObject({ code: 'TIMEOUT' });
+      // Bounded by the test's timeout: before, no reconnect came for 60 s.
+      const at = await reconnected;
+      expect(at - started).toBeLessThan(20_000);
+      await device.sendEvent('after', { timeoutMs: 10_000 });
+      const bodies = hub.telemetry({ deviceId: id }).map((r) => r.body.toString());
+      expect(bodies.filter((b) => b !== 'into the hole')).toEqual(['before', 'after']);
+    } finally {
+      hub.faults.clear(id);
+      await gateway.close();
+    }
+  }, 40_000);
 });

@@ -213,8 +213,8 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
 
   // ---- OperationHost -----------------------------------------------------------------------
 
-  operationTimedOut(operation: string, epoch: number): void {
-    if (this.#machine.desired === 'open') this.#link.operationTimedOut(operation, epoch);
+  operationTimedOut(operation: string, epoch: number, timeoutMs: number): void {
+    if (this.#machine.desired === 'open') this.#link.operationTimedOut(operation, epoch, timeoutMs);
   }
 
   // ---- running operations ------------------------------------------------------------------
@@ -317,7 +317,7 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
 
   /** OutboxHost: an attempt handed to the link of `epoch` was not acknowledged in time. */
   attemptTimedOut(epoch: number): void {
-    this.operationTimedOut('sendEvent', epoch);
+    this.operationTimedOut('sendEvent', epoch, this.#timeoutMs);
   }
 
   /**

@@ -19,8 +19,8 @@ export interface OperationHost {
   readonly clock: Clock;
   /** The gateway's identity, named in errors; undefined for a single device. */
   readonly identity: string | undefined;
-  /** Called after a deadline rejected an operation that had reached the link. */
-  operationTimedOut(operation: string, epoch: number): void;
+  /** Called after a deadline of `timeoutMs` rejected an operation that had reached the link. */
+  operationTimedOut(operation: string, epoch: number, timeoutMs: number): void;
 }
 
 export function abortedError(signal: AbortSignal, what: string): SwitchyardError {
@@ -71,7 +71,7 @@ export class Operation<T> extends DeadlineNode {
           : `it was sent, so the hub may have it; a retry may duplicate it (de-duplicate on messageId ${this.messageId})`;
     const who = host.identity === undefined ? '' : `identity ${host.identity}: `;
     this.reject(new SwitchyardError('TIMEOUT', `${who}${host.protocol} ${what} did not complete within ${timeoutMs} ms: ${said}`, { details }));
-    if (this.handedOver) host.operationTimedOut(what, this.epoch);
+    if (this.handedOver) host.operationTimedOut(what, this.epoch, timeoutMs);
   }
 
   /** The abort listener (EventTarget calls handleEvent on an object listener). */

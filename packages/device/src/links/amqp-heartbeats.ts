@@ -55,11 +55,21 @@ export function requestAmqpHeartbeats(transport: unknown, idleTimeoutMs: number,
   };
 }
 
-/** Replaces rhea's per-read idle timer on an open `connection` by one timer that wakes when the silence would reach the timeout. */
-export function watchSilence(connection: RheaConnectionLike | undefined, idleTimeoutMs: number, clock: Clock): void {
+/** How long a watched connection has read nothing. */
+export interface SilenceWatch {
+  /** Milliseconds on the watch's clock since the last bytes were read. */
+  silentMs(): number;
+}
+
+/**
+ * Replaces rhea's per-read idle timer on an open `connection` by one timer that wakes when the
+ * silence would reach the timeout. Returns the watch, or undefined when rhea is not the shape
+ * this knows (rhea's own watch then stays).
+ */
+export function watchSilence(connection: RheaConnectionLike | undefined, idleTimeoutMs: number, clock: Clock): SilenceWatch | undefined {
   const transport = connection?.amqp_transport;
   const open = connection?.local?.open;
-  if (connection === undefined || transport === undefined || typeof transport.read !== 'function' || open === undefined || typeof connection.idle !== 'function') return;
+  if (connection === undefined || transport === undefined || typeof transport.read !== 'function' || open === undefined || typeof connection.idle !== 'function') return undefined;
   const read = transport.read;
   const socket = connection.socket;
   let lastReadAt = clock.now();
@@ -89,6 +99,7 @@ export function watchSilence(connection: RheaConnectionLike | undefined, idleTim
     clock.setTimeout(check, idleTimeoutMs - silentMs).unref();
   };
   clock.setTimeout(check, idleTimeoutMs).unref();
+  return { silentMs: () => clock.now() - lastReadAt };
 }
 
 /**

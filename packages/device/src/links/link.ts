@@ -75,7 +75,11 @@ export interface DeviceLink {
   /** Routes calls of `methodName` to linkMethod; kept across re-opens. */
   enableMethod(methodName: string): void;
   uploadToBlob(blobName: string, stream: NodeJS.ReadableStream, size: number): Promise<void>;
-  /** An operation of `epoch` passed its deadline (a wedged AMQP link is replaced on this). */
-  operationTimedOut(operation: string, epoch: number): void;
+  /**
+   * An operation of `epoch` ran out of its `timeoutMs` deadline, so it reached the link at most
+   * that long ago (a wedged AMQP link is replaced on this; a shared connection only if nothing
+   * came in on it for `timeoutMs`).
+   */
+  operationTimedOut(operation: string, epoch: number, timeoutMs: number): void;
   close(): Promise<void>;
 }

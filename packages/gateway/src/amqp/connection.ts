@@ -51,13 +51,21 @@ export interface SharedConnectionOptions {
    * that hears nothing for this long is dropped as lost (a half-open connection).
    */
   idleTimeoutMs: number;
+  /** The silence watch's clock; the system clock unless a test steps it. */
+  clock?: Clock;
 }
+
+/**
+ * An operation deadline shorter than this says nothing about the connection: a healthy hub may
+ * take that long to answer, and an idle connection hears nothing between heartbeats anyway.
+ */
+export const MIN_SILENT_TIMEOUT_MS = 2_000;
 
 // The one vocabulary (@switchyard/device's ConnectionState): a connection is `disconnected` until
 // opened and again after it was lost, `connecting` while opening, `connected` while usable.
 export type { ConnectionState } from '@switchyard/device/internal';
-import { keepWriting, watchSilence, type ConnectionState } from '@switchyard/device/internal';
-import { systemClock } from '@switchyard/time';
+import { keepWriting, watchSilence, type ConnectionState, type SilenceWatch } from '@switchyard/device/internal';
+import { systemClock, type Clock } from '@switchyard/time';
 
 export interface SharedConnectionEvents {
   open: [];
@@ -94,6 +102,8 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
   private readonly goneWaiters = new Set<() => void>();
   /** WebSocket only: the socket under rhea's wrapper, which has no destroy of its own. */
   private webSocket: WebSocket | undefined;
+  /** How long the open connection has read nothing; undefined while none is open. */
+  private silence: SilenceWatch | undefined;
 
   constructor(
     readonly id: string,
@@ -149,6 +159,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
         clearTimeout(timer);
         if (this.epoch === epoch) {
           this.connection = undefined;
+          this.silence = undefined;
           this.cbs = undefined;
           this.control = undefined;
           this.stateValue = 'disconnected';
@@ -181,7 +192,8 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
         keepWriting(connection as never, systemClock);
         // Without an idle timeout of its own, a black-holed connection looked alive for good: its
         // sends timed out and went again into the same dead socket (bench/README.md, soak).
-        watchSilence(connection as never, this.options.idleTimeoutMs, systemClock);
+        const silence = watchSilence(connection as never, this.options.idleTimeoutMs, this.options.clock ?? systemClock);
+        if (this.epoch === epoch) this.silence = silence;
         const control = connection.create_session();
         // The connection outlives its control session in rhea: left as it was, it stayed open (a
         // socket and rhea's heartbeat timer) after the gateway dialled a new one, and kept the
@@ -360,9 +372,26 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     this.gone();
   }
 
+  /**
+   * An identity's operation on this connection went unanswered for its whole `timeoutMs`. If nothing
+   * at all came in for that long, the hub is answering no identity: the connection is half-open (a
+   * black hole, a NAT or cell change), and every attempt made on it would go into the same dead
+   * socket until the silence watch's 2 × keepAliveSeconds. So it is dropped now, as a device client
+   * replaces its own connection on a timeout. One identity's slow answer on a connection that
+   * others' frames keep arriving on drops nothing, nor does a deadline under MIN_SILENT_TIMEOUT_MS.
+   * Returns whether it dropped the connection.
+   */
+  operationTimedOut(timeoutMs: number): boolean {
+    const silentMs = this.silence?.silentMs();
+    if (this.stateValue !== 'connected' || silentMs === undefined || timeoutMs < MIN_SILENT_TIMEOUT_MS || silentMs < timeoutMs) return false;
+    this.dropConnection(this.epoch, new azureErrors.NotConnectedError(`connection ${this.id} read nothing for ${silentMs} ms while an operation waited ${timeoutMs} ms for its answer; it is replaced`));
+    return true;
+  }
+
   private markClosed(): void {
     this.stateValue = 'closed';
     this.epoch++;
+    this.silence = undefined;
     this.connection = undefined;
     this.cbs?.forceDetach();
     this.cbs = undefined;
@@ -390,6 +419,7 @@ export class SharedAmqpConnection extends EventEmitter<SharedConnectionEvents> {
     if (this.epoch !== epoch || this.stateValue !== 'connected') return;
     this.epoch++;
     this.stateValue = 'disconnected';
+    this.silence = undefined;
     this.connection = undefined;
     this.cbs?.forceDetach();
     this.cbs = undefined;

@@ -67,6 +67,14 @@ export class IdentityChannel implements SessionListener {
 
   // ---- the azure-iot-amqp-base Amqp surface used by azure-iot-device-amqp ----------------------
 
+  /**
+   * An operation of this identity went unanswered for `timeoutMs`: the shared connection is
+   * replaced if it was silent for that long (SharedAmqpConnection.operationTimedOut).
+   */
+  operationTimedOut(timeoutMs: number): void {
+    if (this.stateValue === 'connected') this.connection.operationTimedOut(timeoutMs);
+  }
+
   /** The device transport's URI, TLS and agent settings are ignored: the shared connection has its own. */
   connect(config: { userAgentString?: string } | undefined, done: Callback): void {
     if (this.stateValue === 'connected') {

@@ -469,8 +469,13 @@ export class IdentityLink implements DeviceLink {
     return this.owner.uploadToBlob(this, this.credentials, blobName, stream, size);
   }
 
-  /** Nothing to replace: a wedged identity session is dropped and re-opened by the gateway. */
-  operationTimedOut(): void {}
+  /**
+   * A wedged identity session is dropped and re-opened by the gateway; the shared connection is
+   * replaced only when it read nothing for the operation's whole deadline, i.e. nobody is answered.
+   */
+  operationTimedOut(_operation: string, epoch: number, timeoutMs: number): void {
+    if (this.#up && !this.#closed && epoch === this.#epoch) this.channel.operationTimedOut(timeoutMs);
+  }
 
   // ---- lifecycle ---------------------------------------------------------------------------
 
