@@ -76,6 +76,30 @@ describe('outbox order and replay', () => {
     await Promise.all(pending);
   });
 
+  it('while the link is down, tries it with one attempt after each back-off; once it is back, the rest after that attempt\'s answer', async () => {
+    const { outbox, host } = await outboxWith();
+    outbox.retryLater();
+    const sent = ['a', 'b', 'c'].map((b) => send(outbox, b));
+    expect(host.attempts).toHaveLength(0);
+    // The first back-off is at most 750 ms (500 ms, jitter 0.5); the second at most 1.5 s.
+    host.clock.advance(1_000);
+    // One attempt dials the hub once; three would dial it three times (the SDK connects on demand).
+    expect(host.attempts.map((a) => a.message.body)).toEqual(['a']);
+    host.attempts.splice(0)[0]!.done(notConnected());
+    expect(host.attempts).toHaveLength(0);
+    host.clock.advance(2_000);
+    expect(host.attempts.map((a) => a.message.body)).toEqual(['a']);
+    // Back while that attempt is still on its way: its transport may send it after anything sent
+    // now, so the rest waits for its answer, and order holds.
+    outbox.resume();
+    expect(host.attempts.map((a) => a.message.body)).toEqual(['a']);
+    expect(host.ackAll()).toEqual(['a']);
+    expect(host.attempts.map((a) => a.message.body)).toEqual(['b', 'c']);
+    host.ackAll();
+    await Promise.all(sent);
+    expect(outbox.depth).toBe(0);
+  });
+
   it('after a failed attempt holds new sends until the connection is back, then replays from the oldest, in order', async () => {
     const { outbox, host } = await outboxWith();
     const pending = ['1', '2', '3'].map((b) => send(outbox, b));

@@ -130,7 +130,11 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
       // Nothing brings a disconnected link back by itself: held operations go to the link now,
       // which fails them or reconnects on demand, rather than waiting out their deadline.
       if (change.to === 'disconnected') this.#release();
-      if (change.to === 'disconnected') this.#outbox?.retryLater();
+      // A link that holds operations while it reconnects (the gateway's) comes back by itself:
+      // the outbox waits for it. The SDK's transports do not always: telemetry-only, nothing in
+      // flight, they reconnect only when given an operation, so an outbox that waited for
+      // `connected` waited for good. It sends again after its back-off instead.
+      if (change.to === 'disconnected' || !this.#link.holdsDuringReconnect) this.#outbox?.retryLater();
       else this.#outbox?.pause();
     }
   };
@@ -340,11 +344,13 @@ export class DeviceCore extends EventEmitter implements DeviceClient, LinkListen
   #attemptNow(message: DeviceMessage, done: (err?: unknown) => void, attempt: OutboxAttempt): void {
     if (this.#machine.desired === 'closed') return done(this.#closedError('sendEvent'));
     attempt.handedOver = true;
-    attempt.epoch = this.#link.epoch;
+    const link = this.#link;
+    attempt.epoch = link.epoch;
     try {
-      this.#link.send(
+      (link.sendOnce ?? link.send).call(
+        link,
         message,
-        this.#link.holdsDuringReconnect
+        link.holdsDuringReconnect
           ? (err) => {
               if (err && this.#mustHold() && isRetryable(err)) this.#holdAttempt(message, done, attempt);
               else done(err);

@@ -15,6 +15,7 @@ import { batchElementBytes, HTTPS_BATCH_ELEMENTS_BYTES, httpsBatchSender } from 
 import { guardAmqpLinks } from './amqp-link-guard.ts';
 import { keepConnecting } from './keep-connecting.ts';
 import type { DeviceLink, LinkBatching, LinkListener, Settlement } from './link.ts';
+import { oneReconnectPerDrop } from './reconnect-gate.ts';
 
 type Callback = (err?: Error | null, result?: unknown) => void;
 
@@ -310,6 +311,8 @@ export class AzureClientLink implements DeviceLink {
 
   /** Listens to one generation of Azure client and transport; undone by #detach. */
   #attach(gen: AzureGeneration): void {
+    // Before the link's own listeners: the ones on the transport now are the Azure client's.
+    oneReconnectPerDrop(gen.transport);
     this.#watchAttaches(gen.transport);
     const listener = this.#listener!;
     const epoch = this.#epoch;
@@ -444,13 +447,23 @@ export class AzureClientLink implements DeviceLink {
   send(message: OutgoingMessage, done: (err?: unknown) => void): void {
     const azureMessage = toAzureMessage(message, this.protocol);
     if (this.#rebuilding !== undefined) {
-      this.#rebuilding.then(() => this.#sendAzure(azureMessage, done), done);
+      this.#rebuilding.then(() => this.#sendAzure(azureMessage, done, false), done);
       return;
     }
-    this.#sendAzure(azureMessage, done);
+    this.#sendAzure(azureMessage, done, false);
   }
 
-  #sendAzure(azureMessage: unknown, done: (err?: unknown) => void): void {
+  /** send() straight to the transport, past the Azure client's RetryOperation (DeviceLink.sendOnce). */
+  sendOnce(message: OutgoingMessage, done: (err?: unknown) => void): void {
+    const azureMessage = toAzureMessage(message, this.protocol);
+    if (this.#rebuilding !== undefined) {
+      this.#rebuilding.then(() => this.#sendAzure(azureMessage, done, true), done);
+      return;
+    }
+    this.#sendAzure(azureMessage, done, true);
+  }
+
+  #sendAzure(azureMessage: unknown, done: (err?: unknown) => void, once: boolean): void {
     if (!this.#opened) {
       // Later, as the SDK answers: a caller that fails over to the next message from inside
       // `done` (the outbox's pump) must not find itself called back before it returned.
@@ -459,7 +472,14 @@ export class AzureClientLink implements DeviceLink {
       return;
     }
     try {
-      const returned = this.#gen.azure.sendEvent(azureMessage, done as Callback);
+      const gen = this.#gen;
+      // The transport connects on demand, as the client's retry would have it do, once.
+      const transport = once ? (gen.transport as { sendEvent?: (message: unknown, done: Callback) => void } | undefined) : undefined;
+      if (typeof transport?.sendEvent === 'function') {
+        transport.sendEvent(azureMessage, done as Callback);
+        return;
+      }
+      const returned = gen.azure.sendEvent(azureMessage, done as Callback);
       // The SDK returns nothing when given a callback; a client-like object adapted from
       // elsewhere may ignore the callback and return a promise instead.
       if (returned !== undefined && typeof (returned as Promise<unknown>).then === 'function') {

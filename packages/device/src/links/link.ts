@@ -61,6 +61,13 @@ export interface DeviceLink {
   bind(listener: LinkListener): void;
   /** The hot path: converts and sends one message; `done` is called once, with the link's own error. */
   send(message: OutgoingMessage, done: (err?: unknown) => void): void;
+  /**
+   * One attempt, with no retry below it, for a caller that retries by itself (the outbox). The
+   * SDK's client retries a send on its own schedule, out of the outbox's sight: through an outage
+   * each such send dialled the hub on its own, and one that landed after the reconnect arrived
+   * behind the messages queued after it. Links without it retry nothing below send().
+   */
+  sendOnce?(message: OutgoingMessage, done: (err?: unknown) => void): void;
   sendBatch(messages: readonly OutgoingMessage[], signal?: AbortSignal): Promise<void>;
   /** Set when the link can send a batch that keeps each message's id (HTTPS); the outbox uses it. */
   readonly batching?: LinkBatching | undefined;

@@ -223,6 +223,12 @@ export class Outbox implements OutboxView {
   #bytes = 0;
   #seq = 0;
   #online = false;
+  /**
+   * Set while the link is down and the outbox tries it after a back-off: one attempt at a time
+   * then. Each attempt dials the hub (the SDK connects on demand and retries on its own), so a
+   * full window of them into a refused connection was a dial per message.
+   */
+  #probing = false;
   /** #pump() is running: a settlement inside an attempt must not start a second loop. */
   #pumping = false;
   #closed = false;
@@ -350,6 +356,9 @@ export class Outbox implements OutboxView {
     this.#retryTimer = undefined;
     this.#retries = 0;
     this.#online = true;
+    // A probe still on its way goes first: the transport sends it once the reconnect under it
+    // completes, which can be after the sends made from here, so they wait for its answer.
+    this.#probing = this.#probing && this.#inFlight > 0;
     this.#cursor = this.#head;
     this.#pump();
   }
@@ -359,9 +368,13 @@ export class Outbox implements OutboxView {
     this.#online = false;
   }
 
-  /** Nothing re-opens the connection by itself: an attempt after a back-off asks the link to. */
+  /**
+   * Nothing re-opens the connection by itself: an attempt after a back-off asks the link to, one
+   * at a time until resume().
+   */
   retryLater(): void {
     this.#online = false;
+    this.#probing = true;
     this.#scheduleRetry();
   }
 
@@ -379,6 +392,7 @@ export class Outbox implements OutboxView {
     if (entry.done || this.#closed) return;
     if (!err) {
       this.#retries = 0;
+      if (this.#online) this.#probing = false;
       this.#finish(entry);
       this.#queueAck(entry);
       entry.waiter?.entryDone();
@@ -553,7 +567,7 @@ export class Outbox implements OutboxView {
     const now = this.#settings.ttlMs === undefined ? 0 : this.#host.clock.now();
     const batching = this.#host.batch;
     let expired: Entry[] | undefined;
-    const window = outboxWindow(this.#host.protocol);
+    const window = this.#probing ? 1 : outboxWindow(this.#host.protocol);
     // Bounded: each pass moves the cursor on, and a failure that moves it back also takes the
     // outbox offline, which ends the loop (a link that fails every attempt at once cannot spin it).
     // The entries array is read afresh each pass: an acknowledgement can compact it.
