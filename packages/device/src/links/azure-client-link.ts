@@ -8,7 +8,7 @@ import { isRetryable } from '../errors.ts';
 import { fromAzureMessage, toAzureMessage, type OutgoingMessage } from '../message.ts';
 import type { PollOutcome } from '../poll-scheduler.ts';
 import type { Protocol } from '@switchyard/profile';
-import { backoffDelay, delay, systemClock, type Clock } from '@switchyard/time';
+import { backoffDelay, systemClock, type Clock } from '@switchyard/time';
 import type { MethodRequest, TwinDocument } from '../types.ts';
 import { guardTransportTwin } from './amqp-twin-guard.ts';
 import { batchElementBytes, HTTPS_BATCH_ELEMENTS_BYTES, httpsBatchSender } from './https-batch.ts';
@@ -406,28 +406,31 @@ export class AzureClientLink implements DeviceLink {
     this.#retiring.add(retiring);
     void retiring.finally(() => this.#retiring.delete(retiring));
     const clock = this.#o.clock ?? systemClock;
-    this.#rebuilding = (async () => {
-      const attempts = this.#o.retryPolicy === undefined ? 3 : 5;
-      for (let attempt = 1; attempt <= attempts; attempt++) {
-        try {
-          const next = await rebuild();
+    // Until one opens, a failure no retry can cure, or close(). Three attempts (about 4 s) used to be
+    // all: a timeout during an outage then left the link on the old client, which it no longer
+    // listened to. Sends still reached the hub through it (its transport reconnects on demand),
+    // but the state stayed `disconnected`, and C2D, methods and desired updates never came back
+    // (bench/README.md, "Soak").
+    this.#rebuilding = keepConnecting({ clock, signal: this.#stopConnecting.signal, schedule: boundedRetryPolicy(Infinity, 500, 30_000, clock), attempt: () => rebuild() })
+      .then(
+        async (next) => {
           if (this.#closed) {
             await next.azure.close().catch(() => undefined);
             return;
           }
           this.#install(next);
-          return;
-        } catch (err) {
-          if (attempt === attempts) {
-            listener.linkDown(this.#epoch, { error: err, willRetry: false });
-            return;
-          }
-          await delay(clock, 500 * attempt);
-        }
-      }
-    })().finally(() => {
-      this.#rebuilding = undefined;
-    });
+        },
+        (err: unknown) => {
+          if (this.#closed) return;
+          // Operations fail with this from now on, rather than go to the retired client.
+          this.#opened = false;
+          this.#gaveUp = err;
+          listener.linkDown(this.#epoch, { error: err, willRetry: false });
+        },
+      )
+      .finally(() => {
+        this.#rebuilding = undefined;
+      });
   }
 
   /** Runs `op` on the client in force, after a replacement under way. */
@@ -445,22 +448,21 @@ export class AzureClientLink implements DeviceLink {
   // ---- telemetry ---------------------------------------------------------------------------
 
   send(message: OutgoingMessage, done: (err?: unknown) => void): void {
-    const azureMessage = toAzureMessage(message, this.protocol);
-    if (this.#rebuilding !== undefined) {
-      this.#rebuilding.then(() => this.#sendAzure(azureMessage, done, false), done);
-      return;
-    }
-    this.#sendAzure(azureMessage, done, false);
+    this.#send(message, done, false);
   }
 
   /** send() straight to the transport, past the Azure client's RetryOperation (DeviceLink.sendOnce). */
   sendOnce(message: OutgoingMessage, done: (err?: unknown) => void): void {
+    this.#send(message, done, true);
+  }
+
+  #send(message: OutgoingMessage, done: (err?: unknown) => void, once: boolean): void {
     const azureMessage = toAzureMessage(message, this.protocol);
     if (this.#rebuilding !== undefined) {
-      this.#rebuilding.then(() => this.#sendAzure(azureMessage, done, true), done);
+      this.#rebuilding.then(() => this.#sendAzure(azureMessage, done, once), done);
       return;
     }
-    this.#sendAzure(azureMessage, done, true);
+    this.#sendAzure(azureMessage, done, once);
   }
 
   #sendAzure(azureMessage: unknown, done: (err?: unknown) => void, once: boolean): void {

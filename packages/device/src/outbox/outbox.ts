@@ -225,8 +225,8 @@ export class Outbox implements OutboxView {
   #online = false;
   /**
    * Set while the link is down and the outbox tries it after a back-off: one attempt at a time
-   * then. Each attempt dials the hub (the SDK connects on demand and retries on its own), so a
-   * full window of them into a refused connection was a dial per message.
+   * then. Each attempt dials the hub (the transport connects on demand), so a full window of them
+   * into a refused connection was a dial per message.
    */
   #probing = false;
   /** #pump() is running: a settlement inside an attempt must not start a second loop. */
