@@ -49,6 +49,12 @@ export type PollOnce = () => Promise<PollOutcome>;
 export interface RetryPolicyLike {
   shouldRetry(err: Error): boolean;
   nextRetryTimeout(retryCount: number, throttled: boolean): number;
+  /**
+   * Ends every retry of the operations running on it, at their next failure. close() calls it:
+   * the SDK's own chains (a feature re-enabled after a drop) otherwise went on dialling for the
+   * rest of their attempts after the client closed, and their timers held the process.
+   */
+  stop?(): void;
 }
 
 /** One generation of Azure client: the client, its transport and (HTTPS) its poll hook. */
@@ -102,10 +108,14 @@ export function boundedRetryPolicy(maxAttempts: number, baseMs = 100, maxMs = 5_
   // retries within a few ms of each other (every send in flight failing at once) are one drop.
   let streak = 0;
   let lastFirstAt = Number.NEGATIVE_INFINITY;
+  let stopped = false;
   return {
-    shouldRetry: (err) => maxAttempts > 0 && isRetryable(err),
+    shouldRetry: (err) => !stopped && maxAttempts > 0 && isRetryable(err),
+    stop: () => {
+      stopped = true;
+    },
     nextRetryTimeout: (retryCount, throttled) => {
-      if (retryCount > maxAttempts) return -1;
+      if (stopped || retryCount > maxAttempts) return -1;
       if (retryCount <= 1) {
         const now = clock.now();
         const since = now - lastFirstAt;
@@ -119,6 +129,23 @@ export function boundedRetryPolicy(maxAttempts: number, baseMs = 100, maxMs = 5_
       return backoffDelay({ ...policy, maxRetries: Infinity, jitter: 0 }, Math.max(0, retryCount - 1) + streak)!;
     },
   };
+}
+
+/**
+ * After close(): the transport's calls that connect on demand fail at once. An SDK retry timer
+ * armed before close (up to 5 s) still fires once; its attempt then ends the chain (the policy
+ * is stopped) instead of dialling the hub from a closed client.
+ */
+function refuseDials(transport: unknown): void {
+  const t = transport as Record<string, unknown> | undefined;
+  if (t === undefined || t === null) return;
+  for (const name of ['connect', 'enableC2D', 'enableMethods', 'enableTwinDesiredPropertiesUpdates', 'getTwin', 'updateTwinReportedProperties']) {
+    if (typeof t[name] !== 'function') continue;
+    t[name] = (...args: unknown[]) => {
+      const done = args.findLast((a) => typeof a === 'function') as ((err: Error) => void) | undefined;
+      done?.(new Error('the client was closed'));
+    };
+  }
 }
 
 /** First retries closer together than this are the same drop (every operation in flight failing). */
@@ -678,6 +705,7 @@ export class AzureClientLink implements DeviceLink {
   async close(): Promise<void> {
     this.#closed = true;
     this.#stopConnecting.abort();
+    this.#o.retryPolicy?.stop?.();
     const clock = this.#o.clock ?? systemClock;
     // One budget for everything close() waits on: a replacement under way, feature attaches
     // (azure-iot-device-amqp wedges its disconnect for 45 s when one lands after it began, see
@@ -698,6 +726,7 @@ export class AzureClientLink implements DeviceLink {
       // A reconnect the SDK had under way when close() began can still finish afterwards and
       // leave a live session at the hub: close the client again if it connects after all.
       gen.azure.on('connect', () => void gen.azure.close().catch(() => undefined));
+      refuseDials(gen.transport);
     }
     await retired;
   }
