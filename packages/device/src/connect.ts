@@ -12,6 +12,7 @@ import { PROTOCOL_PORTS, select, type Decision } from '@switchyard/selector';
 import { DeviceCore } from './core/device-core.ts';
 import { guard } from './core/guard.ts';
 import { abandonedError, destroyTransportSocket, SocketSet, swallowUnheardRheaErrors } from './links/abandon.ts';
+import { directD2CSend, type DirectSend } from './links/amqp-direct-send.ts';
 import { requestAmqpHeartbeats } from './links/amqp-heartbeats.ts';
 import { gateMqttRedials } from './links/mqtt-redial-gate.ts';
 import { AzureClientLink, boundedRetryPolicy, type AzureClientLike, type AzureGeneration, type PollOnce } from './links/azure-client-link.ts';
@@ -45,6 +46,7 @@ interface Built {
   azure: AzureClientLike;
   transport: unknown;
   pollOnce?: PollOnce;
+  sendDirect?: DirectSend;
   agents: https.Agent[];
   /** Destroys this client's sockets (see links/abandon.ts). */
   abandon: (why: string) => void;
@@ -191,7 +193,8 @@ async function build(protocol: Protocol, Transport: TransportConstructor, option
     destroyTransportSocket(protocol, transport, reason);
     sockets.destroyAll(reason);
   };
-  return { azure: azure as unknown as Built['azure'], transport, ...(pollOnce === undefined ? {} : { pollOnce }), agents, abandon };
+  const sendDirect = protocol === 'amqp' || protocol === 'amqp-ws' ? directD2CSend(transport) : undefined;
+  return { azure: azure as unknown as Built['azure'], transport, ...(pollOnce === undefined ? {} : { pollOnce }), ...(sendDirect === undefined ? {} : { sendDirect }), agents, abandon };
 }
 
 /**
@@ -244,7 +247,13 @@ export async function connect<const P extends ProfileDefinition | string | undef
   };
   /** Builds and opens one Azure client for `protocol`. */
   const openOne = async (protocol: Protocol, Transport: TransportConstructor, openSignal?: AbortSignal): Promise<Built> => openBuilt(protocol, await build(protocol, Transport, parsed), openSignal);
-  const generation = (built: Built): AzureGeneration => ({ azure: built.azure, transport: built.transport, abandon: built.abandon, ...(built.pollOnce === undefined ? {} : { pollOnce: built.pollOnce }) });
+  const generation = (built: Built): AzureGeneration => ({
+    azure: built.azure,
+    transport: built.transport,
+    abandon: built.abandon,
+    ...(built.pollOnce === undefined ? {} : { pollOnce: built.pollOnce }),
+    ...(built.sendDirect === undefined ? {} : { sendDirect: built.sendDirect }),
+  });
 
   // Read before any socket opens: an unusable directory fails connect() with STATE_FAILED.
   const outbox = parsed.outbox === undefined ? undefined : await Outbox.open(parsed.outbox);
@@ -319,11 +328,8 @@ export async function connect<const P extends ProfileDefinition | string | undef
     const link = new AzureClientLink({
       protocol,
       deviceId: parsed.connection.deviceId,
-      azure: built.azure,
-      transport: built.transport,
-      abandon: built.abandon,
+      ...generation(built),
       retryPolicy,
-      ...(built.pollOnce === undefined ? {} : { pollOnce: built.pollOnce }),
       ...(parsed.clock === undefined ? {} : { clock: parsed.clock }),
       rebuild: async () => generation(await openOne(protocol, Transport)),
     });

@@ -12,6 +12,7 @@ import { backoffDelay, systemClock, type Clock } from '@switchyard/time';
 import type { MethodRequest, TwinDocument } from '../types.ts';
 import { guardTransportTwin } from './amqp-twin-guard.ts';
 import { batchElementBytes, HTTPS_BATCH_ELEMENTS_BYTES, httpsBatchSender } from './https-batch.ts';
+import type { DirectSend } from './amqp-direct-send.ts';
 import { guardAmqpLinks } from './amqp-link-guard.ts';
 import { keepConnecting } from './keep-connecting.ts';
 import type { DeviceLink, LinkBatching, LinkListener, Settlement } from './link.ts';
@@ -62,6 +63,8 @@ export interface AzureGeneration {
   azure: AzureClientLike;
   transport?: unknown;
   pollOnce?: PollOnce;
+  /** AMQP: sends one message straight to the attached D2C link, or declines (amqp-direct-send.ts). */
+  sendDirect?: DirectSend;
   /**
    * Destroys this client's sockets, for a close the network does not let finish; connect()
    * provides it (links/abandon.ts). Without it, a close over a dead network ends only by the
@@ -502,22 +505,50 @@ export class AzureClientLink implements DeviceLink {
     }
     try {
       const gen = this.#gen;
+      // Over AMQP, straight to the attached D2C link when nothing is in its way (amqp-direct-send.ts).
+      if (gen.sendDirect?.(azureMessage, done as Callback, once ? undefined : this.#retryThroughSdk) === true) return;
       // The transport connects on demand, as the client's retry would have it do, once.
       const transport = once ? (gen.transport as { sendEvent?: (message: unknown, done: Callback) => void } | undefined) : undefined;
       if (typeof transport?.sendEvent === 'function') {
         transport.sendEvent(azureMessage, done as Callback);
         return;
       }
-      const returned = gen.azure.sendEvent(azureMessage, done as Callback);
-      // The SDK returns nothing when given a callback; a client-like object adapted from
-      // elsewhere may ignore the callback and return a promise instead.
-      if (returned !== undefined && typeof (returned as Promise<unknown>).then === 'function') {
-        (returned as Promise<unknown>).then(() => done(), done);
-      }
+      this.#sendThroughSdk(gen, azureMessage, done);
     } catch (err) {
       done(err);
     }
   }
+
+  #sendThroughSdk(gen: AzureGeneration, azureMessage: unknown, done: (err?: unknown) => void): void {
+    const returned = gen.azure.sendEvent(azureMessage, done as Callback);
+    // The SDK returns nothing when given a callback; a client-like object adapted from
+    // elsewhere may ignore the callback and return a promise instead.
+    if (returned !== undefined && typeof (returned as Promise<unknown>).then === 'function') {
+      (returned as Promise<unknown>).then(() => done(), done);
+    }
+  }
+
+  /**
+   * A direct send that failed, handled as the client's RetryOperation handles its first attempt's
+   * failure: the retry policy decides and sets the wait, and then the message goes through the
+   * client (the one that replaced this one, if one did), whose own retry carries it on from there.
+   * Never at once: the link fails its deliveries from inside its own state change.
+   */
+  readonly #retryThroughSdk = (azureMessage: unknown, err: Error, done: Callback): void => {
+    const policy = this.#o.retryPolicy;
+    const wait = policy === undefined ? (isRetryable(err) ? 0 : -1) : policy.shouldRetry(err) ? policy.nextRetryTimeout(1, err.name === 'ThrottlingError') : -1;
+    if (wait < 0) {
+      done(err);
+      return;
+    }
+    (this.#o.clock ?? systemClock).setTimeout(() => {
+      try {
+        this.#sendThroughSdk(this.#gen, azureMessage, done as (err?: unknown) => void);
+      } catch (thrown) {
+        done(thrown as Error);
+      }
+    }, wait);
+  };
 
   sendBatch(messages: readonly OutgoingMessage[], signal?: AbortSignal): Promise<void> {
     const azureMessages = messages.map((m) => toAzureMessage(m, this.protocol));
