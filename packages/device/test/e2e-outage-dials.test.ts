@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger, startLocalHub, type FaultEvent, type LocalHub } from '@switchyard/local-hub';
 import { connect, type DeviceClient } from '../src/index.ts';
+import { nextWithin } from '../../../test/support/waits.ts';
 
 let hub: LocalHub;
 beforeAll(async () => {
@@ -17,6 +18,17 @@ afterAll(async () => {
 });
 
 const OUTAGE_SECONDS = 8;
+
+/** Resolves at the client's next `event`; rejects naming `what` if it does not come within `ms`. */
+function eventWithin(device: DeviceClient, event: 'connected' | 'disconnected', what: string, ms: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    device.once(event, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
 // Two feature chains and one outbox attempt at a time, each on a back-off from 100 ms doubling to
 // 5 s: about 20 dials in 8 s. The storm made 100-300.
 const MAX_DIALS = 40;
@@ -47,14 +59,14 @@ describe.each(['amqp', 'mqtt'] as const)('a %s client with C2D, methods and an o
         if (event.deviceId === deviceId && event.fault === 'refuse' && event.detail.startsWith('refused new')) dials++;
       };
       hub.faults.on('fault', onFault);
-      const down = new Promise<void>((resolve) => device.once('disconnected', () => resolve()));
+      const down = eventWithin(device, 'disconnected', 'the drop after the reset', 15_000);
       hub.faults.network(deviceId, { kind: 'refuse', seconds: OUTAGE_SECONDS });
       hub.faults.network(deviceId, { kind: 'reset' });
       await down;
       const bodies = Array.from({ length: 20 }, (_, i) => `outage-${i}`);
+      // Each bound below ends before the test's own, so a failure names the step that hung.
       const sent = bodies.map((body) => device.sendEvent(body, { timeoutMs: 60_000 }));
-      // Waits for the reconnect after the window, bounded by the test's timeout.
-      await new Promise<void>((resolve) => device.once('connected', () => resolve()));
+      await eventWithin(device, 'connected', 'the reconnect after the refusals', 45_000);
       hub.faults.off('fault', onFault);
       expect(dials, 'dials into the refusing hub').toBeLessThanOrEqual(MAX_DIALS);
       expect(dials, 'the fault refused the reconnects').toBeGreaterThan(0);
@@ -70,12 +82,12 @@ describe.each(['amqp', 'mqtt'] as const)('a %s client with C2D, methods and an o
       expect([...firsts.values()].filter((b) => b.startsWith('outage-'))).toEqual(bodies);
       // The features are back too.
       hub.sendC2D(deviceId, { body: Buffer.from('after') });
-      const message = await c2d.next();
-      expect(message.value?.body.toString()).toBe('after');
-      await message.value?.complete();
+      const message = await nextWithin(c2d, 'the C2D message sent after the reconnect', 15_000);
+      expect(message.body.toString()).toBe('after');
+      await message.complete();
     } finally {
       hub.faults.clear(deviceId);
       await device.close();
     }
-  }, 60_000);
+  }, 120_000);
 });
