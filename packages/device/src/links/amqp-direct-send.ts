@@ -4,9 +4,10 @@
 // client's RetryOperation (two debug strings with formatted timestamps, three closures), the
 // transport's state machine, and the sender link's own state machine. Each machina `handle` copies
 // its arguments twice, walks the state hierarchy with lodash, builds an event payload and emits
-// two events to nobody; with the debug strings around them that was about a tenth of the raw
-// client's CPU per message at 16 in flight (bench/README.md, "The SDK's state machines per
-// send"). When nothing can be in their way (the transport authenticated, its D2C link attached,
+// two events to nobody; with the debug strings around them that was a sixth of the raw client's
+// profiled CPU per message at 16 in flight, and a quarter of its instructions (bench/README.md,
+// "The SDK's state machines per send"); its garbage also grew V8's young generation early and set
+// off major collections. When nothing can be in their way (the transport authenticated, its D2C link attached,
 // nothing queued on it, credit to send), this does what those layers end in: the same
 // `AmqpMessage.fromMessage`, the same `to`, rhea's `send`, and the entry in the link's table of
 // deliveries in flight, so the link's disposition and detach handling answer it exactly as they
