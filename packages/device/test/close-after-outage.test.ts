@@ -1,9 +1,9 @@
 // close() while the client reconnects after an outage leaves nothing running: the 10-minute soak's
 // mqtt-ws client was held by the SDK's retry timers after close() (close-after-outage-child.ts).
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger, startLocalHub, type FaultEvent, type LocalHub } from '@switchyard/local-hub';
+import { startTestChild } from '../../../test/support/test-child.ts';
 
 let hub: LocalHub;
 beforeAll(async () => {
@@ -19,22 +19,11 @@ describe.each(['mqtt', 'amqp'] as const)('%s: close() as the hub takes connectio
   it('the process exits by itself', async () => {
     const deviceId = `close-after-outage-${protocol}`;
     hub.createDevice(deviceId);
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, hub.deviceConnectionString(deviceId, { protocol }), hub.ca, hub.address, JSON.stringify(hub.ports), protocol], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => proc.once('exit', (code, signal) => resolve([code, signal])));
     // Bounded: a child that hangs fails the test instead of holding it.
-    const guard = setTimeout(() => proc.kill('SIGKILL'), 40_000);
+    const proc = startTestChild(child, [hub.deviceConnectionString(deviceId, { protocol }), hub.ca, hub.address, JSON.stringify(hub.ports), protocol], 40_000);
     try {
-      await new Promise<void>((resolve) => {
-        proc.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (out.includes('ready')) resolve();
-        });
-        proc.stdout.once('close', () => resolve());
-      });
-      expect(out, err).toContain('ready');
+      await proc.printed('ready');
+      expect(proc.out(), proc.err()).toContain('ready');
       const ended = new Promise<void>((resolve) => {
         const onFault = (event: FaultEvent): void => {
           if (event.deviceId !== deviceId || event.fault !== 'refuse' || event.phase !== 'ended') return;
@@ -46,16 +35,17 @@ describe.each(['mqtt', 'amqp'] as const)('%s: close() as the hub takes connectio
       hub.faults.network(deviceId, { kind: 'refuse', seconds: 4 });
       hub.faults.network(deviceId, { kind: 'reset' });
       await ended;
-      proc.stdin.end('close\n');
-      const [code, signal] = await exited;
-      const report = `${out}\n${err}`;
+      proc.endInput('close\n');
+      const [code, signal] = await proc.exited;
+      const out = proc.out();
+      const report = `${out}\n${proc.err()}`;
       expect(out, report).not.toContain('uncaught');
       expect(out, report).toContain('closed');
       expect(out, report).not.toContain('held');
       expect(signal, report).toBeNull();
       expect(code, report).toBe(0);
     } finally {
-      clearTimeout(guard);
+      proc.dispose();
       hub.faults.clear(deviceId);
     }
   }, 45_000);

@@ -5,10 +5,10 @@
 // (amqp_twin_client.js:213) and left that client's disconnect waiting for ever, its SAS renewal
 // timer holding the process (links/amqp-twin-guard.ts). The process must neither throw nor
 // outlive its close().
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger, startLocalHub, type LocalHub } from '@switchyard/local-hub';
+import { startTestChild } from '../../../test/support/test-child.ts';
 
 let hub: LocalHub;
 beforeAll(async () => {
@@ -24,29 +24,17 @@ describe.each(['amqp', 'amqp-ws'] as const)('%s: a twin request cut off by a dea
   it('throws nothing, answers on the new connection, and the process exits by itself after close()', async () => {
     const deviceId = `replace-twin-${protocol}`;
     hub.createDevice(deviceId);
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, hub.deviceConnectionString(deviceId, { protocol }), hub.ca, hub.address, JSON.stringify(hub.ports), protocol], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => proc.once('exit', (code, signal) => resolve([code, signal])));
     // Bounded: a child that hangs fails the test instead of holding it.
-    const guard = setTimeout(() => proc.kill('SIGKILL'), 40_000);
+    const proc = startTestChild(child, [hub.deviceConnectionString(deviceId, { protocol }), hub.ca, hub.address, JSON.stringify(hub.ports), protocol], 40_000);
     try {
-      await new Promise<void>((resolve) => {
-        proc.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          if (out.includes('ready')) resolve();
-        });
-        proc.stdout.once('close', () => resolve());
-      });
-      expect(out, err).toContain('ready');
+      await proc.printed('ready');
+      expect(proc.out(), proc.err()).toContain('ready');
       const fault = hub.faults.network(deviceId, { kind: 'blackhole', seconds: 120 });
       expect(fault.phase).toBe('started');
-      proc.stdin.end('go\n');
-      const [code, signal] = await exited;
-      const report = `${out}\n${err}`;
+      proc.endInput('go\n');
+      const [code, signal] = await proc.exited;
+      const out = proc.out();
+      const report = `${out}\n${proc.err()}`;
       expect(out, report).not.toContain('uncaught');
       expect(out, report).toContain('first TIMEOUT');
       expect(out, report).toContain('second answered');
@@ -54,7 +42,7 @@ describe.each(['amqp', 'amqp-ws'] as const)('%s: a twin request cut off by a dea
       expect(signal, report).toBeNull();
       expect(code, report).toBe(0);
     } finally {
-      clearTimeout(guard);
+      proc.dispose();
       hub.faults.clear(deviceId);
     }
   }, 45_000);
