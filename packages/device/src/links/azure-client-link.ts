@@ -745,6 +745,10 @@ export class AzureClientLink implements DeviceLink {
     if (this.#rebuilding !== undefined) await this.#within(this.#rebuilding, deadline);
     if (this.#attaches.size > 0) await this.#within(Promise.all([...this.#attaches]), deadline);
     const gen = this.#gen;
+    // Before the orderly disconnect, not after it: an SDK retry timer armed before close() that
+    // fires during the disconnect's grace otherwise dialled, and its connection (a socket and the
+    // SAS renewal timer) held the process after close() resolved.
+    refuseDials(gen.transport);
     // Bounded by #closeGeneration's own budget; waited for so that nothing of this link still
     // runs once close() resolved.
     const retired = this.#within(Promise.all([...this.#retiring]), clock.now() + CLOSE_GRACE_MS + CLOSE_SETTLE_MS);
@@ -757,7 +761,6 @@ export class AzureClientLink implements DeviceLink {
       // A reconnect the SDK had under way when close() began can still finish afterwards and
       // leave a live session at the hub: close the client again if it connects after all.
       gen.azure.on('connect', () => void gen.azure.close().catch(() => undefined));
-      refuseDials(gen.transport);
     }
     await retired;
   }
