@@ -135,9 +135,9 @@ export function boundedRetryPolicy(maxAttempts: number, baseMs = 100, maxMs = 5_
 }
 
 /**
- * After close(): the transport's calls that connect on demand fail at once. An SDK retry timer
- * armed before close (up to 5 s) still fires once; its attempt then ends the chain (the policy
- * is stopped) instead of dialling the hub from a closed client.
+ * From the start of close() on: the transport's calls that connect on demand fail at once. An SDK
+ * retry timer armed before close (up to 5 s) still fires once; its attempt then ends the chain
+ * (the policy is stopped) instead of dialling the hub from a closing client.
  */
 function refuseDials(transport: unknown): void {
   const t = transport as Record<string, unknown> | undefined;
